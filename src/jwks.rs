@@ -1,0 +1,242 @@
+//! Parsing a JWKS document into a key set, and what counts as a usable key.
+//!
+//! A usable key has a `kid`, `kty: RSA`, `use: sig` or no `use`, an `alg` we know or none,
+//! and a modulus of at least 2048 bits. Other keys are skipped (and reported), not fatal:
+//! one odd key must not take the good ones down with it.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde::Deserialize;
+
+/// JWKS documents larger than this are refused.
+pub const MAX_JWKS_BYTES: usize = 256 * 1024;
+/// Keys beyond this count are ignored (Cognito serves two).
+pub const MAX_KEYS: usize = 64;
+const MIN_RSA_BITS: usize = 2048;
+const MAX_RSA_BITS: usize = 8192;
+
+/// The usable keys of one JWKS, looked up by `kid`.
+#[derive(Clone)]
+pub struct KeySet {
+    keys: Vec<Key>,
+}
+
+#[derive(Clone)]
+pub struct Key {
+    pub kid: String,
+    /// The `alg` the JWKS pins this key to, if any.
+    pub alg: Option<Algorithm>,
+    pub decoding_key: DecodingKey,
+}
+
+/// Why a JWKS document was refused as a whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksError {
+    TooLarge(usize),
+    NotJson(String),
+    NoUsableKey(Vec<String>),
+}
+
+impl std::fmt::Display for JwksError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JwksError::TooLarge(n) => write!(f, "JWKS is {n} bytes, over the {MAX_JWKS_BYTES}-byte bound"),
+            JwksError::NotJson(e) => write!(f, "JWKS is not a JSON object with a `keys` array: {e}"),
+            JwksError::NoUsableKey(skipped) => {
+                write!(f, "JWKS has no usable key")?;
+                if !skipped.is_empty() {
+                    write!(f, " ({})", skipped.join("; "))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A parsed key set, and why any keys were skipped (for the log).
+pub struct Parsed {
+    pub keys: KeySet,
+    pub skipped: Vec<String>,
+}
+
+impl KeySet {
+    /// Parses a JWKS document. Fails when it is not a JWKS or has no usable key.
+    pub fn parse(body: &[u8]) -> Result<Parsed, JwksError> {
+        if body.len() > MAX_JWKS_BYTES {
+            return Err(JwksError::TooLarge(body.len()));
+        }
+        let doc: RawJwks = serde_json::from_slice(body).map_err(|e| JwksError::NotJson(e.to_string()))?;
+        let mut keys: Vec<Key> = Vec::new();
+        let mut skipped = Vec::new();
+        for (i, value) in doc.keys.into_iter().enumerate() {
+            if keys.len() >= MAX_KEYS {
+                skipped.push(format!("keys after the first {MAX_KEYS} usable ones ignored"));
+                break;
+            }
+            match usable_key(value) {
+                Ok(key) if keys.iter().any(|k| k.kid == key.kid) => {
+                    skipped.push(format!("key {i}: duplicate kid"));
+                }
+                Ok(key) => keys.push(key),
+                Err(why) => skipped.push(format!("key {i}: {why}")),
+            }
+        }
+        if keys.is_empty() {
+            return Err(JwksError::NoUsableKey(skipped));
+        }
+        Ok(Parsed {
+            keys: KeySet { keys },
+            skipped,
+        })
+    }
+
+    pub fn get(&self, kid: &str) -> Option<&Key> {
+        self.keys.iter().find(|k| k.kid == kid)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(|k| k.kid.as_str())
+    }
+}
+
+#[derive(Deserialize)]
+struct RawJwks {
+    keys: Vec<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct RawJwk {
+    kty: Option<String>,
+    kid: Option<String>,
+    #[serde(rename = "use")]
+    use_: Option<String>,
+    alg: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+}
+
+fn usable_key(value: serde_json::Value) -> Result<Key, &'static str> {
+    let jwk: RawJwk = serde_json::from_value(value).map_err(|_| "not a JWK object")?;
+    let kid = jwk.kid.filter(|k| !k.is_empty()).ok_or("no kid")?;
+    if jwk.kty.as_deref() != Some("RSA") {
+        return Err("kty is not RSA");
+    }
+    if jwk.use_.as_deref().is_some_and(|u| u != "sig") {
+        return Err("use is not sig");
+    }
+    let alg = match jwk.alg.as_deref() {
+        None => None,
+        Some("RS256") => Some(Algorithm::RS256),
+        Some("RS384") => Some(Algorithm::RS384),
+        Some("RS512") => Some(Algorithm::RS512),
+        Some("PS256") => Some(Algorithm::PS256),
+        Some("PS384") => Some(Algorithm::PS384),
+        Some("PS512") => Some(Algorithm::PS512),
+        Some(_) => return Err("alg is not an RSA signature algorithm"),
+    };
+    let n = decode_uint(jwk.n.as_deref().ok_or("no modulus")?).ok_or("modulus is not base64url")?;
+    let e = decode_uint(jwk.e.as_deref().ok_or("no exponent")?).ok_or("exponent is not base64url")?;
+    let bits = significant_bits(&n);
+    if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
+        return Err("modulus is not 2048 to 8192 bits");
+    }
+    if e.is_empty() || e.len() > 4 {
+        return Err("exponent out of range");
+    }
+    Ok(Key {
+        kid,
+        alg,
+        decoding_key: DecodingKey::from_rsa_raw_components(&n, &e),
+    })
+}
+
+fn decode_uint(b64: &str) -> Option<Vec<u8>> {
+    let bytes = URL_SAFE_NO_PAD.decode(b64.trim_end_matches('=')).ok()?;
+    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    bytes.get(first..).map(<[u8]>::to_vec)
+}
+
+fn significant_bits(be: &[u8]) -> usize {
+    match be.first() {
+        None => 0,
+        Some(&top) => (be.len() - 1) * 8 + (8 - top.leading_zeros() as usize),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A syntactically valid 2048-bit modulus (not a real key; parsing does not need one).
+    pub fn fake_n() -> String {
+        let mut n = vec![0xC3u8; 256];
+        n[255] = 0x01;
+        URL_SAFE_NO_PAD.encode(n)
+    }
+
+    fn rsa(kid: &str) -> serde_json::Value {
+        json!({ "kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "n": fake_n(), "e": "AQAB" })
+    }
+
+    fn parse(v: serde_json::Value) -> Result<Parsed, JwksError> {
+        KeySet::parse(v.to_string().as_bytes())
+    }
+
+    #[test]
+    fn cognito_shaped_jwks_parses() {
+        let p = parse(json!({ "keys": [rsa("a"), rsa("b")] })).unwrap();
+        assert_eq!(p.keys.kids().collect::<Vec<_>>(), vec!["a", "b"]);
+        assert_eq!(p.keys.get("b").unwrap().alg, Some(Algorithm::RS256));
+        assert!(p.keys.get("c").is_none());
+        assert!(p.skipped.is_empty());
+    }
+
+    #[test]
+    fn unusable_keys_are_skipped_with_a_reason() {
+        let mut enc = rsa("enc");
+        enc["use"] = "enc".into();
+        let mut ec = rsa("ec");
+        ec["kty"] = "EC".into();
+        let mut hs = rsa("hs");
+        hs["alg"] = "HS256".into();
+        let mut nokid = rsa("");
+        nokid.as_object_mut().unwrap().remove("kid");
+        let mut small = rsa("small");
+        small["n"] = URL_SAFE_NO_PAD.encode([0xffu8; 128]).into();
+        let mut noalg = rsa("noalg");
+        noalg.as_object_mut().unwrap().remove("alg");
+        noalg.as_object_mut().unwrap().remove("use");
+        let p = parse(json!({ "keys": [enc, ec, hs, nokid, small, "text", rsa("good"), rsa("good"), noalg] })).unwrap();
+        assert_eq!(p.keys.kids().collect::<Vec<_>>(), vec!["good", "noalg"]);
+        assert_eq!(p.keys.get("noalg").unwrap().alg, None);
+        assert_eq!(p.skipped.len(), 7, "{:?}", p.skipped);
+        assert!(p.skipped[0].contains("use"));
+        assert!(p.skipped[4].contains("2048"));
+    }
+
+    #[test]
+    fn documents_without_usable_keys_are_refused() {
+        assert!(matches!(parse(json!({ "keys": [] })), Err(JwksError::NoUsableKey(_))));
+        assert!(matches!(parse(json!({ "nokeys": [] })), Err(JwksError::NotJson(_))));
+        assert!(matches!(KeySet::parse(b"<html>"), Err(JwksError::NotJson(_))));
+        let big = vec![b' '; MAX_JWKS_BYTES + 1];
+        assert_eq!(KeySet::parse(&big).err(), Some(JwksError::TooLarge(MAX_JWKS_BYTES + 1)));
+    }
+
+    #[test]
+    fn key_count_is_bounded() {
+        let keys: Vec<_> = (0..MAX_KEYS + 10).map(|i| rsa(&format!("k{i}"))).collect();
+        let p = parse(json!({ "keys": keys })).unwrap();
+        assert_eq!(p.keys.len(), MAX_KEYS);
+    }
+}

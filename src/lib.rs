@@ -1,0 +1,21 @@
+//! cognito-edge-auth: an Envoy proxy-wasm filter that validates Amazon Cognito tokens.
+//!
+//! Everything but `filter` is pure and tested on the host; `filter` is the proxy-wasm glue.
+
+pub mod config;
+pub mod decision;
+pub mod jwks;
+pub mod response;
+pub mod token;
+pub mod verify;
+
+#[cfg(target_arch = "wasm32")]
+mod filter;
+
+#[cfg(target_arch = "wasm32")]
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Trace);
+    proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> {
+        Box::new(filter::root::Root::default())
+    });
+}}

@@ -1,0 +1,460 @@
+//! Verifying one token against the providers and their key sets: signature, then claims.
+//!
+//! The token's unverified `iss` picks the provider; everything else is checked only after
+//! the signature holds, so an unauthenticated caller learns nothing about claim rules.
+
+use crate::config::{Provider, TokenUse};
+use crate::jwks::KeySet;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::Algorithm;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// A token whose signature and claims hold, with the claims the rest of the filter uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claims {
+    /// Index of the provider in the configuration.
+    pub provider: usize,
+    pub issuer: String,
+    pub token_use: TokenUse,
+    /// `aud` of an ID token, `client_id` of an access token.
+    pub client_id: String,
+    pub kid: String,
+    /// `exp`, in whole seconds since the epoch.
+    pub expires_at: u64,
+    /// Every claim of the payload, for the policy and `claim_to_headers`.
+    pub all: Map<String, Value>,
+}
+
+/// Why a token was refused. Each reason is what the caller and the metrics see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyError {
+    /// Not three base64url parts of JSON.
+    Malformed,
+    /// `alg` is `none`, HMAC, or not in the provider's allow-list.
+    AlgorithmNotAllowed,
+    /// A `crit` header asks for an extension we do not implement.
+    CriticalHeader,
+    MissingKid,
+    /// No provider has the token's `iss`.
+    UnknownIssuer,
+    /// The provider's keys have not been loaded yet.
+    NoKeys { provider: usize },
+    /// The provider's key set has no key with the token's `kid`.
+    UnknownKid { provider: usize },
+    /// The JWKS pins the key to another algorithm.
+    KeyAlgorithmMismatch,
+    BadSignature,
+    Expired,
+    NotYetValid,
+    MissingClaim(&'static str),
+    /// A claim has the wrong JSON type.
+    InvalidClaim(&'static str),
+    /// `token_use` is not one the provider accepts.
+    TokenUse,
+    /// `aud` (ID token) or `client_id` (access token) is not a configured client.
+    Audience,
+}
+
+impl VerifyError {
+    /// The `error_description` a client gets. Never contains the token.
+    pub fn description(self) -> String {
+        match self {
+            VerifyError::Malformed => "the token is not a well-formed JWT".into(),
+            VerifyError::AlgorithmNotAllowed => "the token's signing algorithm is not allowed".into(),
+            VerifyError::CriticalHeader => "the token has critical header parameters that are not supported".into(),
+            VerifyError::MissingKid => "the token has no key id (kid)".into(),
+            VerifyError::UnknownIssuer => "the token's issuer is not accepted".into(),
+            VerifyError::NoKeys { .. } => "signing keys are not available yet".into(),
+            VerifyError::UnknownKid { .. } => "the token's signing key is not known".into(),
+            VerifyError::KeyAlgorithmMismatch => "the token's algorithm does not match its key".into(),
+            VerifyError::BadSignature => "the token's signature is invalid".into(),
+            VerifyError::Expired => "the token has expired".into(),
+            VerifyError::NotYetValid => "the token is not valid yet".into(),
+            VerifyError::MissingClaim(c) => format!("the token has no {c} claim"),
+            VerifyError::InvalidClaim(c) => format!("the token's {c} claim is invalid"),
+            VerifyError::TokenUse => "the token's token_use is not accepted".into(),
+            VerifyError::Audience => "the token was not issued for an accepted client".into(),
+        }
+    }
+
+    /// A short, stable name for logs and metrics.
+    pub fn reason(self) -> &'static str {
+        match self {
+            VerifyError::Malformed | VerifyError::CriticalHeader | VerifyError::MissingKid => "invalid",
+            VerifyError::MissingClaim(_) | VerifyError::InvalidClaim(_) => "invalid",
+            VerifyError::AlgorithmNotAllowed | VerifyError::KeyAlgorithmMismatch => "invalid",
+            VerifyError::UnknownKid { .. } | VerifyError::BadSignature => "invalid",
+            VerifyError::UnknownIssuer => "issuer",
+            VerifyError::NoKeys { .. } => "no_keys",
+            VerifyError::Expired | VerifyError::NotYetValid => "expired",
+            VerifyError::TokenUse | VerifyError::Audience => "audience",
+        }
+    }
+}
+
+/// Verifies `token` at time `now` (seconds since the epoch).
+///
+/// `keys[i]` is the key set of `providers[i]`, `None` while it has not been loaded.
+pub fn verify(
+    token: &str,
+    providers: &[Provider],
+    keys: &[Option<KeySet>],
+    now: u64,
+) -> Result<Claims, VerifyError> {
+    let mut parts = token.split('.');
+    let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(VerifyError::Malformed);
+    };
+    let header: Header = decode_json(header_b64)?;
+    let claims: Map<String, Value> = decode_json(payload_b64)?;
+
+    let alg = header_algorithm(&header.alg)?;
+    if header.crit.is_some() {
+        return Err(VerifyError::CriticalHeader);
+    }
+    let kid = header.kid.filter(|k| !k.is_empty()).ok_or(VerifyError::MissingKid)?;
+
+    let issuer = string_claim(&claims, "iss")?;
+    let (index, provider) = providers
+        .iter()
+        .enumerate()
+        .find(|(_, p)| p.issuers.iter().any(|i| i == issuer))
+        .ok_or(VerifyError::UnknownIssuer)?;
+    if !provider.algorithms.contains(&alg) {
+        return Err(VerifyError::AlgorithmNotAllowed);
+    }
+    let key_set = keys
+        .get(index)
+        .and_then(Option::as_ref)
+        .ok_or(VerifyError::NoKeys { provider: index })?;
+    let key = key_set
+        .get(&kid)
+        .ok_or(VerifyError::UnknownKid { provider: index })?;
+    if key.alg.is_some_and(|pinned| pinned != alg) {
+        return Err(VerifyError::KeyAlgorithmMismatch);
+    }
+
+    let signed_len = header_b64.len() + 1 + payload_b64.len();
+    let message = token.get(..signed_len).ok_or(VerifyError::Malformed)?;
+    match jsonwebtoken::crypto::verify(signature_b64, message.as_bytes(), &key.decoding_key, alg) {
+        Ok(true) => {}
+        Ok(false) => return Err(VerifyError::BadSignature),
+        Err(_) => return Err(VerifyError::Malformed),
+    }
+
+    let expires_at = check_times(&claims, provider.clock_skew_seconds, now)?;
+    let token_use = check_token_use(&claims, provider)?;
+    let client_id = check_client(&claims, token_use, provider)?;
+    Ok(Claims {
+        provider: index,
+        issuer: issuer.to_string(),
+        token_use,
+        client_id,
+        kid,
+        expires_at,
+        all: claims,
+    })
+}
+
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    kid: Option<String>,
+    crit: Option<Value>,
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(b64: &str) -> Result<T, VerifyError> {
+    let bytes = URL_SAFE_NO_PAD.decode(b64).map_err(|_| VerifyError::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| VerifyError::Malformed)
+}
+
+/// Only RSA signature algorithms exist for us; `none` and HMAC are refused by name.
+fn header_algorithm(alg: &str) -> Result<Algorithm, VerifyError> {
+    match alg {
+        "RS256" => Ok(Algorithm::RS256),
+        "RS384" => Ok(Algorithm::RS384),
+        "RS512" => Ok(Algorithm::RS512),
+        "PS256" => Ok(Algorithm::PS256),
+        "PS384" => Ok(Algorithm::PS384),
+        "PS512" => Ok(Algorithm::PS512),
+        _ => Err(VerifyError::AlgorithmNotAllowed),
+    }
+}
+
+fn string_claim<'c>(claims: &'c Map<String, Value>, name: &'static str) -> Result<&'c str, VerifyError> {
+    match claims.get(name) {
+        None => Err(VerifyError::MissingClaim(name)),
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(VerifyError::InvalidClaim(name)),
+    }
+}
+
+/// A NumericDate claim, if present; any other JSON type is invalid.
+fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> Result<Option<f64>, VerifyError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .filter(|f| f.is_finite())
+            .map(Some)
+            .ok_or(VerifyError::InvalidClaim(name)),
+        Some(_) => Err(VerifyError::InvalidClaim(name)),
+    }
+}
+
+/// `exp` is required; `nbf` and `iat` may not lie in the future. All with the skew.
+/// Returns `exp` in whole seconds.
+fn check_times(claims: &Map<String, Value>, skew: u64, now: u64) -> Result<u64, VerifyError> {
+    let now = now as f64;
+    let skew = skew as f64;
+    let exp = numeric_date(claims, "exp")?.ok_or(VerifyError::MissingClaim("exp"))?;
+    if now >= exp + skew {
+        return Err(VerifyError::Expired);
+    }
+    for name in ["nbf", "iat"] {
+        if numeric_date(claims, name)?.is_some_and(|t| t > now + skew) {
+            return Err(VerifyError::NotYetValid);
+        }
+    }
+    // Saturating float-to-int conversion: a huge exp becomes u64::MAX.
+    Ok(exp.max(0.0) as u64)
+}
+
+fn check_token_use(claims: &Map<String, Value>, provider: &Provider) -> Result<TokenUse, VerifyError> {
+    let token_use = match string_claim(claims, "token_use")? {
+        "id" => TokenUse::Id,
+        "access" => TokenUse::Access,
+        _ => return Err(VerifyError::TokenUse),
+    };
+    if provider.token_use.contains(&token_use) {
+        Ok(token_use)
+    } else {
+        Err(VerifyError::TokenUse)
+    }
+}
+
+/// ID tokens name their client in `aud`; access tokens have no `aud` but `client_id`.
+fn check_client(claims: &Map<String, Value>, token_use: TokenUse, provider: &Provider) -> Result<String, VerifyError> {
+    let accepted = |c: &str| provider.client_ids.iter().any(|id| id == c);
+    let client = match token_use {
+        TokenUse::Access => Some(string_claim(claims, "client_id")?),
+        TokenUse::Id => match claims.get("aud") {
+            None => return Err(VerifyError::MissingClaim("aud")),
+            Some(Value::String(aud)) => accepted(aud).then_some(aud.as_str()),
+            Some(Value::Array(auds)) => {
+                let mut strings = auds.iter().map(Value::as_str);
+                if strings.clone().any(|a| a.is_none()) {
+                    return Err(VerifyError::InvalidClaim("aud"));
+                }
+                strings.find_map(|a| a.filter(|a| accepted(a)))
+            }
+            Some(_) => return Err(VerifyError::InvalidClaim("aud")),
+        },
+    };
+    match client {
+        Some(c) if accepted(c) => Ok(c.to_string()),
+        _ => Err(VerifyError::Audience),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::config::Config;
+    use jsonwebtoken::{EncodingKey, Header as JwtHeader};
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::traits::PublicKeyParts;
+    use serde_json::json;
+
+    pub const NOW: u64 = 1_800_000_000;
+    pub const POOL_ISS: &str = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Abc123";
+
+    pub fn pem(name: &str) -> String {
+        std::fs::read_to_string(format!("{}/tests/keys/{name}.pem", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    pub fn jwk(pem_name: &str, kid: &str) -> Value {
+        let key = rsa::RsaPrivateKey::from_pkcs1_pem(&pem(pem_name)).unwrap();
+        json!({
+            "kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
+            "n": URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),
+            "e": URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()),
+        })
+    }
+
+    pub fn sign(pem_name: &str, kid: &str, claims: &Value) -> String {
+        let mut header = JwtHeader::new(Algorithm::RS256);
+        header.kid = Some(kid.into());
+        let key = EncodingKey::from_rsa_pem(pem(pem_name).as_bytes()).unwrap();
+        jsonwebtoken::encode(&header, claims, &key).unwrap()
+    }
+
+    pub fn id_claims() -> Value {
+        json!({
+            "sub": "0b1c", "iss": POOL_ISS, "aud": "client1", "token_use": "id",
+            "cognito:username": "alice", "email": "alice@example.com", "email_verified": true,
+            "iat": NOW - 10, "auth_time": NOW - 10, "exp": NOW + 3600,
+        })
+    }
+
+    pub fn access_claims() -> Value {
+        json!({
+            "sub": "0b1c", "iss": POOL_ISS, "client_id": "client1", "token_use": "access",
+            "username": "alice", "scope": "openid email", "iat": NOW - 10, "exp": NOW + 3600,
+        })
+    }
+
+    pub fn config() -> Config {
+        Config::parse(
+            json!({ "providers": [{
+                "name": "cognito", "user_pool_id": "us-east-1_Abc123", "client_ids": ["client1", "client2"],
+                "jwks": { "cluster": "c", "uri": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Abc123/.well-known/jwks.json" }
+            }]})
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    pub fn keys() -> Vec<Option<KeySet>> {
+        let jwks = json!({ "keys": [jwk("key1", "k1"), jwk("key2", "k2")] });
+        vec![Some(KeySet::parse(jwks.to_string().as_bytes()).unwrap().keys)]
+    }
+
+    fn check(token: &str) -> Result<Claims, VerifyError> {
+        verify(token, &config().providers, &keys(), NOW)
+    }
+
+    fn with(mut claims: Value, key: &str, value: Value) -> Value {
+        if value.is_null() {
+            claims.as_object_mut().unwrap().remove(key);
+        } else {
+            claims[key] = value;
+        }
+        claims
+    }
+
+    fn b64(v: &Value) -> String {
+        URL_SAFE_NO_PAD.encode(v.to_string())
+    }
+
+    #[test]
+    fn valid_id_and_access_tokens() {
+        let c = check(&sign("key1", "k1", &id_claims())).unwrap();
+        assert_eq!((c.token_use, c.client_id.as_str(), c.kid.as_str()), (TokenUse::Id, "client1", "k1"));
+        assert_eq!(c.expires_at, NOW + 3600);
+        assert_eq!(c.all["email"], "alice@example.com");
+        let c = check(&sign("key2", "k2", &access_claims())).unwrap();
+        assert_eq!((c.token_use, c.client_id.as_str()), (TokenUse::Access, "client1"));
+    }
+
+    #[test]
+    fn the_second_cognito_issuer_form_is_accepted() {
+        let iss = "https://issuer-cognito-idp.us-east-1.amazonaws.com/us-east-1_Abc123";
+        assert!(check(&sign("key1", "k1", &with(id_claims(), "iss", iss.into()))).is_ok());
+    }
+
+    #[test]
+    fn time_claims_with_skew() {
+        let at = |k: &str, t: u64| check(&sign("key1", "k1", &with(id_claims(), k, t.into())));
+        assert!(at("exp", NOW - 59).is_ok(), "within the 60 s skew");
+        assert_eq!(at("exp", NOW - 60), Err(VerifyError::Expired));
+        assert_eq!(at("nbf", NOW + 61), Err(VerifyError::NotYetValid));
+        assert!(at("nbf", NOW + 60).is_ok());
+        assert_eq!(at("iat", NOW + 3000), Err(VerifyError::NotYetValid));
+        let no_exp = with(id_claims(), "exp", Value::Null);
+        assert_eq!(check(&sign("key1", "k1", &no_exp)), Err(VerifyError::MissingClaim("exp")));
+        let str_exp = with(id_claims(), "exp", "9999999999".into());
+        assert_eq!(check(&sign("key1", "k1", &str_exp)), Err(VerifyError::InvalidClaim("exp")));
+        let huge = with(id_claims(), "exp", json!(1e300));
+        assert_eq!(check(&sign("key1", "k1", &huge)).unwrap().expires_at, u64::MAX);
+    }
+
+    #[test]
+    fn issuer_client_and_token_use() {
+        let wrong_iss = with(id_claims(), "iss", "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Other".into());
+        assert_eq!(check(&sign("key1", "k1", &wrong_iss)), Err(VerifyError::UnknownIssuer));
+        let no_iss = with(id_claims(), "iss", Value::Null);
+        assert_eq!(check(&sign("key1", "k1", &no_iss)), Err(VerifyError::MissingClaim("iss")));
+        let wrong_aud = with(id_claims(), "aud", "client9".into());
+        assert_eq!(check(&sign("key1", "k1", &wrong_aud)), Err(VerifyError::Audience));
+        let aud_list = with(id_claims(), "aud", json!(["x", "client2"]));
+        assert_eq!(check(&sign("key1", "k1", &aud_list)).unwrap().client_id, "client2");
+        let aud_obj = with(id_claims(), "aud", json!({"client1": true}));
+        assert_eq!(check(&sign("key1", "k1", &aud_obj)), Err(VerifyError::InvalidClaim("aud")));
+        let wrong_client = with(access_claims(), "client_id", "client9".into());
+        assert_eq!(check(&sign("key1", "k1", &wrong_client)), Err(VerifyError::Audience));
+        // An access token does not pass on an aud claim: Cognito access tokens carry client_id.
+        let access_aud = with(with(access_claims(), "client_id", Value::Null), "aud", "client1".into());
+        assert_eq!(check(&sign("key1", "k1", &access_aud)), Err(VerifyError::MissingClaim("client_id")));
+        let refresh = with(id_claims(), "token_use", "refresh".into());
+        assert_eq!(check(&sign("key1", "k1", &refresh)), Err(VerifyError::TokenUse));
+        let mut only_access = config();
+        only_access.providers[0].token_use = vec![TokenUse::Access];
+        let id = sign("key1", "k1", &id_claims());
+        assert_eq!(verify(&id, &only_access.providers, &keys(), NOW), Err(VerifyError::TokenUse));
+    }
+
+    #[test]
+    fn signature_and_key_failures() {
+        let token = sign("key1", "k1", &id_claims());
+        let (head, sig) = token.rsplit_once('.').unwrap();
+        let flipped = if sig.starts_with('A') { "B" } else { "A" };
+        assert_eq!(check(&format!("{head}.{flipped}{}", &sig[1..])), Err(VerifyError::BadSignature));
+        assert_eq!(check(&sign("key1", "k2", &id_claims())), Err(VerifyError::BadSignature), "signed by another pool key");
+        assert_eq!(check(&sign("key_other", "k1", &id_claims())), Err(VerifyError::BadSignature));
+        assert_eq!(check(&sign("key1", "nope", &id_claims())), Err(VerifyError::UnknownKid { provider: 0 }));
+        let tampered = sign("key1", "k1", &id_claims());
+        let mut parts: Vec<&str> = tampered.split('.').collect();
+        let evil = b64(&with(id_claims(), "cognito:username", "mallory".into()));
+        parts[1] = &evil;
+        assert_eq!(check(&parts.join(".")), Err(VerifyError::BadSignature));
+        let none = verify(&sign("key1", "k1", &id_claims()), &config().providers, &[None], NOW);
+        assert_eq!(none, Err(VerifyError::NoKeys { provider: 0 }));
+    }
+
+    #[test]
+    fn forbidden_algorithms_and_headers() {
+        let payload = b64(&id_claims());
+        let alg_none = format!("{}.{payload}.", b64(&json!({"alg": "none", "kid": "k1"})));
+        assert_eq!(check(&alg_none), Err(VerifyError::AlgorithmNotAllowed));
+        let mut hs = JwtHeader::new(Algorithm::HS256);
+        hs.kid = Some("k1".into());
+        let public_pem = {
+            use rsa::pkcs1::EncodeRsaPublicKey;
+            let key = rsa::RsaPrivateKey::from_pkcs1_pem(&pem("key1")).unwrap();
+            key.to_public_key().to_pkcs1_pem(rsa::pkcs8::LineEnding::LF).unwrap()
+        };
+        let hs256 = jsonwebtoken::encode(&hs, &id_claims(), &EncodingKey::from_secret(public_pem.as_bytes())).unwrap();
+        assert_eq!(check(&hs256), Err(VerifyError::AlgorithmNotAllowed));
+        let no_kid = {
+            let key = EncodingKey::from_rsa_pem(pem("key1").as_bytes()).unwrap();
+            jsonwebtoken::encode(&JwtHeader::new(Algorithm::RS256), &id_claims(), &key).unwrap()
+        };
+        assert_eq!(check(&no_kid), Err(VerifyError::MissingKid));
+        let crit = format!("{}.{payload}.AAAA", b64(&json!({"alg": "RS256", "kid": "k1", "crit": ["exp"]})));
+        assert_eq!(check(&crit), Err(VerifyError::CriticalHeader));
+        let ps = format!("{}.{payload}.AAAA", b64(&json!({"alg": "PS256", "kid": "k1"})));
+        assert_eq!(check(&ps), Err(VerifyError::AlgorithmNotAllowed), "not in the default allow-list");
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        for t in ["", "a", "a.b", "a.b.c.d", "x.y.z", "....", "eyJ.eyJ.sig"] {
+            assert_eq!(check(t), Err(VerifyError::Malformed), "{t}");
+        }
+        let not_object = format!("{}.{}.AAAA", b64(&json!({"alg": "RS256", "kid": "k1"})), b64(&json!([1, 2])));
+        assert_eq!(check(&not_object), Err(VerifyError::Malformed));
+    }
+
+    #[test]
+    fn descriptions_never_carry_the_token() {
+        let token = sign("key1", "nope", &id_claims());
+        let e = check(&token).unwrap_err();
+        assert!(!e.description().contains(&token[..20]));
+    }
+}
