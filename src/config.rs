@@ -182,8 +182,15 @@ impl RawConfig {
         };
 
         let realm = self.realm.unwrap_or_else(|| DEFAULT_REALM.into());
-        if realm.is_empty() || !realm.chars().all(|c| c.is_ascii_graphic() || c == ' ') || realm.contains('"') || realm.contains('\\') {
-            return Err(err("realm", "must be printable ASCII without quotes or backslashes"));
+        if realm.is_empty()
+            || !realm.chars().all(|c| c.is_ascii_graphic() || c == ' ')
+            || realm.contains('"')
+            || realm.contains('\\')
+        {
+            return Err(err(
+                "realm",
+                "must be printable ASCII without quotes or backslashes",
+            ));
         }
 
         Ok(Config {
@@ -196,13 +203,24 @@ impl RawConfig {
 
 impl RawProvider {
     fn validate(self, at: &str) -> Result<Provider, ConfigError> {
-        if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            return Err(err(format!("{at}.name"), "must be non-empty and use only letters, digits, '-' and '_'"));
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(err(
+                format!("{at}.name"),
+                "must be non-empty and use only letters, digits, '-' and '_'",
+            ));
         }
         let issuers = match (&self.user_pool_id, &self.issuer) {
             (_, Some(issuer)) => {
                 if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
-                    return Err(err(format!("{at}.issuer"), "must be an http(s) URL, compared exactly with the token's `iss`"));
+                    return Err(err(
+                        format!("{at}.issuer"),
+                        "must be an http(s) URL, compared exactly with the token's `iss`",
+                    ));
                 }
                 if let Some(pool) = &self.user_pool_id {
                     pool_region(pool).ok_or_else(|| bad_pool(at))?;
@@ -214,20 +232,31 @@ impl RawProvider {
                 cognito_issuers(region, pool)
             }
             (None, None) => {
-                return Err(err(format!("{at}.user_pool_id"), "either user_pool_id or issuer is required"));
+                return Err(err(
+                    format!("{at}.user_pool_id"),
+                    "either user_pool_id or issuer is required",
+                ));
             }
         };
 
         if self.client_ids.is_empty() {
-            return Err(err(format!("{at}.client_ids"), "at least one app client id is required"));
+            return Err(err(
+                format!("{at}.client_ids"),
+                "at least one app client id is required",
+            ));
         }
         if let Some(i) = self.client_ids.iter().position(|c| c.is_empty()) {
             return Err(err(format!("{at}.client_ids[{i}]"), "must not be empty"));
         }
 
-        let token_use = self.token_use.unwrap_or_else(|| vec![TokenUse::Id, TokenUse::Access]);
+        let token_use = self
+            .token_use
+            .unwrap_or_else(|| vec![TokenUse::Id, TokenUse::Access]);
         if token_use.is_empty() {
-            return Err(err(format!("{at}.token_use"), "must list \"id\", \"access\" or both"));
+            return Err(err(
+                format!("{at}.token_use"),
+                "must list \"id\", \"access\" or both",
+            ));
         }
 
         let algorithms = match self.algorithms {
@@ -249,9 +278,14 @@ impl RawProvider {
                 .collect::<Result<_, _>>()?,
         };
 
-        let clock_skew_seconds = self.clock_skew_seconds.unwrap_or(DEFAULT_CLOCK_SKEW_SECONDS);
+        let clock_skew_seconds = self
+            .clock_skew_seconds
+            .unwrap_or(DEFAULT_CLOCK_SKEW_SECONDS);
         if clock_skew_seconds > MAX_CLOCK_SKEW_SECONDS {
-            return Err(err(format!("{at}.clock_skew_seconds"), format!("must be at most {MAX_CLOCK_SKEW_SECONDS}")));
+            return Err(err(
+                format!("{at}.clock_skew_seconds"),
+                format!("must be at most {MAX_CLOCK_SKEW_SECONDS}"),
+            ));
         }
 
         Ok(Provider {
@@ -269,17 +303,28 @@ impl RawProvider {
 impl RawJwks {
     fn validate(self, at: &str) -> Result<RemoteJwks, ConfigError> {
         if self.cluster.is_empty() {
-            return Err(err(format!("{at}.cluster"), "must name the Envoy cluster that reaches the JWKS host"));
+            return Err(err(
+                format!("{at}.cluster"),
+                "must name the Envoy cluster that reaches the JWKS host",
+            ));
         }
         let (authority, path) = split_uri(&self.uri)
             .ok_or_else(|| err(format!("{at}.uri"), "must be an absolute http(s) URL such as https://cognito-idp.us-east-1.amazonaws.com/<pool>/.well-known/jwks.json"))?;
         let timeout_ms = self.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
         if !(1..=60_000).contains(&timeout_ms) {
-            return Err(err(format!("{at}.timeout_ms"), "must be between 1 and 60000"));
+            return Err(err(
+                format!("{at}.timeout_ms"),
+                "must be between 1 and 60000",
+            ));
         }
-        let refresh_interval_seconds = self.refresh_interval_seconds.unwrap_or(DEFAULT_REFRESH_SECONDS);
+        let refresh_interval_seconds = self
+            .refresh_interval_seconds
+            .unwrap_or(DEFAULT_REFRESH_SECONDS);
         if !(1..=86_400).contains(&refresh_interval_seconds) {
-            return Err(err(format!("{at}.refresh_interval_seconds"), "must be between 1 and 86400"));
+            return Err(err(
+                format!("{at}.refresh_interval_seconds"),
+                "must be between 1 and 86400",
+            ));
         }
         Ok(RemoteJwks {
             cluster: self.cluster,
@@ -294,9 +339,14 @@ impl RawJwks {
 
 fn validate_header(h: HeaderSource, at: &str) -> Result<HeaderSource, ConfigError> {
     let valid_name = !h.name.is_empty()
-        && h.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && h.name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !valid_name {
-        return Err(err(format!("{at}.name"), "must be a header name (letters, digits, '-', '_')"));
+        return Err(err(
+            format!("{at}.name"),
+            "must be a header name (letters, digits, '-', '_')",
+        ));
     }
     Ok(HeaderSource {
         name: h.name.to_ascii_lowercase(),
@@ -305,14 +355,19 @@ fn validate_header(h: HeaderSource, at: &str) -> Result<HeaderSource, ConfigErro
 }
 
 fn bad_pool(at: &str) -> ConfigError {
-    err(format!("{at}.user_pool_id"), "must look like <region>_<id>, e.g. us-east-1_Abc123")
+    err(
+        format!("{at}.user_pool_id"),
+        "must look like <region>_<id>, e.g. us-east-1_Abc123",
+    )
 }
 
 /// The region of a user pool id such as `us-east-1_Abc123`.
 fn pool_region(pool: &str) -> Option<&str> {
     let (region, id) = pool.split_once('_')?;
     let region_ok = region.split('-').count() >= 3
-        && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     let id_ok = !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric());
     (region_ok && id_ok).then_some(region)
 }
@@ -395,7 +450,13 @@ mod tests {
         assert_eq!(p.jwks.refresh_interval_seconds, 600);
         assert_eq!(p.jwks.authority, "cognito-idp.us-east-1.amazonaws.com");
         assert_eq!(p.jwks.path, "/us-east-1_Abc123/.well-known/jwks.json");
-        assert_eq!(c.from_headers, vec![HeaderSource { name: "authorization".into(), value_prefix: "Bearer ".into() }]);
+        assert_eq!(
+            c.from_headers,
+            vec![HeaderSource {
+                name: "authorization".into(),
+                value_prefix: "Bearer ".into()
+            }]
+        );
         assert_eq!(c.realm, "cognito-edge-auth");
     }
 
@@ -404,7 +465,10 @@ mod tests {
         let mut v = minimal();
         v["providers"][0]["issuer"] = "http://127.0.0.1:5000/us-east-1_Abc123".into();
         let c = parse(&v).unwrap();
-        assert_eq!(c.providers[0].issuers, vec!["http://127.0.0.1:5000/us-east-1_Abc123"]);
+        assert_eq!(
+            c.providers[0].issuers,
+            vec!["http://127.0.0.1:5000/us-east-1_Abc123"]
+        );
     }
 
     #[test]
@@ -430,29 +494,89 @@ mod tests {
     #[test]
     fn bad_values_are_refused_naming_the_field() {
         let cases: Vec<(&str, serde_json::Value, &str)> = vec![
-            ("/providers/0/user_pool_id", "nounderscore".into(), "providers[0].user_pool_id"),
-            ("/providers/0/client_ids", serde_json::json!([]), "providers[0].client_ids"),
-            ("/providers/0/client_ids", serde_json::json!([""]), "providers[0].client_ids[0]"),
-            ("/providers/0/token_use", serde_json::json!([]), "providers[0].token_use"),
-            ("/providers/0/token_use", serde_json::json!(["refresh"]), "providers[0].token_use[0]"),
-            ("/providers/0/algorithms", serde_json::json!(["HS256"]), "providers[0].algorithms[0]"),
-            ("/providers/0/algorithms", serde_json::json!(["none"]), "providers[0].algorithms[0]"),
-            ("/providers/0/jwks/uri", "ftp://x/y".into(), "providers[0].jwks.uri"),
-            ("/providers/0/jwks/cluster", "".into(), "providers[0].jwks.cluster"),
-            ("/providers/0/jwks/timeout_ms", 0.into(), "providers[0].jwks.timeout_ms"),
-            ("/providers/0/jwks/refresh_interval_seconds", 0.into(), "providers[0].jwks.refresh_interval_seconds"),
-            ("/providers/0/clock_skew_seconds", 3600.into(), "providers[0].clock_skew_seconds"),
-            ("/providers/0/issuer", "cognito".into(), "providers[0].issuer"),
+            (
+                "/providers/0/user_pool_id",
+                "nounderscore".into(),
+                "providers[0].user_pool_id",
+            ),
+            (
+                "/providers/0/client_ids",
+                serde_json::json!([]),
+                "providers[0].client_ids",
+            ),
+            (
+                "/providers/0/client_ids",
+                serde_json::json!([""]),
+                "providers[0].client_ids[0]",
+            ),
+            (
+                "/providers/0/token_use",
+                serde_json::json!([]),
+                "providers[0].token_use",
+            ),
+            (
+                "/providers/0/token_use",
+                serde_json::json!(["refresh"]),
+                "providers[0].token_use[0]",
+            ),
+            (
+                "/providers/0/algorithms",
+                serde_json::json!(["HS256"]),
+                "providers[0].algorithms[0]",
+            ),
+            (
+                "/providers/0/algorithms",
+                serde_json::json!(["none"]),
+                "providers[0].algorithms[0]",
+            ),
+            (
+                "/providers/0/jwks/uri",
+                "ftp://x/y".into(),
+                "providers[0].jwks.uri",
+            ),
+            (
+                "/providers/0/jwks/cluster",
+                "".into(),
+                "providers[0].jwks.cluster",
+            ),
+            (
+                "/providers/0/jwks/timeout_ms",
+                0.into(),
+                "providers[0].jwks.timeout_ms",
+            ),
+            (
+                "/providers/0/jwks/refresh_interval_seconds",
+                0.into(),
+                "providers[0].jwks.refresh_interval_seconds",
+            ),
+            (
+                "/providers/0/clock_skew_seconds",
+                3600.into(),
+                "providers[0].clock_skew_seconds",
+            ),
+            (
+                "/providers/0/issuer",
+                "cognito".into(),
+                "providers[0].issuer",
+            ),
             ("/providers/0/name", "".into(), "providers[0].name"),
             ("/from_headers", serde_json::json!([]), "from_headers"),
-            ("/from_headers", serde_json::json!([{"name": "bad header"}]), "from_headers[0].name"),
+            (
+                "/from_headers",
+                serde_json::json!([{"name": "bad header"}]),
+                "from_headers[0].name",
+            ),
             ("/realm", "a\"b".into(), "realm"),
             ("/providers", serde_json::json!([]), "providers"),
         ];
         for (pointer, value, field) in cases {
             let mut v = minimal();
             let (parent, key) = pointer.rsplit_once('/').unwrap();
-            let target = if parent.is_empty() { &mut v } else { v.pointer_mut(parent).unwrap() };
+            let target = if parent.is_empty() {
+                &mut v
+            } else {
+                v.pointer_mut(parent).unwrap()
+            };
             target[key] = value;
             let e = parse(&v).unwrap_err();
             assert_eq!(e.field, field, "{pointer}: {e}");
@@ -463,7 +587,10 @@ mod tests {
     #[test]
     fn a_provider_needs_a_pool_or_an_issuer() {
         let mut v = minimal();
-        v["providers"][0].as_object_mut().unwrap().remove("user_pool_id");
+        v["providers"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("user_pool_id");
         assert_eq!(field_of(v), "providers[0].user_pool_id");
     }
 
@@ -494,7 +621,10 @@ mod tests {
 
     #[test]
     fn uri_split() {
-        assert_eq!(split_uri("http://127.0.0.1:9/a/b?c=d"), Some(("127.0.0.1:9".into(), "/a/b?c=d".into())));
+        assert_eq!(
+            split_uri("http://127.0.0.1:9/a/b?c=d"),
+            Some(("127.0.0.1:9".into(), "/a/b?c=d".into()))
+        );
         assert_eq!(split_uri("https://host"), Some(("host".into(), "/".into())));
         assert_eq!(split_uri("https:///x"), None);
         assert_eq!(split_uri("https://u@h/x"), None);

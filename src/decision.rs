@@ -39,16 +39,32 @@ pub fn decide(
         Ok(Some(token)) => token,
         Ok(None) => return deny(response::missing_token(realm), "missing", None),
         Err(ExtractError::Multiple) => {
-            return deny(response::invalid_request(realm, ExtractError::Multiple.description()), "invalid", None)
+            return deny(
+                response::invalid_request(realm, ExtractError::Multiple.description()),
+                "invalid",
+                None,
+            )
         }
-        Err(e) => return deny(response::invalid_token(realm, e.description()), "invalid", None),
+        Err(e) => {
+            return deny(
+                response::invalid_token(realm, e.description()),
+                "invalid",
+                None,
+            )
+        }
     };
     match verify::verify(token, &config.providers, keys, now) {
         Ok(claims) => Decision::Allow(Box::new(claims)),
-        Err(e @ VerifyError::NoKeys { .. }) => {
-            deny(response::unavailable(RETRY_AFTER_SECONDS, &e.description()), e.reason(), Some(e))
-        }
-        Err(e) => deny(response::invalid_token(realm, &e.description()), e.reason(), Some(e)),
+        Err(e @ VerifyError::NoKeys { .. }) => deny(
+            response::unavailable(RETRY_AFTER_SECONDS, &e.description()),
+            e.reason(),
+            Some(e),
+        ),
+        Err(e) => deny(
+            response::invalid_token(realm, &e.description()),
+            e.reason(),
+            Some(e),
+        ),
     }
 }
 
@@ -66,7 +82,10 @@ mod tests {
     use crate::verify::tests::{config, id_claims, keys, sign, NOW};
 
     fn bearer(token: &str) -> Vec<(String, Vec<u8>)> {
-        vec![("authorization".into(), format!("Bearer {token}").into_bytes())]
+        vec![(
+            "authorization".into(),
+            format!("Bearer {token}").into_bytes(),
+        )]
     }
 
     fn denied(d: Decision) -> Denied {
@@ -78,7 +97,12 @@ mod tests {
 
     #[test]
     fn valid_token_is_allowed() {
-        let d = decide(&bearer(&sign("key1", "k1", &id_claims())), &config(), &keys(), NOW);
+        let d = decide(
+            &bearer(&sign("key1", "k1", &id_claims())),
+            &config(),
+            &keys(),
+            NOW,
+        );
         assert!(matches!(d, Decision::Allow(c) if c.client_id == "client1"));
     }
 
@@ -92,10 +116,18 @@ mod tests {
         let d = denied(decide(&bearer(&token), &config(), &[None], NOW));
         assert_eq!((d.response.status, d.reason), (503, "no_keys"));
         let d = denied(decide(&bearer(&token), &config(), &keys(), NOW + 7200));
-        assert_eq!((d.response.status, d.reason, d.error), (401, "expired", Some(VerifyError::Expired)));
+        assert_eq!(
+            (d.response.status, d.reason, d.error),
+            (401, "expired", Some(VerifyError::Expired))
+        );
         let mut two = bearer(&token);
         two.extend(bearer(&token));
-        assert_eq!(denied(decide(&two, &config(), &keys(), NOW)).response.status, 400);
+        assert_eq!(
+            denied(decide(&two, &config(), &keys(), NOW))
+                .response
+                .status,
+            400
+        );
     }
 
     #[test]

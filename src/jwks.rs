@@ -41,8 +41,12 @@ pub enum JwksError {
 impl std::fmt::Display for JwksError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            JwksError::TooLarge(n) => write!(f, "JWKS is {n} bytes, over the {MAX_JWKS_BYTES}-byte bound"),
-            JwksError::NotJson(e) => write!(f, "JWKS is not a JSON object with a `keys` array: {e}"),
+            JwksError::TooLarge(n) => {
+                write!(f, "JWKS is {n} bytes, over the {MAX_JWKS_BYTES}-byte bound")
+            }
+            JwksError::NotJson(e) => {
+                write!(f, "JWKS is not a JSON object with a `keys` array: {e}")
+            }
             JwksError::NoUsableKey(skipped) => {
                 write!(f, "JWKS has no usable key")?;
                 if !skipped.is_empty() {
@@ -66,12 +70,15 @@ impl KeySet {
         if body.len() > MAX_JWKS_BYTES {
             return Err(JwksError::TooLarge(body.len()));
         }
-        let doc: RawJwks = serde_json::from_slice(body).map_err(|e| JwksError::NotJson(e.to_string()))?;
+        let doc: RawJwks =
+            serde_json::from_slice(body).map_err(|e| JwksError::NotJson(e.to_string()))?;
         let mut keys: Vec<Key> = Vec::new();
         let mut skipped = Vec::new();
         for (i, value) in doc.keys.into_iter().enumerate() {
             if keys.len() >= MAX_KEYS {
-                skipped.push(format!("keys after the first {MAX_KEYS} usable ones ignored"));
+                skipped.push(format!(
+                    "keys after the first {MAX_KEYS} usable ones ignored"
+                ));
                 break;
             }
             match usable_key(value) {
@@ -144,7 +151,8 @@ fn usable_key(value: serde_json::Value) -> Result<Key, &'static str> {
         Some(_) => return Err("alg is not an RSA signature algorithm"),
     };
     let n = decode_uint(jwk.n.as_deref().ok_or("no modulus")?).ok_or("modulus is not base64url")?;
-    let e = decode_uint(jwk.e.as_deref().ok_or("no exponent")?).ok_or("exponent is not base64url")?;
+    let e =
+        decode_uint(jwk.e.as_deref().ok_or("no exponent")?).ok_or("exponent is not base64url")?;
     let bits = significant_bits(&n);
     if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
         return Err("modulus is not 2048 to 8192 bits");
@@ -216,7 +224,10 @@ pub(crate) mod tests {
         let mut noalg = rsa("noalg");
         noalg.as_object_mut().unwrap().remove("alg");
         noalg.as_object_mut().unwrap().remove("use");
-        let p = parse(json!({ "keys": [enc, ec, hs, nokid, small, "text", rsa("good"), rsa("good"), noalg] })).unwrap();
+        let p = parse(
+            json!({ "keys": [enc, ec, hs, nokid, small, "text", rsa("good"), rsa("good"), noalg] }),
+        )
+        .unwrap();
         assert_eq!(p.keys.kids().collect::<Vec<_>>(), vec!["good", "noalg"]);
         assert_eq!(p.keys.get("noalg").unwrap().alg, None);
         assert_eq!(p.skipped.len(), 7, "{:?}", p.skipped);
@@ -226,11 +237,23 @@ pub(crate) mod tests {
 
     #[test]
     fn documents_without_usable_keys_are_refused() {
-        assert!(matches!(parse(json!({ "keys": [] })), Err(JwksError::NoUsableKey(_))));
-        assert!(matches!(parse(json!({ "nokeys": [] })), Err(JwksError::NotJson(_))));
-        assert!(matches!(KeySet::parse(b"<html>"), Err(JwksError::NotJson(_))));
+        assert!(matches!(
+            parse(json!({ "keys": [] })),
+            Err(JwksError::NoUsableKey(_))
+        ));
+        assert!(matches!(
+            parse(json!({ "nokeys": [] })),
+            Err(JwksError::NotJson(_))
+        ));
+        assert!(matches!(
+            KeySet::parse(b"<html>"),
+            Err(JwksError::NotJson(_))
+        ));
         let big = vec![b' '; MAX_JWKS_BYTES + 1];
-        assert_eq!(KeySet::parse(&big).err(), Some(JwksError::TooLarge(MAX_JWKS_BYTES + 1)));
+        assert_eq!(
+            KeySet::parse(&big).err(),
+            Some(JwksError::TooLarge(MAX_JWKS_BYTES + 1))
+        );
     }
 
     #[test]

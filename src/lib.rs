@@ -9,6 +9,11 @@ pub mod response;
 pub mod token;
 pub mod verify;
 
+/// Test keys and token minting, shared with the end-to-end tests.
+#[cfg(test)]
+#[path = "../tests/common/tokens.rs"]
+mod test_tokens;
+
 #[cfg(target_arch = "wasm32")]
 mod filter;
 

@@ -32,12 +32,14 @@ pub fn invalid_request(realm: &str, description: &str) -> Response {
 /// 503 with `Retry-After`: signing keys are not available.
 pub fn unavailable(retry_after_seconds: u64, description: &str) -> Response {
     let mut r = json_response(503, "temporarily_unavailable", description);
-    r.headers.push(("retry-after".into(), retry_after_seconds.to_string()));
+    r.headers
+        .push(("retry-after".into(), retry_after_seconds.to_string()));
     r
 }
 
 fn bearer_error(status: u32, realm: &str, error: &str, description: &str) -> Response {
-    let challenge = format!("Bearer realm=\"{realm}\", error=\"{error}\", error_description=\"{description}\"");
+    let challenge =
+        format!("Bearer realm=\"{realm}\", error=\"{error}\", error_description=\"{description}\"");
     build(status, challenge, error, description)
 }
 
@@ -63,7 +65,10 @@ mod tests {
     use super::*;
 
     fn header<'r>(r: &'r Response, name: &str) -> Option<&'r str> {
-        r.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        r.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     #[test]

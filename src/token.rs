@@ -42,7 +42,8 @@ pub fn extract<'h>(
         let Some(raw) = strip_prefix_ignore_case(value, source.value_prefix.as_bytes()) else {
             continue;
         };
-        if found.is_some() {
+        // Envoy folds repeated headers into one value joined by commas.
+        if found.is_some() || raw.contains(&b',') {
             return Err(ExtractError::Multiple);
         }
         found = Some(trim_ascii_whitespace(raw));
@@ -69,8 +70,14 @@ fn strip_prefix_ignore_case<'v>(value: &'v [u8], prefix: &[u8]) -> Option<&'v [u
 }
 
 fn trim_ascii_whitespace(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |i| i + 1);
+    let start = v
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
     v.get(start..end).unwrap_or_default()
 }
 
@@ -79,54 +86,97 @@ mod tests {
     use super::*;
 
     fn bearer() -> Vec<HeaderSource> {
-        vec![HeaderSource { name: "authorization".into(), value_prefix: "Bearer ".into() }]
+        vec![HeaderSource {
+            name: "authorization".into(),
+            value_prefix: "Bearer ".into(),
+        }]
     }
 
     fn h(pairs: &[(&str, &[u8])]) -> Vec<(String, Vec<u8>)> {
-        pairs.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect()
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_vec()))
+            .collect()
     }
 
     #[test]
     fn bearer_token_with_any_scheme_case() {
         for v in [&b"Bearer a.b.c"[..], b"bearer a.b.c", b"BEARER   a.b.c  "] {
-            assert_eq!(extract(&h(&[("authorization", v)]), &bearer()), Ok(Some("a.b.c")));
+            assert_eq!(
+                extract(&h(&[("authorization", v)]), &bearer()),
+                Ok(Some("a.b.c"))
+            );
         }
     }
 
     #[test]
     fn no_header_or_other_scheme_is_no_token() {
         assert_eq!(extract(&h(&[("host", b"x")]), &bearer()), Ok(None));
-        assert_eq!(extract(&h(&[("authorization", b"Basic dXNlcjpwYXNz")]), &bearer()), Ok(None));
-        assert_eq!(extract(&h(&[("authorization", b"Bear")]), &bearer()), Ok(None));
+        assert_eq!(
+            extract(&h(&[("authorization", b"Basic dXNlcjpwYXNz")]), &bearer()),
+            Ok(None)
+        );
+        assert_eq!(
+            extract(&h(&[("authorization", b"Bear")]), &bearer()),
+            Ok(None)
+        );
     }
 
     #[test]
     fn configured_header_without_prefix() {
-        let sources = vec![HeaderSource { name: "x-jwt".into(), value_prefix: String::new() }];
-        assert_eq!(extract(&h(&[("x-jwt", b"a.b.c")]), &sources), Ok(Some("a.b.c")));
-        assert_eq!(extract(&h(&[("authorization", b"Bearer a.b.c")]), &sources), Ok(None));
+        let sources = vec![HeaderSource {
+            name: "x-jwt".into(),
+            value_prefix: String::new(),
+        }];
+        assert_eq!(
+            extract(&h(&[("x-jwt", b"a.b.c")]), &sources),
+            Ok(Some("a.b.c"))
+        );
+        assert_eq!(
+            extract(&h(&[("authorization", b"Bearer a.b.c")]), &sources),
+            Ok(None)
+        );
     }
 
     #[test]
     fn oversize_is_refused_before_parsing() {
         let mut v = b"Bearer ".to_vec();
         v.extend(std::iter::repeat_n(b'a', MAX_TOKEN_BYTES + 1));
-        assert_eq!(extract(&h(&[("authorization", &v)]), &bearer()), Err(ExtractError::TooLong));
+        assert_eq!(
+            extract(&h(&[("authorization", &v)]), &bearer()),
+            Err(ExtractError::TooLong)
+        );
         let mut v = b"Bearer ".to_vec();
         v.extend(std::iter::repeat_n(b'a', MAX_TOKEN_BYTES));
-        assert!(extract(&h(&[("authorization", &v)]), &bearer()).unwrap().is_some());
+        assert!(extract(&h(&[("authorization", &v)]), &bearer())
+            .unwrap()
+            .is_some());
     }
 
     #[test]
     fn bytes_a_jwt_cannot_hold_are_malformed() {
-        for v in [&b"Bearer a.b\xff.c"[..], b"Bearer a b.c", b"Bearer ", b"Bearer a.\"b.c"] {
-            assert_eq!(extract(&h(&[("authorization", v)]), &bearer()), Err(ExtractError::Malformed), "{v:?}");
+        for v in [
+            &b"Bearer a.b\xff.c"[..],
+            b"Bearer a b.c",
+            b"Bearer ",
+            b"Bearer a.\"b.c",
+        ] {
+            assert_eq!(
+                extract(&h(&[("authorization", v)]), &bearer()),
+                Err(ExtractError::Malformed),
+                "{v:?}"
+            );
         }
     }
 
     #[test]
     fn two_tokens_are_refused() {
-        let headers = h(&[("authorization", b"Bearer a.b.c"), ("authorization", b"Bearer d.e.f")]);
+        let headers = h(&[
+            ("authorization", b"Bearer a.b.c"),
+            ("authorization", b"Bearer d.e.f"),
+        ]);
         assert_eq!(extract(&headers, &bearer()), Err(ExtractError::Multiple));
+        let folded = h(&[("authorization", b"Bearer a.b.c,Bearer d.e.f")]);
+        assert_eq!(extract(&folded, &bearer()), Err(ExtractError::Multiple));
     }
 }

@@ -40,9 +40,13 @@ pub enum VerifyError {
     /// No provider has the token's `iss`.
     UnknownIssuer,
     /// The provider's keys have not been loaded yet.
-    NoKeys { provider: usize },
+    NoKeys {
+        provider: usize,
+    },
     /// The provider's key set has no key with the token's `kid`.
-    UnknownKid { provider: usize },
+    UnknownKid {
+        provider: usize,
+    },
     /// The JWKS pins the key to another algorithm.
     KeyAlgorithmMismatch,
     BadSignature,
@@ -62,13 +66,19 @@ impl VerifyError {
     pub fn description(self) -> String {
         match self {
             VerifyError::Malformed => "the token is not a well-formed JWT".into(),
-            VerifyError::AlgorithmNotAllowed => "the token's signing algorithm is not allowed".into(),
-            VerifyError::CriticalHeader => "the token has critical header parameters that are not supported".into(),
+            VerifyError::AlgorithmNotAllowed => {
+                "the token's signing algorithm is not allowed".into()
+            }
+            VerifyError::CriticalHeader => {
+                "the token has critical header parameters that are not supported".into()
+            }
             VerifyError::MissingKid => "the token has no key id (kid)".into(),
             VerifyError::UnknownIssuer => "the token's issuer is not accepted".into(),
             VerifyError::NoKeys { .. } => "signing keys are not available yet".into(),
             VerifyError::UnknownKid { .. } => "the token's signing key is not known".into(),
-            VerifyError::KeyAlgorithmMismatch => "the token's algorithm does not match its key".into(),
+            VerifyError::KeyAlgorithmMismatch => {
+                "the token's algorithm does not match its key".into()
+            }
             VerifyError::BadSignature => "the token's signature is invalid".into(),
             VerifyError::Expired => "the token has expired".into(),
             VerifyError::NotYetValid => "the token is not valid yet".into(),
@@ -82,7 +92,9 @@ impl VerifyError {
     /// A short, stable name for logs and metrics.
     pub fn reason(self) -> &'static str {
         match self {
-            VerifyError::Malformed | VerifyError::CriticalHeader | VerifyError::MissingKid => "invalid",
+            VerifyError::Malformed | VerifyError::CriticalHeader | VerifyError::MissingKid => {
+                "invalid"
+            }
             VerifyError::MissingClaim(_) | VerifyError::InvalidClaim(_) => "invalid",
             VerifyError::AlgorithmNotAllowed | VerifyError::KeyAlgorithmMismatch => "invalid",
             VerifyError::UnknownKid { .. } | VerifyError::BadSignature => "invalid",
@@ -116,7 +128,10 @@ pub fn verify(
     if header.crit.is_some() {
         return Err(VerifyError::CriticalHeader);
     }
-    let kid = header.kid.filter(|k| !k.is_empty()).ok_or(VerifyError::MissingKid)?;
+    let kid = header
+        .kid
+        .filter(|k| !k.is_empty())
+        .ok_or(VerifyError::MissingKid)?;
 
     let issuer = string_claim(&claims, "iss")?;
     let (index, provider) = providers
@@ -168,7 +183,9 @@ struct Header {
 }
 
 fn decode_json<T: serde::de::DeserializeOwned>(b64: &str) -> Result<T, VerifyError> {
-    let bytes = URL_SAFE_NO_PAD.decode(b64).map_err(|_| VerifyError::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(b64)
+        .map_err(|_| VerifyError::Malformed)?;
     serde_json::from_slice(&bytes).map_err(|_| VerifyError::Malformed)
 }
 
@@ -185,7 +202,10 @@ fn header_algorithm(alg: &str) -> Result<Algorithm, VerifyError> {
     }
 }
 
-fn string_claim<'c>(claims: &'c Map<String, Value>, name: &'static str) -> Result<&'c str, VerifyError> {
+fn string_claim<'c>(
+    claims: &'c Map<String, Value>,
+    name: &'static str,
+) -> Result<&'c str, VerifyError> {
     match claims.get(name) {
         None => Err(VerifyError::MissingClaim(name)),
         Some(Value::String(s)) => Ok(s),
@@ -194,7 +214,10 @@ fn string_claim<'c>(claims: &'c Map<String, Value>, name: &'static str) -> Resul
 }
 
 /// A NumericDate claim, if present; any other JSON type is invalid.
-fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> Result<Option<f64>, VerifyError> {
+fn numeric_date(
+    claims: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<f64>, VerifyError> {
     match claims.get(name) {
         None => Ok(None),
         Some(Value::Number(n)) => n
@@ -224,7 +247,10 @@ fn check_times(claims: &Map<String, Value>, skew: u64, now: u64) -> Result<u64, 
     Ok(exp.max(0.0) as u64)
 }
 
-fn check_token_use(claims: &Map<String, Value>, provider: &Provider) -> Result<TokenUse, VerifyError> {
+fn check_token_use(
+    claims: &Map<String, Value>,
+    provider: &Provider,
+) -> Result<TokenUse, VerifyError> {
     let token_use = match string_claim(claims, "token_use")? {
         "id" => TokenUse::Id,
         "access" => TokenUse::Access,
@@ -238,7 +264,11 @@ fn check_token_use(claims: &Map<String, Value>, provider: &Provider) -> Result<T
 }
 
 /// ID tokens name their client in `aud`; access tokens have no `aud` but `client_id`.
-fn check_client(claims: &Map<String, Value>, token_use: TokenUse, provider: &Provider) -> Result<String, VerifyError> {
+fn check_client(
+    claims: &Map<String, Value>,
+    token_use: TokenUse,
+    provider: &Provider,
+) -> Result<String, VerifyError> {
     let accepted = |c: &str| provider.client_ids.iter().any(|id| id == c);
     let client = match token_use {
         TokenUse::Access => Some(string_claim(claims, "client_id")?),
@@ -265,53 +295,24 @@ fn check_client(claims: &Map<String, Value>, token_use: TokenUse, provider: &Pro
 pub(crate) mod tests {
     use super::*;
     use crate::config::Config;
-    use jsonwebtoken::{EncodingKey, Header as JwtHeader};
-    use rsa::pkcs1::DecodeRsaPrivateKey;
-    use rsa::traits::PublicKeyParts;
+    use crate::test_tokens as tokens;
     use serde_json::json;
+    pub use tokens::{b64, hs256_with_public_key, jwks, sign, tamper_signature, unsigned, with};
 
     pub const NOW: u64 = 1_800_000_000;
-    pub const POOL_ISS: &str = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Abc123";
-
-    pub fn pem(name: &str) -> String {
-        std::fs::read_to_string(format!("{}/tests/keys/{name}.pem", env!("CARGO_MANIFEST_DIR"))).unwrap()
-    }
-
-    pub fn jwk(pem_name: &str, kid: &str) -> Value {
-        let key = rsa::RsaPrivateKey::from_pkcs1_pem(&pem(pem_name)).unwrap();
-        json!({
-            "kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
-            "n": URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),
-            "e": URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()),
-        })
-    }
-
-    pub fn sign(pem_name: &str, kid: &str, claims: &Value) -> String {
-        let mut header = JwtHeader::new(Algorithm::RS256);
-        header.kid = Some(kid.into());
-        let key = EncodingKey::from_rsa_pem(pem(pem_name).as_bytes()).unwrap();
-        jsonwebtoken::encode(&header, claims, &key).unwrap()
-    }
 
     pub fn id_claims() -> Value {
-        json!({
-            "sub": "0b1c", "iss": POOL_ISS, "aud": "client1", "token_use": "id",
-            "cognito:username": "alice", "email": "alice@example.com", "email_verified": true,
-            "iat": NOW - 10, "auth_time": NOW - 10, "exp": NOW + 3600,
-        })
+        tokens::id_claims(NOW)
     }
 
     pub fn access_claims() -> Value {
-        json!({
-            "sub": "0b1c", "iss": POOL_ISS, "client_id": "client1", "token_use": "access",
-            "username": "alice", "scope": "openid email", "iat": NOW - 10, "exp": NOW + 3600,
-        })
+        tokens::access_claims(NOW)
     }
 
     pub fn config() -> Config {
         Config::parse(
             json!({ "providers": [{
-                "name": "cognito", "user_pool_id": "us-east-1_Abc123", "client_ids": ["client1", "client2"],
+                "name": "cognito", "user_pool_id": tokens::POOL, "client_ids": ["client1", "client2"],
                 "jwks": { "cluster": "c", "uri": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Abc123/.well-known/jwks.json" }
             }]})
             .to_string()
@@ -321,35 +322,28 @@ pub(crate) mod tests {
     }
 
     pub fn keys() -> Vec<Option<KeySet>> {
-        let jwks = json!({ "keys": [jwk("key1", "k1"), jwk("key2", "k2")] });
-        vec![Some(KeySet::parse(jwks.to_string().as_bytes()).unwrap().keys)]
+        let doc = jwks(&[("key1", "k1"), ("key2", "k2")]);
+        vec![Some(KeySet::parse(doc.as_bytes()).unwrap().keys)]
     }
 
     fn check(token: &str) -> Result<Claims, VerifyError> {
         verify(token, &config().providers, &keys(), NOW)
     }
 
-    fn with(mut claims: Value, key: &str, value: Value) -> Value {
-        if value.is_null() {
-            claims.as_object_mut().unwrap().remove(key);
-        } else {
-            claims[key] = value;
-        }
-        claims
-    }
-
-    fn b64(v: &Value) -> String {
-        URL_SAFE_NO_PAD.encode(v.to_string())
-    }
-
     #[test]
     fn valid_id_and_access_tokens() {
         let c = check(&sign("key1", "k1", &id_claims())).unwrap();
-        assert_eq!((c.token_use, c.client_id.as_str(), c.kid.as_str()), (TokenUse::Id, "client1", "k1"));
+        assert_eq!(
+            (c.token_use, c.client_id.as_str(), c.kid.as_str()),
+            (TokenUse::Id, "client1", "k1")
+        );
         assert_eq!(c.expires_at, NOW + 3600);
         assert_eq!(c.all["email"], "alice@example.com");
         let c = check(&sign("key2", "k2", &access_claims())).unwrap();
-        assert_eq!((c.token_use, c.client_id.as_str()), (TokenUse::Access, "client1"));
+        assert_eq!(
+            (c.token_use, c.client_id.as_str()),
+            (TokenUse::Access, "client1")
+        );
     }
 
     #[test]
@@ -367,79 +361,139 @@ pub(crate) mod tests {
         assert!(at("nbf", NOW + 60).is_ok());
         assert_eq!(at("iat", NOW + 3000), Err(VerifyError::NotYetValid));
         let no_exp = with(id_claims(), "exp", Value::Null);
-        assert_eq!(check(&sign("key1", "k1", &no_exp)), Err(VerifyError::MissingClaim("exp")));
+        assert_eq!(
+            check(&sign("key1", "k1", &no_exp)),
+            Err(VerifyError::MissingClaim("exp"))
+        );
         let str_exp = with(id_claims(), "exp", "9999999999".into());
-        assert_eq!(check(&sign("key1", "k1", &str_exp)), Err(VerifyError::InvalidClaim("exp")));
+        assert_eq!(
+            check(&sign("key1", "k1", &str_exp)),
+            Err(VerifyError::InvalidClaim("exp"))
+        );
         let huge = with(id_claims(), "exp", json!(1e300));
-        assert_eq!(check(&sign("key1", "k1", &huge)).unwrap().expires_at, u64::MAX);
+        assert_eq!(
+            check(&sign("key1", "k1", &huge)).unwrap().expires_at,
+            u64::MAX
+        );
     }
 
     #[test]
     fn issuer_client_and_token_use() {
-        let wrong_iss = with(id_claims(), "iss", "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Other".into());
-        assert_eq!(check(&sign("key1", "k1", &wrong_iss)), Err(VerifyError::UnknownIssuer));
+        let wrong_iss = with(
+            id_claims(),
+            "iss",
+            "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Other".into(),
+        );
+        assert_eq!(
+            check(&sign("key1", "k1", &wrong_iss)),
+            Err(VerifyError::UnknownIssuer)
+        );
         let no_iss = with(id_claims(), "iss", Value::Null);
-        assert_eq!(check(&sign("key1", "k1", &no_iss)), Err(VerifyError::MissingClaim("iss")));
+        assert_eq!(
+            check(&sign("key1", "k1", &no_iss)),
+            Err(VerifyError::MissingClaim("iss"))
+        );
         let wrong_aud = with(id_claims(), "aud", "client9".into());
-        assert_eq!(check(&sign("key1", "k1", &wrong_aud)), Err(VerifyError::Audience));
+        assert_eq!(
+            check(&sign("key1", "k1", &wrong_aud)),
+            Err(VerifyError::Audience)
+        );
         let aud_list = with(id_claims(), "aud", json!(["x", "client2"]));
-        assert_eq!(check(&sign("key1", "k1", &aud_list)).unwrap().client_id, "client2");
+        assert_eq!(
+            check(&sign("key1", "k1", &aud_list)).unwrap().client_id,
+            "client2"
+        );
         let aud_obj = with(id_claims(), "aud", json!({"client1": true}));
-        assert_eq!(check(&sign("key1", "k1", &aud_obj)), Err(VerifyError::InvalidClaim("aud")));
+        assert_eq!(
+            check(&sign("key1", "k1", &aud_obj)),
+            Err(VerifyError::InvalidClaim("aud"))
+        );
         let wrong_client = with(access_claims(), "client_id", "client9".into());
-        assert_eq!(check(&sign("key1", "k1", &wrong_client)), Err(VerifyError::Audience));
+        assert_eq!(
+            check(&sign("key1", "k1", &wrong_client)),
+            Err(VerifyError::Audience)
+        );
         // An access token does not pass on an aud claim: Cognito access tokens carry client_id.
-        let access_aud = with(with(access_claims(), "client_id", Value::Null), "aud", "client1".into());
-        assert_eq!(check(&sign("key1", "k1", &access_aud)), Err(VerifyError::MissingClaim("client_id")));
+        let access_aud = with(
+            with(access_claims(), "client_id", Value::Null),
+            "aud",
+            "client1".into(),
+        );
+        assert_eq!(
+            check(&sign("key1", "k1", &access_aud)),
+            Err(VerifyError::MissingClaim("client_id"))
+        );
         let refresh = with(id_claims(), "token_use", "refresh".into());
-        assert_eq!(check(&sign("key1", "k1", &refresh)), Err(VerifyError::TokenUse));
+        assert_eq!(
+            check(&sign("key1", "k1", &refresh)),
+            Err(VerifyError::TokenUse)
+        );
         let mut only_access = config();
         only_access.providers[0].token_use = vec![TokenUse::Access];
         let id = sign("key1", "k1", &id_claims());
-        assert_eq!(verify(&id, &only_access.providers, &keys(), NOW), Err(VerifyError::TokenUse));
+        assert_eq!(
+            verify(&id, &only_access.providers, &keys(), NOW),
+            Err(VerifyError::TokenUse)
+        );
     }
 
     #[test]
     fn signature_and_key_failures() {
-        let token = sign("key1", "k1", &id_claims());
-        let (head, sig) = token.rsplit_once('.').unwrap();
-        let flipped = if sig.starts_with('A') { "B" } else { "A" };
-        assert_eq!(check(&format!("{head}.{flipped}{}", &sig[1..])), Err(VerifyError::BadSignature));
-        assert_eq!(check(&sign("key1", "k2", &id_claims())), Err(VerifyError::BadSignature), "signed by another pool key");
-        assert_eq!(check(&sign("key_other", "k1", &id_claims())), Err(VerifyError::BadSignature));
-        assert_eq!(check(&sign("key1", "nope", &id_claims())), Err(VerifyError::UnknownKid { provider: 0 }));
+        assert_eq!(
+            check(&tamper_signature(&sign("key1", "k1", &id_claims()))),
+            Err(VerifyError::BadSignature)
+        );
+        assert_eq!(
+            check(&sign("key1", "k2", &id_claims())),
+            Err(VerifyError::BadSignature),
+            "signed by another pool key"
+        );
+        assert_eq!(
+            check(&sign("key_other", "k1", &id_claims())),
+            Err(VerifyError::BadSignature)
+        );
+        assert_eq!(
+            check(&sign("key1", "nope", &id_claims())),
+            Err(VerifyError::UnknownKid { provider: 0 })
+        );
         let tampered = sign("key1", "k1", &id_claims());
         let mut parts: Vec<&str> = tampered.split('.').collect();
         let evil = b64(&with(id_claims(), "cognito:username", "mallory".into()));
         parts[1] = &evil;
         assert_eq!(check(&parts.join(".")), Err(VerifyError::BadSignature));
-        let none = verify(&sign("key1", "k1", &id_claims()), &config().providers, &[None], NOW);
+        let none = verify(
+            &sign("key1", "k1", &id_claims()),
+            &config().providers,
+            &[None],
+            NOW,
+        );
         assert_eq!(none, Err(VerifyError::NoKeys { provider: 0 }));
     }
 
     #[test]
     fn forbidden_algorithms_and_headers() {
-        let payload = b64(&id_claims());
-        let alg_none = format!("{}.{payload}.", b64(&json!({"alg": "none", "kid": "k1"})));
+        let alg_none = unsigned(&json!({"alg": "none", "kid": "k1"}), &id_claims(), "");
         assert_eq!(check(&alg_none), Err(VerifyError::AlgorithmNotAllowed));
-        let mut hs = JwtHeader::new(Algorithm::HS256);
-        hs.kid = Some("k1".into());
-        let public_pem = {
-            use rsa::pkcs1::EncodeRsaPublicKey;
-            let key = rsa::RsaPrivateKey::from_pkcs1_pem(&pem("key1")).unwrap();
-            key.to_public_key().to_pkcs1_pem(rsa::pkcs8::LineEnding::LF).unwrap()
-        };
-        let hs256 = jsonwebtoken::encode(&hs, &id_claims(), &EncodingKey::from_secret(public_pem.as_bytes())).unwrap();
-        assert_eq!(check(&hs256), Err(VerifyError::AlgorithmNotAllowed));
-        let no_kid = {
-            let key = EncodingKey::from_rsa_pem(pem("key1").as_bytes()).unwrap();
-            jsonwebtoken::encode(&JwtHeader::new(Algorithm::RS256), &id_claims(), &key).unwrap()
-        };
-        assert_eq!(check(&no_kid), Err(VerifyError::MissingKid));
-        let crit = format!("{}.{payload}.AAAA", b64(&json!({"alg": "RS256", "kid": "k1", "crit": ["exp"]})));
+        assert_eq!(
+            check(&hs256_with_public_key("key1", "k1", &id_claims())),
+            Err(VerifyError::AlgorithmNotAllowed)
+        );
+        assert_eq!(
+            check(&sign("key1", "", &id_claims())),
+            Err(VerifyError::MissingKid)
+        );
+        let crit = unsigned(
+            &json!({"alg": "RS256", "kid": "k1", "crit": ["exp"]}),
+            &id_claims(),
+            "AAAA",
+        );
         assert_eq!(check(&crit), Err(VerifyError::CriticalHeader));
-        let ps = format!("{}.{payload}.AAAA", b64(&json!({"alg": "PS256", "kid": "k1"})));
-        assert_eq!(check(&ps), Err(VerifyError::AlgorithmNotAllowed), "not in the default allow-list");
+        let ps = unsigned(&json!({"alg": "PS256", "kid": "k1"}), &id_claims(), "AAAA");
+        assert_eq!(
+            check(&ps),
+            Err(VerifyError::AlgorithmNotAllowed),
+            "not in the default allow-list"
+        );
     }
 
     #[test]
@@ -447,7 +501,11 @@ pub(crate) mod tests {
         for t in ["", "a", "a.b", "a.b.c.d", "x.y.z", "....", "eyJ.eyJ.sig"] {
             assert_eq!(check(t), Err(VerifyError::Malformed), "{t}");
         }
-        let not_object = format!("{}.{}.AAAA", b64(&json!({"alg": "RS256", "kid": "k1"})), b64(&json!([1, 2])));
+        let not_object = unsigned(
+            &json!({"alg": "RS256", "kid": "k1"}),
+            &json!([1, 2]),
+            "AAAA",
+        );
         assert_eq!(check(&not_object), Err(VerifyError::Malformed));
     }
 

@@ -31,9 +31,16 @@ impl HttpContext for Http {
         match decision {
             Decision::Allow(_claims) => Action::Continue,
             Decision::Deny(denied) => {
-                debug!("cognito-edge-auth: denied {} ({})", denied.response.status, denied.reason);
+                debug!(
+                    "cognito-edge-auth: denied {} ({})",
+                    denied.response.status, denied.reason
+                );
                 let r = &denied.response;
-                let headers: Vec<(&str, &str)> = r.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+                let headers: Vec<(&str, &str)> = r
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
                 self.send_http_response(r.status, headers, Some(r.body.as_bytes()));
                 Action::Pause
             }

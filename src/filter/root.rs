@@ -38,7 +38,13 @@ struct FetchState {
 }
 
 impl Context for Root {
-    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
         let Some(index) = self.pending.remove(&token) else {
             return;
         };
@@ -52,7 +58,10 @@ impl RootContext for Root {
         let bytes = self.get_plugin_configuration().unwrap_or_default();
         match Config::parse(&bytes) {
             Ok(config) => {
-                info!("cognito-edge-auth: configured {} provider(s)", config.providers.len());
+                info!(
+                    "cognito-edge-auth: configured {} provider(s)",
+                    config.providers.len()
+                );
                 self.fetches = vec![FetchState::default(); config.providers.len()];
                 self.shared = Some(Rc::new(Shared {
                     keys: RefCell::new(vec![None; config.providers.len()]),
@@ -97,7 +106,9 @@ impl Root {
     }
 
     fn start_fetch(&mut self, index: usize, now: u64) {
-        let Some(p) = self.provider(index) else { return };
+        let Some(p) = self.provider(index) else {
+            return;
+        };
         let jwks = &p.jwks;
         let headers = vec![
             (":method", "GET"),
@@ -131,9 +142,14 @@ impl Root {
             Some(other) => return Err(format!("HTTP status {other}")),
         }
         if body_size > crate::jwks::MAX_JWKS_BYTES {
-            return Err(format!("body of {body_size} bytes is over the {}-byte bound", crate::jwks::MAX_JWKS_BYTES));
+            return Err(format!(
+                "body of {body_size} bytes is over the {}-byte bound",
+                crate::jwks::MAX_JWKS_BYTES
+            ));
         }
-        let body = self.get_http_call_response_body(0, body_size).unwrap_or_default();
+        let body = self
+            .get_http_call_response_body(0, body_size)
+            .unwrap_or_default();
         KeySet::parse(&body).map_err(|e| e.to_string())
     }
 
@@ -150,9 +166,17 @@ impl Root {
             return;
         };
         let kids: Vec<&str> = parsed.keys.kids().collect();
-        info!("cognito-edge-auth: provider {}: loaded {} key(s) [{}]", provider.name, kids.len(), kids.join(", "));
+        info!(
+            "cognito-edge-auth: provider {}: loaded {} key(s) [{}]",
+            provider.name,
+            kids.len(),
+            kids.join(", ")
+        );
         for why in &parsed.skipped {
-            warn!("cognito-edge-auth: provider {}: skipped {why}", provider.name);
+            warn!(
+                "cognito-edge-auth: provider {}: skipped {why}",
+                provider.name
+            );
         }
         let refresh_ms = provider.jwks.refresh_interval_seconds.saturating_mul(1000);
         if let Some(slot) = shared.keys.borrow_mut().get_mut(index) {
@@ -166,10 +190,18 @@ impl Root {
 
     /// Keeps the last good keys and schedules a retry with exponential backoff.
     fn fail_fetch(&mut self, index: usize, now: u64, reason: &str) {
-        let Some(provider) = self.provider(index) else { return };
+        let Some(provider) = self.provider(index) else {
+            return;
+        };
         let name = provider.name.clone();
-        let cap = provider.jwks.refresh_interval_seconds.saturating_mul(1000).min(MAX_BACKOFF_MS);
-        let Some(f) = self.fetches.get_mut(index) else { return };
+        let cap = provider
+            .jwks
+            .refresh_interval_seconds
+            .saturating_mul(1000)
+            .min(MAX_BACKOFF_MS);
+        let Some(f) = self.fetches.get_mut(index) else {
+            return;
+        };
         f.failures = f.failures.saturating_add(1);
         let backoff = 500u64.saturating_mul(1 << f.failures.min(16)).min(cap);
         f.next_at_ms = now.saturating_add(backoff);

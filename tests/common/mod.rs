@@ -1,0 +1,541 @@
+//! End-to-end harness: a real Envoy with the built filter, plus HTTP servers the test controls.
+//!
+//! Every process and server started here stops when its handle is dropped, also when a test
+//! fails. Ports are chosen by the OS; Envoy runs with `--use-dynamic-base-id`.
+
+#![allow(dead_code)]
+
+pub mod tokens;
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn env_path(var: &str, fallback: &str) -> PathBuf {
+    let p = std::env::var(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(fallback));
+    assert!(
+        p.exists(),
+        "{} not found: run the tests with `make test` (sets {var})",
+        p.display()
+    );
+    p
+}
+
+pub fn wasm_path() -> PathBuf {
+    env_path(
+        "CEA_WASM",
+        "target/wasm32-wasip1/release/cognito_edge_auth.wasm",
+    )
+}
+
+pub fn envoy_bin() -> PathBuf {
+    env_path("ENVOY_BIN", ".venv/bin/envoy")
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP client
+
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
+    }
+}
+
+/// Sends one HTTP/1.1 request with raw header bytes and reads the whole reply.
+pub fn request(port: u16, method: &str, path: &str, headers: &[(&str, &[u8])]) -> Reply {
+    try_request(port, method, path, headers)
+        .unwrap_or_else(|e| panic!("{method} {path} on port {port}: {e}"))
+}
+
+pub fn try_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &[u8])],
+) -> std::io::Result<Reply> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n")
+        .into_bytes();
+    for (name, value) in headers {
+        req.extend_from_slice(name.as_bytes());
+        req.extend_from_slice(b": ");
+        req.extend_from_slice(value);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"\r\n");
+    stream.write_all(&req)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    Ok(parse_reply(&raw))
+}
+
+pub fn get(port: u16, path: &str) -> Reply {
+    request(port, "GET", path, &[])
+}
+
+pub fn get_with_token(port: u16, path: &str, token: &str) -> Reply {
+    let value = format!("Bearer {token}");
+    request(port, "GET", path, &[("authorization", value.as_bytes())])
+}
+
+fn parse_reply(raw: &[u8]) -> Reply {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP reply: {text:?}"));
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP servers under the test's control
+
+/// What a test server answers.
+#[derive(Clone)]
+pub struct Canned {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub delay: Duration,
+}
+
+pub struct ServerRequest {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+}
+
+type Handler = Arc<dyn Fn(&ServerRequest) -> Canned + Send + Sync>;
+
+/// A tiny HTTP/1.1 server on an OS-chosen loopback port; one connection per request.
+pub struct Server {
+    pub port: u16,
+    pub hits: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Server {
+    pub fn start(handler: Handler) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (h, s) = (hits.clone(), stop.clone());
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (handler, hits) = (handler.clone(), h.clone());
+                thread::spawn(move || serve(conn, &*handler, &hits));
+            }
+        });
+        Server { port, hits, stop }
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn serve(
+    conn: TcpStream,
+    handler: &(dyn Fn(&ServerRequest) -> Canned + Send + Sync),
+    hits: &AtomicUsize,
+) {
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let path = parts.next().unwrap_or("").to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+            break;
+        }
+        if let Some((n, v)) = h.split_once(':') {
+            headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    hits.fetch_add(1, Ordering::SeqCst);
+    let reply = handler(&ServerRequest {
+        method,
+        path,
+        headers,
+    });
+    thread::sleep(reply.delay);
+    let mut conn = conn;
+    let head = format!(
+        "HTTP/1.1 {} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        reply.status,
+        reply.body.len()
+    );
+    let _ = conn.write_all(head.as_bytes());
+    let _ = conn.write_all(&reply.body);
+    let _ = conn.shutdown(Shutdown::Both);
+}
+
+/// An upstream that answers 200 with the request it received, as JSON.
+pub fn echo_upstream() -> Server {
+    Server::start(Arc::new(|req: &ServerRequest| Canned {
+        status: 200,
+        body: json!({ "method": req.method, "path": req.path, "headers": req.headers })
+            .to_string()
+            .into_bytes(),
+        delay: Duration::ZERO,
+    }))
+}
+
+/// A JWKS endpoint whose answer the test sets and whose fetches it counts.
+pub struct JwksServer {
+    pub server: Server,
+    answer: Arc<Mutex<Canned>>,
+}
+
+impl JwksServer {
+    pub fn start(jwks: &str) -> JwksServer {
+        let answer = Arc::new(Mutex::new(Canned {
+            status: 200,
+            body: jwks.as_bytes().to_vec(),
+            delay: Duration::ZERO,
+        }));
+        let a = answer.clone();
+        let server = Server::start(Arc::new(move |_req: &ServerRequest| {
+            a.lock().unwrap().clone()
+        }));
+        JwksServer { server, answer }
+    }
+
+    pub fn set(&self, status: u16, body: &str) {
+        let mut a = self.answer.lock().unwrap();
+        a.status = status;
+        a.body = body.as_bytes().to_vec();
+    }
+
+    pub fn fetches(&self) -> usize {
+        self.server.hits()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.server.port
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Envoy
+
+/// A running Envoy; killed on drop.
+pub struct Envoy {
+    child: Child,
+    pub port: u16,
+    pub admin_port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+/// The filter configuration for one Cognito-style provider whose JWKS is on `jwks_port`.
+pub fn provider(name: &str, jwks_port: u16) -> Value {
+    json!({
+        "name": name,
+        "user_pool_id": tokens::POOL,
+        "client_ids": [tokens::CLIENT, "client2"],
+        "jwks": { "cluster": "jwks", "uri": format!("http://127.0.0.1:{jwks_port}/{}/.well-known/jwks.json", tokens::POOL) },
+    })
+}
+
+fn cluster(name: &str, port: u16) -> Value {
+    json!({
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": { "cluster_name": name, "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": {
+            "socket_address": { "address": "127.0.0.1", "port_value": port } } } }] }] },
+    })
+}
+
+/// An Envoy bootstrap: one listener, the wasm filter with `filter_config`, the router to
+/// `upstream_port`, and a `jwks` cluster to `jwks_port`.
+pub fn bootstrap(filter_config: &Value, upstream_port: u16, jwks_port: u16) -> Value {
+    let wasm = json!({
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": "cognito_edge_auth",
+                "root_id": "cognito_edge_auth",
+                "fail_open": false,
+                "configuration": { "@type": "type.googleapis.com/google.protobuf.StringValue", "value": filter_config.to_string() },
+                "vm_config": {
+                    "vm_id": "cognito_edge_auth",
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": { "local": { "filename": wasm_path().to_string_lossy() } },
+                },
+            },
+        },
+    });
+    json!({
+        "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
+        "static_resources": {
+            "listeners": [{
+                "name": "main",
+                "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },
+                "filter_chains": [{ "filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": "ingress",
+                        "route_config": { "virtual_hosts": [{ "name": "all", "domains": ["*"],
+                            "routes": [{ "match": { "prefix": "/" }, "route": { "cluster": "upstream" } }] }] },
+                        "http_filters": [wasm, { "name": "envoy.filters.http.router", "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }],
+                    },
+                }] }],
+            }],
+            "clusters": [cluster("upstream", upstream_port), cluster("jwks", jwks_port)],
+        },
+    })
+}
+
+impl Envoy {
+    /// Starts Envoy and waits until it is live and its listener port is known.
+    pub fn start(bootstrap: &Value) -> Envoy {
+        Self::start_with(bootstrap, 1)
+    }
+
+    pub fn start_with(bootstrap: &Value, concurrency: u32) -> Envoy {
+        let (mut child, dir) = Self::spawn(bootstrap, concurrency);
+        let admin_file = dir.path().join("admin");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let admin_port = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("envoy exited with {status} during start:\n{}", log_of(&dir));
+            }
+            if let Some(port) = std::fs::read_to_string(&admin_file).ok().and_then(|s| {
+                s.trim()
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse::<u16>().ok())
+            }) {
+                break port;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "envoy did not start:\n{}",
+                log_of(&dir)
+            );
+            thread::sleep(Duration::from_millis(50));
+        };
+        let mut envoy = Envoy {
+            child,
+            port: 0,
+            admin_port,
+            dir,
+        };
+        envoy.port = envoy.wait_for_listener(deadline);
+        envoy
+    }
+
+    fn spawn(bootstrap: &Value, concurrency: u32) -> (Child, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("envoy.json");
+        std::fs::write(&cfg, bootstrap.to_string()).unwrap();
+        let log = std::fs::File::create(dir.path().join("envoy.log")).unwrap();
+        let child = Command::new(envoy_bin())
+            .arg("-c")
+            .arg(&cfg)
+            .arg("--use-dynamic-base-id")
+            .arg("--concurrency")
+            .arg(concurrency.to_string())
+            .arg("--admin-address-path")
+            .arg(dir.path().join("admin"))
+            .args(["-l", "info", "--component-log-level", "wasm:debug"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        (child, dir)
+    }
+
+    /// Runs Envoy with a bootstrap that must be refused; returns its exit code and log.
+    pub fn expect_refusal(bootstrap: &Value) -> (Option<i32>, String) {
+        let (mut child, dir) = Self::spawn(bootstrap, 1);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return (status.code(), log_of(&dir));
+            }
+            if Instant::now() > deadline || dir.path().join("admin").exists() && is_live(&dir) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("envoy started with a bad configuration:\n{}", log_of(&dir));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_for_listener(&mut self, deadline: Instant) -> u16 {
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("envoy exited with {status}:\n{}", self.log());
+            }
+            let reply = get(self.admin_port, "/listeners?format=json");
+            let port = serde_json::from_str::<Value>(&reply.body)
+                .ok()
+                .and_then(|v| {
+                    v["listener_statuses"][0]["local_address"]["socket_address"]["port_value"]
+                        .as_u64()
+                });
+            if let Some(port) = port.filter(|p| *p != 0) {
+                return port as u16;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "envoy listener never came up:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        log_of(&self.dir)
+    }
+
+    /// Waits until `token` is accepted (the JWKS has been fetched), or panics after 15 s.
+    pub fn wait_for_keys(&self, token: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let r = get_with_token(self.port, "/", token);
+            if r.status == 200 {
+                return;
+            }
+            assert!(
+                r.status == 503,
+                "waiting for keys, got {} {}",
+                r.status,
+                r.body
+            );
+            assert!(
+                Instant::now() < deadline,
+                "keys never loaded:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The value of one counter or gauge from the admin `/stats` endpoint.
+    pub fn stat(&self, name: &str) -> Option<u64> {
+        let r = get(self.admin_port, &format!("/stats?filter=^{name}$"));
+        r.body.lines().find_map(|l| {
+            l.split_once(": ")
+                .filter(|(n, _)| *n == name)
+                .and_then(|(_, v)| v.trim().parse().ok())
+        })
+    }
+}
+
+fn is_live(dir: &tempfile::TempDir) -> bool {
+    std::fs::read_to_string(dir.path().join("admin"))
+        .ok()
+        .and_then(|s| {
+            s.trim()
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse::<u16>().ok())
+        })
+        .is_some_and(|port| try_request(port, "GET", "/ready", &[]).is_ok_and(|r| r.status == 200))
+}
+
+fn log_of(dir: &tempfile::TempDir) -> String {
+    std::fs::read_to_string(dir.path().join("envoy.log")).unwrap_or_default()
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!("--- envoy log ---\n{}", self.log());
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! End to end: Envoy refuses to start with a bad filter configuration, naming the field.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+fn refused(config: serde_json::Value, field: &str) {
+    let (code, log) = Envoy::expect_refusal(&bootstrap(&config, 9, 9));
+    assert_ne!(code, Some(0), "envoy must exit with an error");
+    assert!(
+        log.contains(&format!("configuration field `{field}`")),
+        "the log does not name `{field}`:\n{log}"
+    );
+}
+
+#[test]
+fn an_unknown_field_stops_envoy() {
+    let mut p = provider("cognito", 9);
+    p["jwks"]["url"] = "https://example.com".into();
+    refused(json!({ "providers": [p] }), "providers[0].jwks.url");
+}
+
+#[test]
+fn a_bad_value_stops_envoy() {
+    let mut p = provider("cognito", 9);
+    p["algorithms"] = json!(["HS256"]);
+    refused(json!({ "providers": [p] }), "providers[0].algorithms[0]");
+}
+
+#[test]
+fn a_wrong_type_stops_envoy() {
+    let mut p = provider("cognito", 9);
+    p["client_ids"] = json!("client1");
+    refused(json!({ "providers": [p] }), "providers[0].client_ids");
+}
