@@ -1,5 +1,12 @@
 //! End to end: which tokens a real Envoy with the filter lets through, and how it refuses.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 
 use common::tokens::{self, access_claims, id_claims, sign, with};

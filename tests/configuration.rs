@@ -1,5 +1,12 @@
 //! End to end: Envoy refuses to start with a bad filter configuration, naming the field.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 
 use common::*;

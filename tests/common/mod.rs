@@ -4,6 +4,12 @@
 //! fails. Ports are chosen by the OS; Envoy runs with `--use-dynamic-base-id`.
 
 #![allow(dead_code)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 pub mod tokens;
 
@@ -83,6 +89,17 @@ pub fn try_request(
     path: &str,
     headers: &[(&str, &[u8])],
 ) -> std::io::Result<Reply> {
+    send(port, method, path, headers, b"")
+}
+
+/// Sends one HTTP/1.1 request with a body (`content-length` is added when it is not empty).
+pub fn send(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+) -> std::io::Result<Reply> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(20)))?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n")
@@ -93,7 +110,11 @@ pub fn try_request(
         req.extend_from_slice(value);
         req.extend_from_slice(b"\r\n");
     }
+    if !body.is_empty() {
+        req.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    }
     req.extend_from_slice(b"\r\n");
+    req.extend_from_slice(body);
     stream.write_all(&req)?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
@@ -301,6 +322,70 @@ impl JwksServer {
 }
 
 // ---------------------------------------------------------------------------------------
+// moto, the Cognito emulator
+
+/// A moto server on a free loopback port; killed on drop.
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let bin = env_path("MOTO_SERVER", ".venv/bin/moto_server");
+        let child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let moto = Moto { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while try_request(port, "GET", "/moto-api/", &[]).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto did not start on port {port}"
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+
+    /// Calls one action of the Cognito Identity Provider API, as the AWS SDKs do.
+    pub fn cognito(&self, action: &str, body: Value) -> Value {
+        let target = format!("AWSCognitoIdentityProviderService.{action}");
+        let headers: [(&str, &[u8]); 3] = [
+            ("x-amz-target", target.as_bytes()),
+            ("content-type", b"application/x-amz-json-1.1"),
+            ("authorization", b"AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/cognito-idp/aws4_request, SignedHeaders=host, Signature=0"),
+        ];
+        let r = send(
+            self.port,
+            "POST",
+            "/",
+            &headers,
+            body.to_string().as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{action}: {}", r.body);
+        r.json()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Envoy
 
 /// A running Envoy; killed on drop.
@@ -321,7 +406,8 @@ pub fn provider(name: &str, jwks_port: u16) -> Value {
     })
 }
 
-fn cluster(name: &str, port: u16) -> Value {
+/// A static cluster to a loopback port.
+pub fn cluster(name: &str, port: u16) -> Value {
     json!({
         "name": name,
         "type": "STATIC",
@@ -334,6 +420,17 @@ fn cluster(name: &str, port: u16) -> Value {
 /// An Envoy bootstrap: one listener, the wasm filter with `filter_config`, the router to
 /// `upstream_port`, and a `jwks` cluster to `jwks_port`.
 pub fn bootstrap(filter_config: &Value, upstream_port: u16, jwks_port: u16) -> Value {
+    bootstrap_with_clusters(
+        filter_config,
+        vec![
+            cluster("upstream", upstream_port),
+            cluster("jwks", jwks_port),
+        ],
+    )
+}
+
+/// A bootstrap as [`bootstrap`], with the clusters given (one must be `upstream`).
+pub fn bootstrap_with_clusters(filter_config: &Value, clusters: Vec<Value>) -> Value {
     let wasm = json!({
         "name": "envoy.filters.http.wasm",
         "typed_config": {
@@ -369,7 +466,7 @@ pub fn bootstrap(filter_config: &Value, upstream_port: u16, jwks_port: u16) -> V
                     },
                 }] }],
             }],
-            "clusters": [cluster("upstream", upstream_port), cluster("jwks", jwks_port)],
+            "clusters": clusters,
         },
     })
 }

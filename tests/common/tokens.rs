@@ -1,6 +1,12 @@
 //! Test keys and token minting, shared by the unit tests (`#[path]`) and the end-to-end tests.
 
 #![allow(dead_code)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
