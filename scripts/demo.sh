@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# The local demo behind `make run`: moto as Cognito, an echo upstream, and Envoy with the
+# filter in front of it. Everything listens on 127.0.0.1 and stops on Ctrl-C.
+#
+#   1. moto_server (the Cognito emulator); a user pool, an app client and a user are made
+#      through the Cognito API with the AWS CLI
+#   2. scripts/echo_upstream.py, which answers 200 with the request echoed as JSON
+#   3. Envoy, with envoy/demo.yaml rendered to .run/envoy-demo.yaml
+#   4. a self-check: no token → 401, bad token → 401, ID token → 200, access token → 200
+#
+# Environment (all optional):
+#   DEMO_PORT=10000   Envoy listener     DEMO_ADMIN_PORT=47901   Envoy admin
+#   DEMO_MOTO_PORT=47900   moto          DEMO_UPSTREAM_PORT=47902   echo upstream
+#   DEMO_USER, DEMO_PASSWORD, DEMO_EMAIL   the demo user
+#   DEMO_SELFTEST=1   run the self-check, print it and exit (non-zero if it failed);
+#                     default ports are then any free ports, so runs can overlap
+#   VENV, CEA_WASM    where the tools (envoy, moto_server, aws) and the built filter are
+#   DEMO_RUN_DIR=.run   generated config and logs (give each concurrent run its own)
+# A port given explicitly must be free; a default port that is busy is replaced by a free one.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${VENV:-$ROOT/.venv}
+WASM=${CEA_WASM:-$ROOT/target/wasm32-wasip1/release/cognito_edge_auth.wasm}
+RUN=${DEMO_RUN_DIR:-$ROOT/.run}
+LOGS=${RUN#"$ROOT"/}  # for messages
+REGION=us-east-1
+DEMO_USER=${DEMO_USER:-alice}
+DEMO_PASSWORD=${DEMO_PASSWORD:-Demo-Passw0rd}
+DEMO_EMAIL=${DEMO_EMAIL:-alice@example.com}
+SELFTEST=0; [[ ${DEMO_SELFTEST:-0} == 0 ]] || SELFTEST=1
+
+# moto accepts any credentials; make sure nothing from ~/.aws is picked up instead.
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_PAGER=""
+unset AWS_PROFILE AWS_SESSION_TOKEN
+
+die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
+
+for tool in envoy moto_server aws; do
+  [[ -x $VENV/bin/$tool ]] || die "$VENV/bin/$tool not found; run 'make run' (it installs the tools)"
+done
+[[ -f $WASM ]] || die "$WASM not found; run 'make build'"
+command -v curl >/dev/null || die "curl is required"
+command -v python3 >/dev/null || die "python3 is required"
+mkdir -p "$RUN"
+
+# --- ports -----------------------------------------------------------------------------
+TAKEN=""
+port_free() {
+  python3 -c 'import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null && [[ " $TAKEN " != *" $1 "* ]]
+}
+any_free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+# pick_port VAR DEFAULT: $VAR if set (it must be free), else DEFAULT, else any free port.
+pick_port() {
+  local var=$1 port=${!1:-}
+  if [[ -n $port ]]; then
+    port_free "$port" || die "$var=$port: that port is in use"
+  else
+    port=$2; ((SELFTEST == 0)) || port=$(any_free_port)
+    until port_free "$port"; do port=$(any_free_port); done
+  fi
+  TAKEN="$TAKEN $port"
+  printf -v "$var" '%s' "$port"
+}
+pick_port DEMO_PORT 10000
+pick_port DEMO_MOTO_PORT 47900
+pick_port DEMO_ADMIN_PORT 47901
+pick_port DEMO_UPSTREAM_PORT 47902
+MOTO_URL=http://127.0.0.1:$DEMO_MOTO_PORT
+URL=http://127.0.0.1:$DEMO_PORT
+
+# --- processes: started in the background, all stopped on exit --------------------------
+PIDS=() NAMES=()
+cleanup() {
+  local pid i
+  for pid in ${PIDS[@]+"${PIDS[@]}"}; do kill "$pid" 2>/dev/null || true; done
+  for pid in ${PIDS[@]+"${PIDS[@]}"}; do
+    for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.3; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# start NAME CMD...: runs CMD in the background with its output in .run/NAME.log.
+start() {
+  local name=$1; shift
+  "$@" >"$RUN/$name.log" 2>&1 &
+  PIDS+=($!) NAMES+=("$name")
+}
+# wait_for NAME WHAT CHECK...: retries CHECK for up to 30 s while process NAME runs.
+wait_for() {
+  local name=$1 what=$2 i pid=${PIDS[${#PIDS[@]}-1]}; shift 2
+  for ((i = 0; i < 150; i++)); do
+    "$@" && return 0
+    kill -0 "$pid" 2>/dev/null || { tail -n 30 "$RUN/$name.log" >&2; die "$name exited (log: $LOGS/$name.log)"; }
+    sleep 0.2
+  done
+  tail -n 30 "$RUN/$name.log" >&2
+  die "timed out waiting for $what (log: $LOGS/$name.log)"
+}
+# status URL [CURL ARGS...]: the HTTP status code, 000 when there is no answer.
+status() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" || true; }
+is() { [[ $(status "${@:2}") == "$1" ]]; }
+
+# --- 1. moto, and a pool, a client and a user through the Cognito API -------------------
+start moto "$VENV/bin/moto_server" -H 127.0.0.1 -p "$DEMO_MOTO_PORT"
+wait_for moto "moto on $MOTO_URL" is 200 "$MOTO_URL/moto-api/"
+
+aws() { "$VENV/bin/aws" --endpoint-url "$MOTO_URL" --region "$REGION" --output text "$@"; }
+POOL_ID=$(aws cognito-idp create-user-pool --pool-name cognito-edge-auth-demo --query UserPool.Id)
+# Real Cognito refuses legacy flow names (ADMIN_NO_SRP_AUTH) mixed with ALLOW_* ones.
+# --read-attributes: moto only puts email / email_verified in ID tokens when readable.
+CLIENT_ID=$(aws cognito-idp create-user-pool-client --user-pool-id "$POOL_ID" --client-name demo \
+  --explicit-auth-flows ALLOW_ADMIN_USER_PASSWORD_AUTH ALLOW_REFRESH_TOKEN_AUTH \
+  --read-attributes email email_verified --query UserPoolClient.ClientId)
+aws cognito-idp admin-create-user --user-pool-id "$POOL_ID" --username "$DEMO_USER" --message-action SUPPRESS \
+  --user-attributes Name=email,Value="$DEMO_EMAIL" Name=email_verified,Value=true >/dev/null
+aws cognito-idp admin-set-user-password --user-pool-id "$POOL_ID" --username "$DEMO_USER" \
+  --password "$DEMO_PASSWORD" --permanent
+JWKS_URI=$MOTO_URL/$POOL_ID/.well-known/jwks.json
+is 200 "$JWKS_URI" || die "moto does not serve $JWKS_URI"
+
+# --- 2. the upstream ---------------------------------------------------------------------
+start upstream python3 "$ROOT/scripts/echo_upstream.py" "$DEMO_UPSTREAM_PORT"
+wait_for upstream "the upstream" is 200 "http://127.0.0.1:$DEMO_UPSTREAM_PORT/"
+
+# --- 3. Envoy with the filter ---------------------------------------------------------------
+env LISTEN_PORT="$DEMO_PORT" ADMIN_PORT="$DEMO_ADMIN_PORT" UPSTREAM_PORT="$DEMO_UPSTREAM_PORT" \
+  MOTO_PORT="$DEMO_MOTO_PORT" WASM_PATH="$WASM" USER_POOL_ID="$POOL_ID" CLIENT_ID="$CLIENT_ID" \
+  python3 -c 'import os, string, sys
+sys.stdout.write(string.Template(open(sys.argv[1]).read()).substitute(os.environ))' \
+  "$ROOT/envoy/demo.yaml" >"$RUN/envoy-demo.yaml"
+start envoy "$VENV/bin/envoy" -c "$RUN/envoy-demo.yaml" --use-dynamic-base-id --concurrency 2 \
+  -l warning --component-log-level wasm:info
+ready() { [[ $(curl -s --max-time 2 "http://127.0.0.1:$DEMO_ADMIN_PORT/ready" || true) == LIVE* ]]; }
+wait_for envoy "Envoy to be ready" ready
+wait_for envoy "Envoy to answer 401 without a token" is 401 "$URL/hello"
+
+# --- 4. self-check ---------------------------------------------------------------------------
+TOKENS=$(aws cognito-idp admin-initiate-auth --user-pool-id "$POOL_ID" --client-id "$CLIENT_ID" \
+  --auth-flow ADMIN_USER_PASSWORD_AUTH --auth-parameters "USERNAME=$DEMO_USER,PASSWORD=$DEMO_PASSWORD" \
+  --query 'AuthenticationResult.[IdToken,AccessToken]')
+read -r ID_TOKEN ACCESS_TOKEN <<<"$TOKENS"
+RESULTS=() FAILED=0
+# check LABEL EXPECTED [CURL ARGS...]: retries for up to 10 s while the keys are still loading.
+check() {
+  local label=$1 want=$2 got i; shift 2
+  for ((i = 0; i < 50; i++)); do
+    got=$(status "$@" "$URL/hello")
+    [[ $got == 503 || $got == 000 ]] || break
+    sleep 0.2
+  done
+  RESULTS+=("$label → $got")
+  [[ $got == "$want" ]] || { FAILED=1; RESULTS[${#RESULTS[@]}-1]+=" (expected $want)"; }
+}
+check "no token" 401
+check "bad token" 401 -H "Authorization: Bearer not.a.token"
+check "id token" 200 -H "Authorization: Bearer $ID_TOKEN"
+check "access token" 200 -H "Authorization: Bearer $ACCESS_TOKEN"
+SUMMARY=$(printf '%s, ' "${RESULTS[@]}")
+echo "self-check: ${SUMMARY%, }"
+if ((SELFTEST)); then
+  ((FAILED == 0)) || { echo "self-check FAILED; Envoy log: $LOGS/envoy.log" >&2; tail -n 20 "$RUN/envoy.log" >&2; }
+  exit "$FAILED"
+fi
+((FAILED == 0)) || echo "WARNING: self-check FAILED; see $LOGS/envoy.log" >&2
+
+# --- 5. how to try it, then wait for Ctrl-C ----------------------------------------------------
+# q WORD: WORD quoted for a shell, only when it needs it.
+q() { if [[ $1 =~ ^[A-Za-z0-9_./,=@:+-]+$ ]]; then printf '%s' "$1"; else printf '%q' "$1"; fi; }
+login() { # the copy-paste command that prints a token of kind $1
+  printf '%s' "AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test $(q "$VENV/bin/aws") \\
+    --endpoint-url $MOTO_URL --region $REGION cognito-idp admin-initiate-auth \\
+    --user-pool-id $POOL_ID --client-id $CLIENT_ID --auth-flow ADMIN_USER_PASSWORD_AUTH \\
+    --auth-parameters $(q "USERNAME=$DEMO_USER,PASSWORD=$DEMO_PASSWORD") \\
+    --query AuthenticationResult.$1 --output text"
+}
+cat <<EOF
+
+cognito-edge-auth demo is running
+  Envoy    $URL   (admin http://127.0.0.1:$DEMO_ADMIN_PORT)
+  moto     $MOTO_URL   user pool $POOL_ID, app client $CLIENT_ID
+  user     $DEMO_USER / $DEMO_PASSWORD ($DEMO_EMAIL)
+  config   $LOGS/envoy-demo.yaml   logs $LOGS/{envoy,moto,upstream}.log
+
+Get an ID token and an access token:
+  TOKEN=\$($(login IdToken))
+  ACCESS_TOKEN=\$($(login AccessToken))
+
+Call through Envoy:
+  curl -i $URL/hello                                            # 401
+  curl -i -H "Authorization: Bearer \$TOKEN" $URL/hello          # 200, the upstream's echo
+  curl -i -H "Authorization: Bearer \$ACCESS_TOKEN" $URL/hello   # 200
+
+Ctrl-C stops moto, the upstream and Envoy.
+EOF
+while true; do
+  for i in "${!PIDS[@]}"; do
+    kill -0 "${PIDS[$i]}" 2>/dev/null || die "${NAMES[$i]} stopped unexpectedly (log: $LOGS/${NAMES[$i]}.log)"
+  done
+  sleep 1
+done
