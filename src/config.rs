@@ -14,6 +14,7 @@ const DEFAULT_TIMEOUT_MS: u64 = 3_000;
 const DEFAULT_REFRESH_SECONDS: u64 = 600;
 const DEFAULT_CLOCK_SKEW_SECONDS: u64 = 60;
 const MAX_CLOCK_SKEW_SECONDS: u64 = 300;
+const DEFAULT_STARTUP_WAIT_MS: u64 = 5_000;
 
 /// A configuration error: the field path and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +39,8 @@ pub struct Config {
     pub providers: Vec<Provider>,
     pub from_headers: Vec<HeaderSource>,
     pub realm: String,
+    /// How long a request may wait for a provider's first keys before it gets 503.
+    pub startup_wait_ms: u64,
 }
 
 /// One token issuer: a Cognito user pool, or any JWKS-backed issuer with `issuer` set.
@@ -46,11 +49,23 @@ pub struct Provider {
     pub name: String,
     /// Every `iss` value this provider accepts, compared exactly.
     pub issuers: Vec<String>,
+    /// A Cognito user pool (`user_pool_id` set): `token_use` and the client are checked the
+    /// Cognito way. Otherwise a plain JWT issuer: `aud` is checked against `client_ids` if any.
+    pub cognito: bool,
     pub client_ids: Vec<String>,
     pub token_use: Vec<TokenUse>,
     pub algorithms: Vec<jsonwebtoken::Algorithm>,
-    pub jwks: RemoteJwks,
+    pub keys: KeySource,
     pub clock_skew_seconds: u64,
+}
+
+/// Where a provider's keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// Fetched through an Envoy cluster and refreshed.
+    Remote(RemoteJwks),
+    /// Inline JWKS JSON from the configuration (already checked to hold a usable key).
+    Local(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -110,6 +125,7 @@ struct RawConfig {
     providers: Vec<RawProvider>,
     from_headers: Option<Vec<HeaderSource>>,
     realm: Option<String>,
+    startup_wait_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -118,10 +134,12 @@ struct RawProvider {
     name: String,
     user_pool_id: Option<String>,
     issuer: Option<String>,
+    #[serde(default)]
     client_ids: Vec<String>,
     token_use: Option<Vec<TokenUse>>,
     algorithms: Option<Vec<String>>,
-    jwks: RawJwks,
+    jwks: Option<RawJwks>,
+    local_jwks: Option<serde_json::Value>,
     clock_skew_seconds: Option<u64>,
 }
 
@@ -193,10 +211,16 @@ impl RawConfig {
             ));
         }
 
+        let startup_wait_ms = self.startup_wait_ms.unwrap_or(DEFAULT_STARTUP_WAIT_MS);
+        if startup_wait_ms > 60_000 {
+            return Err(err("startup_wait_ms", "must be at most 60000"));
+        }
+
         Ok(Config {
             providers,
             from_headers,
             realm,
+            startup_wait_ms,
         })
     }
 }
@@ -239,10 +263,17 @@ impl RawProvider {
             }
         };
 
-        if self.client_ids.is_empty() {
+        let cognito = self.user_pool_id.is_some();
+        if cognito && self.client_ids.is_empty() {
             return Err(err(
                 format!("{at}.client_ids"),
                 "at least one app client id is required",
+            ));
+        }
+        if !cognito && self.token_use.is_some() {
+            return Err(err(
+                format!("{at}.token_use"),
+                "only applies to Cognito providers (with user_pool_id)",
             ));
         }
         if let Some(i) = self.client_ids.iter().position(|c| c.is_empty()) {
@@ -288,13 +319,36 @@ impl RawProvider {
             ));
         }
 
+        let keys = match (self.jwks, self.local_jwks) {
+            (Some(remote), None) => KeySource::Remote(remote.validate(&format!("{at}.jwks"))?),
+            (None, Some(local)) => {
+                let text = local.to_string();
+                crate::jwks::KeySet::parse(text.as_bytes())
+                    .map_err(|e| err(format!("{at}.local_jwks"), e.to_string()))?;
+                KeySource::Local(text)
+            }
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    format!("{at}.local_jwks"),
+                    "set either jwks or local_jwks, not both",
+                ))
+            }
+            (None, None) => {
+                return Err(err(
+                    format!("{at}.jwks"),
+                    "either jwks or local_jwks is required",
+                ))
+            }
+        };
+
         Ok(Provider {
             name: self.name,
             issuers,
+            cognito,
             client_ids: self.client_ids,
             token_use,
             algorithms,
-            jwks: self.jwks.validate(&format!("{at}.jwks"))?,
+            keys,
             clock_skew_seconds,
         })
     }
@@ -446,10 +500,15 @@ mod tests {
         assert_eq!(p.token_use, vec![TokenUse::Id, TokenUse::Access]);
         assert_eq!(p.algorithms, vec![jsonwebtoken::Algorithm::RS256]);
         assert_eq!(p.clock_skew_seconds, 60);
-        assert_eq!(p.jwks.timeout_ms, 3000);
-        assert_eq!(p.jwks.refresh_interval_seconds, 600);
-        assert_eq!(p.jwks.authority, "cognito-idp.us-east-1.amazonaws.com");
-        assert_eq!(p.jwks.path, "/us-east-1_Abc123/.well-known/jwks.json");
+        let KeySource::Remote(jwks) = &p.keys else {
+            panic!("remote")
+        };
+        assert_eq!(jwks.timeout_ms, 3000);
+        assert_eq!(jwks.refresh_interval_seconds, 600);
+        assert_eq!(jwks.authority, "cognito-idp.us-east-1.amazonaws.com");
+        assert_eq!(jwks.path, "/us-east-1_Abc123/.well-known/jwks.json");
+        assert!(p.cognito);
+        assert_eq!(c.startup_wait_ms, 5000);
         assert_eq!(
             c.from_headers,
             vec![HeaderSource {
@@ -602,6 +661,45 @@ mod tests {
         assert_eq!(field_of(v.clone()), "providers[1].name");
         v["providers"][1]["name"] = "other".into();
         assert_eq!(field_of(v), "providers[1].issuer");
+    }
+
+    #[test]
+    fn local_jwks_and_generic_issuers() {
+        let local = serde_json::json!({ "keys": [crate::jwks::tests::fake_rsa_jwk("bot")] });
+        let v = serde_json::json!({ "providers": [{
+            "name": "bots", "issuer": "open-metadata.org-bots", "local_jwks": local,
+        }]});
+        assert_eq!(
+            field_of(v.clone()),
+            "providers[0].issuer",
+            "issuer must be a URL"
+        );
+        let mut v = v;
+        v["providers"][0]["issuer"] = "https://open-metadata.example.com".into();
+        let c = parse(&v).unwrap();
+        let p = &c.providers[0];
+        assert!(!p.cognito);
+        assert!(p.client_ids.is_empty());
+        assert!(matches!(&p.keys, KeySource::Local(text) if text.contains("bot")));
+
+        let mut bad = v.clone();
+        bad["providers"][0]["local_jwks"] = serde_json::json!({ "keys": [] });
+        assert_eq!(field_of(bad), "providers[0].local_jwks");
+        let mut both = minimal();
+        both["providers"][0]["local_jwks"] = local;
+        assert_eq!(field_of(both), "providers[0].local_jwks");
+        let mut neither = minimal();
+        neither["providers"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("jwks");
+        assert_eq!(field_of(neither), "providers[0].jwks");
+        let mut token_use = v;
+        token_use["providers"][0]["token_use"] = serde_json::json!(["id"]);
+        assert_eq!(field_of(token_use), "providers[0].token_use");
+        let mut wait = minimal();
+        wait["startup_wait_ms"] = 60_001.into();
+        assert_eq!(field_of(wait), "startup_wait_ms");
     }
 
     #[test]

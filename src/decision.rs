@@ -103,7 +103,7 @@ mod tests {
             &keys(),
             NOW,
         );
-        assert!(matches!(d, Decision::Allow(c) if c.client_id == "client1"));
+        assert!(matches!(d, Decision::Allow(c) if c.client_id.as_deref() == Some("client1")));
     }
 
     #[test]

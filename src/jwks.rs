@@ -192,6 +192,11 @@ pub(crate) mod tests {
         URL_SAFE_NO_PAD.encode(n)
     }
 
+    /// A JWK that parses (its modulus is not a real key).
+    pub fn fake_rsa_jwk(kid: &str) -> serde_json::Value {
+        rsa(kid)
+    }
+
     fn rsa(kid: &str) -> serde_json::Value {
         json!({ "kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "n": fake_n(), "e": "AQAB" })
     }

@@ -17,9 +17,11 @@ pub struct Claims {
     /// Index of the provider in the configuration.
     pub provider: usize,
     pub issuer: String,
-    pub token_use: TokenUse,
-    /// `aud` of an ID token, `client_id` of an access token.
-    pub client_id: String,
+    /// `None` for a provider that is not a Cognito pool.
+    pub token_use: Option<TokenUse>,
+    /// `aud` of an ID token, `client_id` of an access token; for a plain JWT issuer, the
+    /// accepted `aud` if `client_ids` is configured.
+    pub client_id: Option<String>,
     pub kid: String,
     /// `exp`, in whole seconds since the epoch.
     pub expires_at: u64,
@@ -162,8 +164,18 @@ pub fn verify(
     }
 
     let expires_at = check_times(&claims, provider.clock_skew_seconds, now)?;
-    let token_use = check_token_use(&claims, provider)?;
-    let client_id = check_client(&claims, token_use, provider)?;
+    let (token_use, client_id) = if provider.cognito {
+        let token_use = check_token_use(&claims, provider)?;
+        let client_id = match token_use {
+            TokenUse::Access => check_client_id(&claims, provider)?,
+            TokenUse::Id => check_audience(&claims, provider)?,
+        };
+        (Some(token_use), Some(client_id))
+    } else if provider.client_ids.is_empty() {
+        (None, None)
+    } else {
+        (None, Some(check_audience(&claims, provider)?))
+    };
     Ok(Claims {
         provider: index,
         issuer: issuer.to_string(),
@@ -263,32 +275,35 @@ fn check_token_use(
     }
 }
 
-/// ID tokens name their client in `aud`; access tokens have no `aud` but `client_id`.
-fn check_client(
+/// Cognito access tokens have no `aud`; they name their app client in `client_id`.
+fn check_client_id(
     claims: &Map<String, Value>,
-    token_use: TokenUse,
     provider: &Provider,
 ) -> Result<String, VerifyError> {
-    let accepted = |c: &str| provider.client_ids.iter().any(|id| id == c);
-    let client = match token_use {
-        TokenUse::Access => Some(string_claim(claims, "client_id")?),
-        TokenUse::Id => match claims.get("aud") {
-            None => return Err(VerifyError::MissingClaim("aud")),
-            Some(Value::String(aud)) => accepted(aud).then_some(aud.as_str()),
-            Some(Value::Array(auds)) => {
-                let mut strings = auds.iter().map(Value::as_str);
-                if strings.clone().any(|a| a.is_none()) {
-                    return Err(VerifyError::InvalidClaim("aud"));
-                }
-                strings.find_map(|a| a.filter(|a| accepted(a)))
-            }
-            Some(_) => return Err(VerifyError::InvalidClaim("aud")),
-        },
-    };
-    match client {
-        Some(c) if accepted(c) => Ok(c.to_string()),
-        _ => Err(VerifyError::Audience),
+    let client = string_claim(claims, "client_id")?;
+    if provider.client_ids.iter().any(|id| id == client) {
+        Ok(client.to_string())
+    } else {
+        Err(VerifyError::Audience)
     }
+}
+
+/// `aud` (a string or an array of strings) must hold one of the configured clients.
+fn check_audience(claims: &Map<String, Value>, provider: &Provider) -> Result<String, VerifyError> {
+    let accepted = |c: &&str| provider.client_ids.iter().any(|id| id == c);
+    let found = match claims.get("aud") {
+        None => return Err(VerifyError::MissingClaim("aud")),
+        Some(Value::String(aud)) => Some(aud.as_str()).filter(accepted),
+        Some(Value::Array(auds)) => {
+            let strings: Option<Vec<&str>> = auds.iter().map(Value::as_str).collect();
+            strings
+                .ok_or(VerifyError::InvalidClaim("aud"))?
+                .into_iter()
+                .find(accepted)
+        }
+        Some(_) => return Err(VerifyError::InvalidClaim("aud")),
+    };
+    found.map(str::to_string).ok_or(VerifyError::Audience)
 }
 
 #[cfg(test)]
@@ -334,15 +349,48 @@ pub(crate) mod tests {
     fn valid_id_and_access_tokens() {
         let c = check(&sign("key1", "k1", &id_claims())).unwrap();
         assert_eq!(
-            (c.token_use, c.client_id.as_str(), c.kid.as_str()),
-            (TokenUse::Id, "client1", "k1")
+            (c.token_use, c.client_id.as_deref(), c.kid.as_str()),
+            (Some(TokenUse::Id), Some("client1"), "k1")
         );
         assert_eq!(c.expires_at, NOW + 3600);
         assert_eq!(c.all["email"], "alice@example.com");
         let c = check(&sign("key2", "k2", &access_claims())).unwrap();
         assert_eq!(
-            (c.token_use, c.client_id.as_str()),
-            (TokenUse::Access, "client1")
+            (c.token_use, c.client_id.as_deref()),
+            (Some(TokenUse::Access), Some("client1"))
+        );
+    }
+
+    #[test]
+    fn a_plain_jwt_issuer_skips_the_cognito_checks() {
+        let bots = |client_ids: serde_json::Value| {
+            Config::parse(
+                json!({ "providers": [{ "name": "bots", "issuer": "https://app.example.com",
+                    "client_ids": client_ids, "local_jwks": serde_json::from_str::<Value>(&jwks(&[("key1", "b1")])).unwrap() }]})
+                .to_string()
+                .as_bytes(),
+            )
+            .unwrap()
+        };
+        let claims =
+            json!({ "iss": "https://app.example.com", "sub": "ingestion-bot", "exp": NOW + 60 });
+        let token = sign("key1", "b1", &claims);
+        let doc = jwks(&[("key1", "b1")]);
+        let keys = vec![Some(KeySet::parse(doc.as_bytes()).unwrap().keys)];
+        let c = verify(&token, &bots(json!([])).providers, &keys, NOW).unwrap();
+        assert_eq!((c.token_use, c.client_id), (None, None));
+        let audience = bots(json!(["app"]));
+        assert_eq!(
+            verify(&token, &audience.providers, &keys, NOW),
+            Err(VerifyError::MissingClaim("aud"))
+        );
+        let with_aud = sign("key1", "b1", &with(claims, "aud", "app".into()));
+        assert_eq!(
+            verify(&with_aud, &audience.providers, &keys, NOW)
+                .unwrap()
+                .client_id
+                .as_deref(),
+            Some("app")
         );
     }
 
@@ -400,8 +448,11 @@ pub(crate) mod tests {
         );
         let aud_list = with(id_claims(), "aud", json!(["x", "client2"]));
         assert_eq!(
-            check(&sign("key1", "k1", &aud_list)).unwrap().client_id,
-            "client2"
+            check(&sign("key1", "k1", &aud_list))
+                .unwrap()
+                .client_id
+                .as_deref(),
+            Some("client2")
         );
         let aud_obj = with(id_claims(), "aud", json!({"client1": true}));
         assert_eq!(

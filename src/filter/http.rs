@@ -1,20 +1,33 @@
 //! HttpContext: read the request headers, ask the core for a decision, act on it.
+//!
+//! `process` works on whichever request is the effective context, so the root context can
+//! run it again for a request it resumes once keys have arrived.
 
 use super::millis;
-use super::root::Shared;
-use crate::decision::{decide, Decision};
+use super::root::{Shared, Waiter};
+use crate::config::KeySource;
+use crate::decision::{decide, Decision, Denied};
+use crate::refresh::Refetch;
+use crate::verify::VerifyError;
 use log::debug;
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
+use proxy_wasm::types::{Action, MapType};
 use std::rc::Rc;
+
+/// Paused requests per worker beyond which new ones are answered at once.
+const MAX_WAITERS: usize = 4096;
+/// A request waiting on an unknown-kid refetch waits this long past the fetch timeout.
+const REFETCH_GRACE_MS: u64 = 2_000;
 
 pub struct Http {
     shared: Rc<Shared>,
+    context_id: u32,
 }
 
 impl Http {
-    pub fn new(shared: Rc<Shared>) -> Self {
-        Http { shared }
+    pub fn new(shared: Rc<Shared>, context_id: u32) -> Self {
+        Http { shared, context_id }
     }
 }
 
@@ -22,28 +35,101 @@ impl Context for Http {}
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let headers: Vec<(String, Vec<u8>)> = self.get_http_request_headers_bytes();
-        let now = millis(self.get_current_time()) / 1000;
-        let decision = {
-            let keys = self.shared.keys.borrow();
-            decide(&headers, &self.shared.config, &keys, now)
-        };
-        match decision {
-            Decision::Allow(_claims) => Action::Continue,
-            Decision::Deny(denied) => {
-                debug!(
-                    "cognito-edge-auth: denied {} ({})",
-                    denied.response.status, denied.reason
-                );
-                let r = &denied.response;
-                let headers: Vec<(&str, &str)> = r
-                    .headers
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_str()))
-                    .collect();
-                self.send_http_response(r.status, headers, Some(r.body.as_bytes()));
+        let now = millis(self.get_current_time());
+        match process(&self.shared, now, true) {
+            Outcome::Forward => Action::Continue,
+            Outcome::Answered => Action::Pause,
+            Outcome::Wait(mut waiter) => {
+                waiter.context_id = self.context_id;
+                self.shared.waiters.borrow_mut().push(waiter);
                 Action::Pause
             }
         }
+    }
+}
+
+/// What became of a request.
+pub enum Outcome {
+    /// Let it through to the upstream.
+    Forward,
+    /// A deny response has been sent.
+    Answered,
+    /// Pause it until keys arrive (the caller fills in the context id).
+    Wait(Waiter),
+}
+
+/// Decides the effective context's request at `now_ms` and sends any deny response.
+/// With `may_wait`, a request that needs keys not loaded yet is held instead.
+pub fn process(shared: &Shared, now_ms: u64, may_wait: bool) -> Outcome {
+    let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+    let decision = {
+        let keys = shared.keys.borrow();
+        decide(&headers, &shared.config, &keys, now_ms / 1000)
+    };
+    match decision {
+        Decision::Allow(_claims) => Outcome::Forward,
+        Decision::Deny(denied) => {
+            if let Some(waiter) = may_wait
+                .then(|| wait_for_keys(shared, &denied, now_ms))
+                .flatten()
+            {
+                return Outcome::Wait(waiter);
+            }
+            debug!(
+                "cognito-edge-auth: denied {} ({})",
+                denied.response.status, denied.reason
+            );
+            let r = &denied.response;
+            let headers: Vec<(&str, &str)> = r
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            let _ = hostcalls::send_http_response(r.status, headers, Some(r.body.as_bytes()));
+            Outcome::Answered
+        }
+    }
+}
+
+/// Whether a denied request should rather wait: for a provider's first keys (up to
+/// `startup_wait_ms`), or for a refetch after an unknown `kid` (rate-limited).
+fn wait_for_keys(shared: &Shared, denied: &Denied, now_ms: u64) -> Option<Waiter> {
+    if shared.waiters.borrow().len() >= MAX_WAITERS {
+        return None;
+    }
+    let attempts = |p: usize| shared.seen.borrow().get(p).map_or(0, |s| s.attempts);
+    match denied.error? {
+        VerifyError::NoKeys { provider } if shared.config.startup_wait_ms > 0 => Some(Waiter {
+            context_id: 0,
+            provider,
+            attempts: attempts(provider),
+            first_keys: true,
+            deadline_ms: now_ms.saturating_add(shared.config.startup_wait_ms),
+        }),
+        VerifyError::UnknownKid { provider } => {
+            let store = shared.stores.get(provider)?.as_ref()?;
+            let KeySource::Remote(jwks) = &shared.config.providers.get(provider)?.keys else {
+                return None;
+            };
+            let mut pending = false;
+            let scheduled = store.update(|s| match s.request_refetch(now_ms) {
+                Refetch::Scheduled(next) => Some(next),
+                Refetch::Pending => {
+                    pending = true;
+                    None
+                }
+                Refetch::RateLimited => None,
+            });
+            (scheduled.is_some() || pending).then(|| Waiter {
+                context_id: 0,
+                provider,
+                attempts: attempts(provider),
+                first_keys: false,
+                deadline_ms: now_ms
+                    .saturating_add(jwks.timeout_ms)
+                    .saturating_add(REFETCH_GRACE_MS),
+            })
+        }
+        _ => None,
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod http;
 pub mod root;
+mod shared_data;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

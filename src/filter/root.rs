@@ -1,40 +1,63 @@
-//! RootContext: configuration, the tick, and JWKS fetches for this worker.
+//! RootContext: configuration, the tick, JWKS fetches, and requests waiting for keys.
+//!
+//! Each worker's root context syncs its key sets from shared data on every tick; whichever
+//! worker wins the lease fetches. Requests that wait for keys are resumed from here.
 
-use super::http::Http;
+use super::http::{self, Outcome};
 use super::millis;
-use crate::config::{Config, Provider};
-use crate::jwks::KeySet;
-use log::{error, info, warn};
+use super::shared_data;
+use crate::config::{Config, KeySource, Provider, RemoteJwks};
+use crate::jwks::{KeySet, Parsed, MAX_JWKS_BYTES};
+use log::{debug, error, info, warn};
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::rc::Rc;
 use std::time::Duration;
 
-const TICK: Duration = Duration::from_millis(250);
-const MAX_BACKOFF_MS: u64 = 60_000;
+const TICK: Duration = Duration::from_millis(200);
 
 /// What the root context shares with every HTTP context of this worker.
 pub struct Shared {
     pub config: Config,
     /// `keys[i]` is provider i's current key set.
     pub keys: RefCell<Vec<Option<KeySet>>>,
+    /// Per provider: what this worker has seen of the shared schedule.
+    pub seen: RefCell<Vec<Seen>>,
+    /// Paused requests waiting for keys.
+    pub waiters: RefCell<Vec<Waiter>>,
+    /// The shared-data keys of each remote provider (`None` for `local_jwks`).
+    pub stores: Vec<Option<shared_data::Keys>>,
+}
+
+#[derive(Default, Clone, Copy)]
+pub struct Seen {
+    pub version: u64,
+    pub attempts: u64,
+}
+
+/// A paused request, and what it waits for.
+pub struct Waiter {
+    pub context_id: u32,
+    pub provider: usize,
+    /// Resume when `attempts` for the provider passes this (a fetch finished)…
+    pub attempts: u64,
+    /// …or when keys exist, if it waits for the first keys…
+    pub first_keys: bool,
+    /// …or at this time at the latest (ms since the epoch).
+    pub deadline_ms: u64,
 }
 
 #[derive(Default)]
 pub struct Root {
     shared: Option<Rc<Shared>>,
-    fetches: Vec<FetchState>,
+    /// This VM's id for fetch leases.
+    worker: u64,
     /// Outstanding `dispatch_http_call` tokens → provider index.
     pending: HashMap<u32, usize>,
-}
-
-#[derive(Default, Clone)]
-struct FetchState {
-    next_at_ms: u64,
-    in_flight: bool,
-    failures: u32,
 }
 
 impl Context for Root {
@@ -50,49 +73,73 @@ impl Context for Root {
         };
         let result = self.read_jwks_response(body_size);
         self.finish_fetch(index, result);
+        self.wake_waiters();
     }
 }
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
         let bytes = self.get_plugin_configuration().unwrap_or_default();
-        match Config::parse(&bytes) {
-            Ok(config) => {
-                info!(
-                    "cognito-edge-auth: configured {} provider(s)",
-                    config.providers.len()
-                );
-                self.fetches = vec![FetchState::default(); config.providers.len()];
-                self.shared = Some(Rc::new(Shared {
-                    keys: RefCell::new(vec![None; config.providers.len()]),
-                    config,
-                }));
-                self.set_tick_period(TICK);
-                true
-            }
+        let config = match Config::parse(&bytes) {
+            Ok(config) => config,
             Err(e) => {
                 error!("cognito-edge-auth: {e}");
-                false
+                return false;
+            }
+        };
+        let n = config.providers.len();
+        let mut keys = vec![None; n];
+        let mut stores = Vec::with_capacity(n);
+        for (slot, provider) in keys.iter_mut().zip(&config.providers) {
+            match &provider.keys {
+                KeySource::Local(doc) => {
+                    *slot = KeySet::parse(doc.as_bytes()).ok().map(|p| p.keys);
+                    stores.push(None);
+                }
+                KeySource::Remote(jwks) => stores.push(Some(shared_data::Keys::for_jwks(jwks))),
             }
         }
+        info!("cognito-edge-auth: configured {n} provider(s)");
+        self.worker = random_id();
+        self.shared = Some(Rc::new(Shared {
+            config,
+            keys: RefCell::new(keys),
+            seen: RefCell::new(vec![Seen::default(); n]),
+            waiters: RefCell::new(Vec::new()),
+            stores,
+        }));
+        self.set_tick_period(TICK);
+        self.on_tick();
+        true
     }
 
     fn on_tick(&mut self) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
         let now = millis(self.get_current_time());
-        for index in 0..self.fetches.len() {
-            let due = self
-                .fetches
-                .get(index)
-                .is_some_and(|f| !f.in_flight && now >= f.next_at_ms);
-            if due {
-                self.start_fetch(index, now);
+        for (index, provider) in shared.config.providers.iter().enumerate() {
+            let (KeySource::Remote(jwks), Some(Some(store))) =
+                (&provider.keys, shared.stores.get(index))
+            else {
+                continue;
+            };
+            sync(&shared, index, provider, store);
+            let in_flight = self.pending.values().any(|&p| p == index);
+            if !in_flight
+                && store
+                    .update(|s| s.take_lease(self.worker, now, jwks.timeout_ms))
+                    .is_some()
+            {
+                self.start_fetch(index, jwks, now);
             }
         }
+        self.wake_waiters();
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         let shared = self.shared.clone()?;
-        Some(Box::new(Http::new(shared)))
+        Some(Box::new(http::Http::new(shared, context_id)))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -100,16 +147,45 @@ impl RootContext for Root {
     }
 }
 
-impl Root {
-    fn provider(&self, index: usize) -> Option<&Provider> {
-        self.shared.as_ref()?.config.providers.get(index)
+/// Installs a newer key set from shared data, and notes finished fetches.
+fn sync(shared: &Shared, index: usize, provider: &Provider, store: &shared_data::Keys) {
+    let Some(schedule) = store.schedule() else {
+        return;
+    };
+    let seen = shared.seen.borrow().get(index).copied().unwrap_or_default();
+    if schedule.version != seen.version {
+        if let Some((version, body)) = store.body().filter(|(v, _)| *v != seen.version) {
+            match KeySet::parse(&body) {
+                Ok(parsed) => {
+                    debug!(
+                        "cognito-edge-auth: provider {}: keys version {version} picked up",
+                        provider.name
+                    );
+                    install(shared, index, parsed.keys);
+                }
+                Err(e) => warn!(
+                    "cognito-edge-auth: provider {}: shared JWKS unreadable: {e}",
+                    provider.name
+                ),
+            }
+            if let Some(s) = shared.seen.borrow_mut().get_mut(index) {
+                s.version = version;
+            }
+        }
     }
+    if let Some(s) = shared.seen.borrow_mut().get_mut(index) {
+        s.attempts = schedule.attempts;
+    }
+}
 
-    fn start_fetch(&mut self, index: usize, now: u64) {
-        let Some(p) = self.provider(index) else {
-            return;
-        };
-        let jwks = &p.jwks;
+fn install(shared: &Shared, index: usize, keys: KeySet) {
+    if let Some(slot) = shared.keys.borrow_mut().get_mut(index) {
+        *slot = Some(keys);
+    }
+}
+
+impl Root {
+    fn start_fetch(&mut self, index: usize, jwks: &RemoteJwks, now: u64) {
         let headers = vec![
             (":method", "GET"),
             (":path", jwks.path.as_str()),
@@ -117,22 +193,18 @@ impl Root {
             ("accept", "application/json"),
         ];
         let timeout = Duration::from_millis(jwks.timeout_ms);
-        let dispatched = self.dispatch_http_call(&jwks.cluster, headers, None, vec![], timeout);
-        match dispatched {
+        match self.dispatch_http_call(&jwks.cluster, headers, None, vec![], timeout) {
             Ok(token) => {
                 self.pending.insert(token, index);
-                if let Some(f) = self.fetches.get_mut(index) {
-                    f.in_flight = true;
-                }
             }
             Err(status) => {
-                let reason = format!("dispatch to cluster {} failed: {status:?}", jwks.cluster);
-                self.fail_fetch(index, now, &reason);
+                let reason = format!("cannot call cluster {}: {status:?}", jwks.cluster);
+                self.record_failure(index, now, &reason);
             }
         }
     }
 
-    fn read_jwks_response(&self, body_size: usize) -> Result<crate::jwks::Parsed, String> {
+    fn read_jwks_response(&self, body_size: usize) -> Result<(Vec<u8>, Parsed), String> {
         let status = self
             .get_http_call_response_header_bytes(":status")
             .map(|s| String::from_utf8_lossy(&s).into_owned());
@@ -141,33 +213,42 @@ impl Root {
             Some("200") => {}
             Some(other) => return Err(format!("HTTP status {other}")),
         }
-        if body_size > crate::jwks::MAX_JWKS_BYTES {
+        if body_size > MAX_JWKS_BYTES {
             return Err(format!(
-                "body of {body_size} bytes is over the {}-byte bound",
-                crate::jwks::MAX_JWKS_BYTES
+                "body of {body_size} bytes is over the {MAX_JWKS_BYTES}-byte bound"
             ));
         }
         let body = self
             .get_http_call_response_body(0, body_size)
             .unwrap_or_default();
-        KeySet::parse(&body).map_err(|e| e.to_string())
+        let parsed = KeySet::parse(&body).map_err(|e| e.to_string())?;
+        Ok((body, parsed))
     }
 
-    fn finish_fetch(&mut self, index: usize, result: Result<crate::jwks::Parsed, String>) {
+    fn finish_fetch(&mut self, index: usize, result: Result<(Vec<u8>, Parsed), String>) {
         let now = millis(self.get_current_time());
-        if let Some(f) = self.fetches.get_mut(index) {
-            f.in_flight = false;
-        }
-        let parsed = match result {
-            Ok(parsed) => parsed,
-            Err(reason) => return self.fail_fetch(index, now, &reason),
+        let (body, parsed) = match result {
+            Ok(ok) => ok,
+            Err(reason) => return self.record_failure(index, now, &reason),
         };
-        let (Some(shared), Some(provider)) = (self.shared.clone(), self.provider(index)) else {
+        let Some(shared) = self.shared.clone() else {
             return;
         };
+        let (Some(provider), Some(Some(store))) =
+            (shared.config.providers.get(index), shared.stores.get(index))
+        else {
+            return;
+        };
+        let KeySource::Remote(jwks) = &provider.keys else {
+            return;
+        };
+        let version = store.schedule().map_or(1, |s| s.version.saturating_add(1));
+        store.set_body(version, &body);
+        let refresh_ms = jwks.refresh_interval_seconds.saturating_mul(1000);
+        let written = store.update(|s| Some(s.succeeded(self.worker, now, refresh_ms)));
         let kids: Vec<&str> = parsed.keys.kids().collect();
         info!(
-            "cognito-edge-auth: provider {}: loaded {} key(s) [{}]",
+            "cognito-edge-auth: provider {}: JWKS fetched, {} key(s) [{}], version {version}",
             provider.name,
             kids.len(),
             kids.join(", ")
@@ -178,33 +259,86 @@ impl Root {
                 provider.name
             );
         }
-        let refresh_ms = provider.jwks.refresh_interval_seconds.saturating_mul(1000);
-        if let Some(slot) = shared.keys.borrow_mut().get_mut(index) {
-            *slot = Some(parsed.keys);
-        }
-        if let Some(f) = self.fetches.get_mut(index) {
-            f.failures = 0;
-            f.next_at_ms = now.saturating_add(refresh_ms);
+        install(&shared, index, parsed.keys);
+        let mut seen = shared.seen.borrow_mut();
+        if let Some(s) = seen.get_mut(index) {
+            s.version = version;
+            s.attempts = written.map_or(s.attempts.saturating_add(1), |w| w.attempts);
         }
     }
 
-    /// Keeps the last good keys and schedules a retry with exponential backoff.
-    fn fail_fetch(&mut self, index: usize, now: u64, reason: &str) {
-        let Some(provider) = self.provider(index) else {
+    /// Keeps the last good keys and schedules a retry with backoff.
+    fn record_failure(&mut self, index: usize, now: u64, reason: &str) {
+        let Some(shared) = self.shared.clone() else {
             return;
         };
-        let name = provider.name.clone();
-        let cap = provider
-            .jwks
-            .refresh_interval_seconds
-            .saturating_mul(1000)
-            .min(MAX_BACKOFF_MS);
-        let Some(f) = self.fetches.get_mut(index) else {
+        let (Some(provider), Some(Some(store))) =
+            (shared.config.providers.get(index), shared.stores.get(index))
+        else {
             return;
         };
-        f.failures = f.failures.saturating_add(1);
-        let backoff = 500u64.saturating_mul(1 << f.failures.min(16)).min(cap);
-        f.next_at_ms = now.saturating_add(backoff);
-        warn!("cognito-edge-auth: provider {name}: JWKS fetch failed: {reason}; keeping the last good keys, retry in {backoff} ms");
+        let KeySource::Remote(jwks) = &provider.keys else {
+            return;
+        };
+        let refresh_ms = jwks.refresh_interval_seconds.saturating_mul(1000);
+        let written = store.update(|s| Some(s.failed(self.worker, now, refresh_ms)));
+        let retry = written.map_or(0, |w| w.next_fetch_ms.saturating_sub(now));
+        let kept = if shared.keys.borrow().get(index).is_some_and(Option::is_some) {
+            "keeping the last good keys"
+        } else {
+            "no keys yet"
+        };
+        warn!("cognito-edge-auth: provider {}: JWKS fetch failed: {reason}; {kept}; retry in {retry} ms", provider.name);
+        let mut seen = shared.seen.borrow_mut();
+        if let (Some(s), Some(w)) = (seen.get_mut(index), written) {
+            s.attempts = w.attempts;
+        }
     }
+
+    /// Resumes paused requests whose keys arrived, whose refetch finished, or whose wait ran out.
+    fn wake_waiters(&self) {
+        let Some(shared) = self.shared.as_ref() else {
+            return;
+        };
+        let now = millis(self.get_current_time());
+        let ready: Vec<Waiter> = {
+            let keys = shared.keys.borrow();
+            let seen = shared.seen.borrow();
+            let mut waiters = shared.waiters.borrow_mut();
+            let (ready, waiting) = waiters.drain(..).partition(|w: &Waiter| {
+                let has_keys = keys.get(w.provider).is_some_and(Option::is_some);
+                let fetched = seen
+                    .get(w.provider)
+                    .is_some_and(|s| s.attempts > w.attempts);
+                now >= w.deadline_ms || fetched || (w.first_keys && has_keys)
+            });
+            *waiters = waiting;
+            ready
+        };
+        for w in ready {
+            if hostcalls::set_effective_context(w.context_id).is_err() {
+                continue; // the request is gone
+            }
+            // A fetch finished but brought no keys yet: wait on until the deadline.
+            let may_wait = now < w.deadline_ms;
+            match http::process(shared, now, may_wait) {
+                Outcome::Forward => {
+                    let _ = hostcalls::resume_http_request();
+                }
+                Outcome::Answered => {}
+                Outcome::Wait(mut again) => {
+                    again.context_id = w.context_id;
+                    again.deadline_ms = w.deadline_ms;
+                    shared.waiters.borrow_mut().push(again);
+                }
+            }
+        }
+    }
+}
+
+/// A random id for this VM, from the host's random source (WASI `random_get`).
+fn random_id() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u8(0);
+    h.finish().max(1)
 }
