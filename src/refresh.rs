@@ -28,8 +28,10 @@ pub struct Schedule {
     pub attempts: u64,
     /// The next fetch is due at this time (ms since the epoch).
     pub next_fetch_ms: u64,
-    /// When the last fetch started (for the unknown-kid rate limit).
+    /// When the last fetch started.
     pub last_start_ms: u64,
+    /// When a token with an unknown `kid` last brought a fetch forward (for the rate limit).
+    pub last_refetch_ms: u64,
     /// Failures since the last success.
     pub failures: u32,
     /// The worker holding the fetch lease (0 = none), and until when.
@@ -44,7 +46,7 @@ pub enum Refetch {
     Scheduled(Schedule),
     /// A fetch is already due or under way: wait for it.
     Pending,
-    /// The last fetch started less than [`UNKNOWN_KID_PENALTY_MS`] ago.
+    /// An unknown `kid` brought a fetch forward less than [`UNKNOWN_KID_PENALTY_MS`] ago.
     RateLimited,
 }
 
@@ -86,15 +88,19 @@ impl Schedule {
         }
     }
 
-    /// A token named a `kid` we do not have: fetch now, unless we fetched very recently.
+    /// A token named a `kid` we do not have: fetch now, unless an unknown `kid` already did
+    /// so within the penalty interval (so a flood of random kids costs one fetch).
     pub fn request_refetch(&self, now: u64) -> Refetch {
-        if self.leased(now) || self.next_fetch_ms <= now {
-            Refetch::Pending
-        } else if now < self.last_start_ms.saturating_add(UNKNOWN_KID_PENALTY_MS) {
+        let penalized = self.last_refetch_ms != 0
+            && now < self.last_refetch_ms.saturating_add(UNKNOWN_KID_PENALTY_MS);
+        if penalized {
             Refetch::RateLimited
+        } else if self.leased(now) || self.next_fetch_ms <= now {
+            Refetch::Pending
         } else {
             Refetch::Scheduled(Schedule {
                 next_fetch_ms: now,
+                last_refetch_ms: now,
                 ..*self
             })
         }
@@ -215,24 +221,29 @@ mod tests {
             .take_lease(1, T, 3000)
             .unwrap()
             .succeeded(1, T + 100, REFRESH);
-        assert_eq!(fresh.request_refetch(T + 5_000), Refetch::RateLimited);
-        let Refetch::Scheduled(s) = fresh.request_refetch(T + 10_000) else {
+        let Refetch::Scheduled(s) = fresh.request_refetch(T + 200) else {
             panic!()
         };
-        assert_eq!(s.next_fetch_ms, T + 10_000);
+        assert_eq!((s.next_fetch_ms, s.last_refetch_ms), (T + 200, T + 200));
         assert_eq!(
-            s.request_refetch(T + 10_001),
-            Refetch::Pending,
-            "already due"
+            s.request_refetch(T + 201),
+            Refetch::RateLimited,
+            "one per penalty interval"
         );
-        let leased = s.take_lease(2, T + 10_001, 3000).unwrap();
-        assert_eq!(
-            leased.request_refetch(T + 10_002),
-            Refetch::Pending,
-            "under way"
-        );
-        let done = leased.succeeded(2, T + 10_300, REFRESH);
-        assert_eq!(done.request_refetch(T + 12_000), Refetch::RateLimited);
+        let leased = s.take_lease(2, T + 250, 3000).unwrap();
+        let done = leased.succeeded(2, T + 300, REFRESH);
+        assert_eq!(done.request_refetch(T + 10_199), Refetch::RateLimited);
+        let Refetch::Scheduled(_) = done.request_refetch(T + 10_200) else {
+            panic!()
+        };
+        // A refresh already due or under way is waited for, without a new one.
+        let due = Schedule {
+            next_fetch_ms: T,
+            ..Default::default()
+        };
+        assert_eq!(due.request_refetch(T + 1), Refetch::Pending);
+        let under_way = due.take_lease(1, T + 1, 3000).unwrap();
+        assert_eq!(under_way.request_refetch(T + 2), Refetch::Pending);
     }
 
     #[test]

@@ -185,6 +185,8 @@ pub struct Canned {
     pub status: u16,
     pub body: Vec<u8>,
     pub delay: Duration,
+    /// Close the connection without answering.
+    pub hang_up: bool,
 }
 
 pub struct ServerRequest {
@@ -227,10 +229,24 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Closes the listening socket (the accept thread ends, dropping it).
+    pub fn stop(&mut self) {
+        if !self.stop.swap(true, Ordering::SeqCst) {
+            let _ = TcpStream::connect(("127.0.0.1", self.port));
+            // Wait until the port refuses connections.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline
+            {
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        self.stop();
     }
 }
 
@@ -265,6 +281,11 @@ fn serve(
     });
     thread::sleep(reply.delay);
     let mut conn = conn;
+    if reply.hang_up {
+        let _ = conn.shutdown(Shutdown::Both);
+        return;
+    }
+
     let head = format!(
         "HTTP/1.1 {} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         reply.status,
@@ -283,6 +304,7 @@ pub fn echo_upstream() -> Server {
             .to_string()
             .into_bytes(),
         delay: Duration::ZERO,
+        hang_up: false,
     }))
 }
 
@@ -298,6 +320,7 @@ impl JwksServer {
             status: 200,
             body: jwks.as_bytes().to_vec(),
             delay: Duration::ZERO,
+            hang_up: false,
         }));
         let a = answer.clone();
         let server = Server::start(Arc::new(move |_req: &ServerRequest| {
@@ -310,6 +333,35 @@ impl JwksServer {
         let mut a = self.answer.lock().unwrap();
         a.status = status;
         a.body = body.as_bytes().to_vec();
+        a.hang_up = false;
+    }
+
+    /// Answers only after `delay` (to test timeouts and requests waiting at start-up).
+    pub fn set_delay(&self, delay: Duration) {
+        self.answer.lock().unwrap().delay = delay;
+    }
+
+    /// Closes each connection without an answer.
+    pub fn hang_up(&self) {
+        self.answer.lock().unwrap().hang_up = true;
+    }
+
+    /// Stops listening: from now on, connections are refused.
+    pub fn stop(&mut self) {
+        self.server.stop();
+    }
+
+    /// Waits until the server has been asked at least `n` times in all, or panics after 15 s.
+    pub fn wait_for_fetches(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.fetches() < n {
+            assert!(
+                Instant::now() < deadline,
+                "only {} JWKS fetches, waited for {n}",
+                self.fetches()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn fetches(&self) -> usize {
