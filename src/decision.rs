@@ -3,6 +3,7 @@
 use crate::config::Config;
 use crate::jwks::KeySet;
 use crate::response::{self, Response};
+use crate::signature::SignatureVerifier;
 use crate::token::{self, ExtractError};
 use crate::verify::{self, Claims, VerifyError};
 
@@ -32,6 +33,7 @@ pub fn decide(
     headers: &[(String, Vec<u8>)],
     config: &Config,
     keys: &[Option<KeySet>],
+    verifier: &dyn SignatureVerifier,
     now: u64,
 ) -> Decision {
     let realm = config.realm.as_str();
@@ -53,7 +55,7 @@ pub fn decide(
             )
         }
     };
-    match verify::verify(token, &config.providers, keys, now) {
+    match verify::verify(token, &config.providers, keys, verifier, now) {
         Ok(claims) => Decision::Allow(Box::new(claims)),
         Err(e @ VerifyError::NoKeys { .. }) => deny(
             response::unavailable(RETRY_AFTER_SECONDS, &e.description()),
@@ -79,6 +81,7 @@ fn deny(response: Response, reason: &'static str, error: Option<VerifyError>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signature::PureRust;
     use crate::verify::tests::{config, id_claims, keys, sign, NOW};
 
     fn bearer(token: &str) -> Vec<(String, Vec<u8>)> {
@@ -101,6 +104,7 @@ mod tests {
             &bearer(&sign("key1", "k1", &id_claims())),
             &config(),
             &keys(),
+            &PureRust,
             NOW,
         );
         assert!(matches!(d, Decision::Allow(c) if c.client_id.as_deref() == Some("client1")));
@@ -108,14 +112,26 @@ mod tests {
 
     #[test]
     fn each_failure_maps_to_its_status() {
-        let d = denied(decide(&[], &config(), &keys(), NOW));
+        let d = denied(decide(&[], &config(), &keys(), &PureRust, NOW));
         assert_eq!((d.response.status, d.reason), (401, "missing"));
-        let d = denied(decide(&bearer("not-a-jwt"), &config(), &keys(), NOW));
+        let d = denied(decide(
+            &bearer("not-a-jwt"),
+            &config(),
+            &keys(),
+            &PureRust,
+            NOW,
+        ));
         assert_eq!((d.response.status, d.reason), (401, "invalid"));
         let token = sign("key1", "k1", &id_claims());
-        let d = denied(decide(&bearer(&token), &config(), &[None], NOW));
+        let d = denied(decide(&bearer(&token), &config(), &[None], &PureRust, NOW));
         assert_eq!((d.response.status, d.reason), (503, "no_keys"));
-        let d = denied(decide(&bearer(&token), &config(), &keys(), NOW + 7200));
+        let d = denied(decide(
+            &bearer(&token),
+            &config(),
+            &keys(),
+            &PureRust,
+            NOW + 7200,
+        ));
         assert_eq!(
             (d.response.status, d.reason, d.error),
             (401, "expired", Some(VerifyError::Expired))
@@ -123,7 +139,7 @@ mod tests {
         let mut two = bearer(&token);
         two.extend(bearer(&token));
         assert_eq!(
-            denied(decide(&two, &config(), &keys(), NOW))
+            denied(decide(&two, &config(), &keys(), &PureRust, NOW))
                 .response
                 .status,
             400
@@ -132,7 +148,7 @@ mod tests {
 
     #[test]
     fn missing_token_needs_no_keys() {
-        let d = denied(decide(&[], &config(), &[None], NOW));
+        let d = denied(decide(&[], &config(), &[None], &PureRust, NOW));
         assert_eq!(d.response.status, 401);
     }
 }

@@ -28,6 +28,8 @@ pub struct Key {
     /// The `alg` the JWKS pins this key to, if any.
     pub alg: Option<Algorithm>,
     pub decoding_key: DecodingKey,
+    /// DER SubjectPublicKeyInfo, for the host's native verifier.
+    pub spki_der: Vec<u8>,
 }
 
 /// Why a JWKS document was refused as a whole.
@@ -164,6 +166,7 @@ fn usable_key(value: serde_json::Value) -> Result<Key, &'static str> {
         kid,
         alg,
         decoding_key: DecodingKey::from_rsa_raw_components(&n, &e),
+        spki_der: crate::signature::rsa_spki_der(&n, &e),
     })
 }
 

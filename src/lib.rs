@@ -7,6 +7,7 @@ pub mod decision;
 pub mod jwks;
 pub mod refresh;
 pub mod response;
+pub mod signature;
 pub mod token;
 pub mod verify;
 

@@ -5,6 +5,7 @@
 
 use crate::config::{Provider, TokenUse};
 use crate::jwks::KeySet;
+use crate::signature::SignatureVerifier;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::Algorithm;
@@ -115,6 +116,7 @@ pub fn verify(
     token: &str,
     providers: &[Provider],
     keys: &[Option<KeySet>],
+    verifier: &dyn SignatureVerifier,
     now: u64,
 ) -> Result<Claims, VerifyError> {
     let mut parts = token.split('.');
@@ -157,10 +159,11 @@ pub fn verify(
 
     let signed_len = header_b64.len() + 1 + payload_b64.len();
     let message = token.get(..signed_len).ok_or(VerifyError::Malformed)?;
-    match jsonwebtoken::crypto::verify(signature_b64, message.as_bytes(), &key.decoding_key, alg) {
-        Ok(true) => {}
-        Ok(false) => return Err(VerifyError::BadSignature),
-        Err(_) => return Err(VerifyError::Malformed),
+    if URL_SAFE_NO_PAD.decode(signature_b64).is_err() {
+        return Err(VerifyError::Malformed);
+    }
+    if !verifier.verify(alg, key, message.as_bytes(), signature_b64) {
+        return Err(VerifyError::BadSignature);
     }
 
     let expires_at = check_times(&claims, provider.clock_skew_seconds, now)?;
@@ -310,6 +313,8 @@ fn check_audience(claims: &Map<String, Value>, provider: &Provider) -> Result<St
 pub(crate) mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::signature::PureRust;
+
     use crate::test_tokens as tokens;
     use serde_json::json;
     pub use tokens::{b64, hs256_with_public_key, jwks, sign, tamper_signature, unsigned, with};
@@ -342,7 +347,7 @@ pub(crate) mod tests {
     }
 
     fn check(token: &str) -> Result<Claims, VerifyError> {
-        verify(token, &config().providers, &keys(), NOW)
+        verify(token, &config().providers, &keys(), &PureRust, NOW)
     }
 
     #[test]
@@ -377,16 +382,16 @@ pub(crate) mod tests {
         let token = sign("key1", "b1", &claims);
         let doc = jwks(&[("key1", "b1")]);
         let keys = vec![Some(KeySet::parse(doc.as_bytes()).unwrap().keys)];
-        let c = verify(&token, &bots(json!([])).providers, &keys, NOW).unwrap();
+        let c = verify(&token, &bots(json!([])).providers, &keys, &PureRust, NOW).unwrap();
         assert_eq!((c.token_use, c.client_id), (None, None));
         let audience = bots(json!(["app"]));
         assert_eq!(
-            verify(&token, &audience.providers, &keys, NOW),
+            verify(&token, &audience.providers, &keys, &PureRust, NOW),
             Err(VerifyError::MissingClaim("aud"))
         );
         let with_aud = sign("key1", "b1", &with(claims, "aud", "app".into()));
         assert_eq!(
-            verify(&with_aud, &audience.providers, &keys, NOW)
+            verify(&with_aud, &audience.providers, &keys, &PureRust, NOW)
                 .unwrap()
                 .client_id
                 .as_deref(),
@@ -483,7 +488,7 @@ pub(crate) mod tests {
         only_access.providers[0].token_use = vec![TokenUse::Access];
         let id = sign("key1", "k1", &id_claims());
         assert_eq!(
-            verify(&id, &only_access.providers, &keys(), NOW),
+            verify(&id, &only_access.providers, &keys(), &PureRust, NOW),
             Err(VerifyError::TokenUse)
         );
     }
@@ -516,6 +521,7 @@ pub(crate) mod tests {
             &sign("key1", "k1", &id_claims()),
             &config().providers,
             &[None],
+            &PureRust,
             NOW,
         );
         assert_eq!(none, Err(VerifyError::NoKeys { provider: 0 }));

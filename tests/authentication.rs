@@ -74,6 +74,11 @@ fn valid_id_and_access_tokens_reach_the_upstream() {
         200
     );
     assert!(s.upstream.hits() >= 3);
+    let log = s.envoy.log();
+    assert!(
+        log.contains("signatures are verified natively by the host (verify_signature)"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -64,7 +64,13 @@ pub fn process(shared: &Shared, now_ms: u64, may_wait: bool) -> Outcome {
     let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
     let decision = {
         let keys = shared.keys.borrow();
-        decide(&headers, &shared.config, &keys, now_ms / 1000)
+        decide(
+            &headers,
+            &shared.config,
+            &keys,
+            shared.verifier.as_ref(),
+            now_ms / 1000,
+        )
     };
     match decision {
         Decision::Allow(_claims) => Outcome::Forward,

@@ -1,6 +1,8 @@
 //! The only code that talks to proxy-wasm.
 
+mod host_crypto;
 pub mod http;
+
 pub mod root;
 mod shared_data;
 

@@ -3,7 +3,10 @@
 //! Each worker's root context syncs its key sets from shared data on every tick; whichever
 //! worker wins the lease fetches. Requests that wait for keys are resumed from here.
 
+use super::host_crypto;
 use super::http::{self, Outcome};
+use crate::signature::SignatureVerifier;
+
 use super::millis;
 use super::shared_data;
 use crate::config::{Config, KeySource, Provider, RemoteJwks};
@@ -31,6 +34,8 @@ pub struct Shared {
     pub waiters: RefCell<Vec<Waiter>>,
     /// The shared-data keys of each remote provider (`None` for `local_jwks`).
     pub stores: Vec<Option<shared_data::Keys>>,
+    /// Native through the host where it can, else pure Rust.
+    pub verifier: Box<dyn SignatureVerifier>,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -107,6 +112,7 @@ impl RootContext for Root {
             seen: RefCell::new(vec![Seen::default(); n]),
             waiters: RefCell::new(Vec::new()),
             stores,
+            verifier: host_crypto::detect(),
         }));
         self.set_tick_period(TICK);
         self.on_tick();
