@@ -6,7 +6,8 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::Algorithm;
+use rsa::{BigUint, RsaPublicKey};
 use serde::Deserialize;
 
 /// JWKS documents larger than this are refused.
@@ -27,7 +28,8 @@ pub struct Key {
     pub kid: String,
     /// The `alg` the JWKS pins this key to, if any.
     pub alg: Option<Algorithm>,
-    pub decoding_key: DecodingKey,
+    /// The key for the pure-Rust verifier, built once.
+    pub public: RsaPublicKey,
     /// DER SubjectPublicKeyInfo, for the host's native verifier.
     pub spki_der: Vec<u8>,
 }
@@ -165,7 +167,9 @@ fn usable_key(value: serde_json::Value) -> Result<Key, &'static str> {
     Ok(Key {
         kid,
         alg,
-        decoding_key: DecodingKey::from_rsa_raw_components(&n, &e),
+        public: RsaPublicKey::new(BigUint::from_bytes_be(&n), BigUint::from_bytes_be(&e))
+            .map_err(|_| "not a valid RSA public key")?,
+
         spki_der: crate::signature::rsa_spki_der(&n, &e),
     })
 }
