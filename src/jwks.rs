@@ -32,6 +32,8 @@ pub struct Key {
     pub public: RsaPublicKey,
     /// DER SubjectPublicKeyInfo, for the host's native verifier.
     pub spki_der: Vec<u8>,
+    /// Identifies the key material (a kid can be reused for another key).
+    pub fingerprint: u64,
 }
 
 /// Why a JWKS document was refused as a whole.
@@ -170,6 +172,10 @@ fn usable_key(value: serde_json::Value) -> Result<Key, &'static str> {
         public: RsaPublicKey::new(BigUint::from_bytes_be(&n), BigUint::from_bytes_be(&e))
             .map_err(|_| "not a valid RSA public key")?,
 
+        fingerprint: std::hash::BuildHasher::hash_one(
+            &std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default(),
+            (&n, &e),
+        ),
         spki_der: crate::signature::rsa_spki_der(&n, &e),
     })
 }

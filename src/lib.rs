@@ -2,6 +2,7 @@
 //!
 //! Everything but `filter` is pure and tested on the host; `filter` is the proxy-wasm glue.
 
+pub mod cache;
 pub mod config;
 pub mod decision;
 pub mod jwks;
