@@ -5,6 +5,7 @@
 pub mod config;
 pub mod decision;
 pub mod jwks;
+pub mod policy;
 pub mod response;
 pub mod token;
 pub mod verify;
