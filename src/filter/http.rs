@@ -2,7 +2,7 @@
 
 use super::millis;
 use super::root::Shared;
-use crate::decision::{decide, Decision};
+use crate::decision::{decide, Decision, Request};
 use log::debug;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
@@ -23,13 +23,33 @@ impl Context for Http {}
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let headers: Vec<(String, Vec<u8>)> = self.get_http_request_headers_bytes();
+        let method = self
+            .get_http_request_header_bytes(":method")
+            .unwrap_or_default();
+        let path = self
+            .get_http_request_header_bytes(":path")
+            .unwrap_or_default();
+        let request = Request {
+            method: &method,
+            path: &path,
+            headers: &headers,
+        };
         let now = millis(self.get_current_time()) / 1000;
         let decision = {
             let keys = self.shared.keys.borrow();
-            decide(&headers, &self.shared.config, &keys, now)
+            decide(&request, &self.shared.config, &keys, now)
         };
         match decision {
-            Decision::Allow(_claims) => Action::Continue,
+            Decision::Allow(allowed) => {
+                debug!("cognito-edge-auth: allowed ({})", allowed.reason);
+                for name in &allowed.remove {
+                    self.set_http_request_header(name, None);
+                }
+                for (name, value) in &allowed.set {
+                    self.set_http_request_header(name, Some(value));
+                }
+                Action::Continue
+            }
             Decision::Deny(denied) => {
                 debug!(
                     "cognito-edge-auth: denied {} ({})",
