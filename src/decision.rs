@@ -60,7 +60,16 @@ pub fn decide(request: &Request, config: &Config, keys: &[Option<KeySet>], now: 
     if config.bypass_cors_preflight && policy::is_cors_preflight(request.method, request.headers) {
         return allow(remove, Vec::new(), "cors_preflight");
     }
-    let route = policy::route(&config.policy, request.method, request.path);
+    let route = match policy::route(&config.policy, request.method, request.path) {
+        Ok(route) => route,
+        Err(e) => {
+            return deny(
+                response::invalid_request(realm, e.description()),
+                "path_not_normal",
+                None,
+            )
+        }
+    };
     let public = matches!(route.access, crate::config::Access::Public);
 
     // On a public route a token is optional, but one that is sent must be valid.
@@ -386,6 +395,9 @@ mod tests {
         );
         let a = allowed(run("GET", "/public", &bearer(&id_token()), &c));
         assert_eq!(set(&a, "x-auth-principal"), Some("alice"));
+        // A path the upstream could resolve to another rule's resource is refused.
+        let d = denied(run("GET", "/public/../admin", &[], &c));
+        assert_eq!((d.response.status, d.reason), (400, "path_not_normal"));
         // An identity refused elsewhere goes on as anonymous.
         let enforced = config_with(json!({
             "principal_domain": "open-metadata.org", "enforce_principal_domain": true,

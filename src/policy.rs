@@ -99,24 +99,75 @@ impl Forbidden {
     }
 }
 
-/// The rule for a request: the first whose path and methods match, else the fallback.
-pub fn route<'p>(policy: &'p Policy, method: &[u8], path: &[u8]) -> Route<'p> {
-    let path = without_query(path);
-    match policy
-        .rules
-        .iter()
-        .enumerate()
-        .find(|(_, rule)| matches(rule, method, path))
-    {
-        Some((i, rule)) => Route {
-            rule: Some(i),
-            access: &rule.access,
-        },
-        None => Route {
-            rule: None,
-            access: &policy.fallback,
-        },
+/// A path the rules cannot be matched against reliably (see [`is_normal_path`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathNotNormal;
+
+impl PathNotNormal {
+    pub fn description(self) -> &'static str {
+        "the request path is not in normal form (dot segments, '//', backslashes or needless percent-encoding)"
     }
+}
+
+/// The rule for a request: the first whose path and methods match, else the fallback.
+///
+/// With rules configured, a path that is not in normal form is refused: the upstream could
+/// resolve it to a resource another rule guards.
+pub fn route<'p>(
+    policy: &'p Policy,
+    method: &[u8],
+    path: &[u8],
+) -> Result<Route<'p>, PathNotNormal> {
+    let path = without_query(path);
+    if !policy.rules.is_empty() && !is_normal_path(path) {
+        return Err(PathNotNormal);
+    }
+    Ok(
+        match policy
+            .rules
+            .iter()
+            .enumerate()
+            .find(|(_, rule)| matches(rule, method, path))
+        {
+            Some((i, rule)) => Route {
+                rule: Some(i),
+                access: &rule.access,
+            },
+            None => Route {
+                rule: None,
+                access: &policy.fallback,
+            },
+        },
+    )
+}
+
+/// A path (without query) as Envoy leaves it with `normalize_path` and `merge_slashes`:
+/// no `.` or `..` segment, no empty segment, no backslash, and no percent-encoded
+/// unreserved character or backslash (`/%61dmin` is `/admin` to most servers).
+pub fn is_normal_path(path: &[u8]) -> bool {
+    let dot_segment = path
+        .split(|b| *b == b'/')
+        .any(|segment| segment == b"." || segment == b"..");
+    let needless_escape = path.windows(3).any(|w| match w {
+        [b'%', hi, lo] => match (hex(*hi), hex(*lo)) {
+            (Some(hi), Some(lo)) => {
+                let byte = hi * 16 + lo;
+                byte.is_ascii_alphanumeric() || b"-._~\\".contains(&byte)
+            }
+            _ => false,
+        },
+        _ => false,
+    });
+    !dot_segment
+        && !needless_escape
+        && !path.contains(&b'\\')
+        && !path.windows(2).any(|w| w == b"//")
+}
+
+fn hex(b: u8) -> Option<u8> {
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
 }
 
 /// A CORS preflight as Envoy's `jwt_authn` recognises one: OPTIONS with a non-empty
@@ -688,7 +739,7 @@ pub(crate) mod tests {
     #[test]
     fn the_first_matching_rule_decides() {
         let p = rules();
-        let at = |m: &str, path: &str| route(&p, m.as_bytes(), path.as_bytes()).rule;
+        let at = |m: &str, path: &str| route(&p, m.as_bytes(), path.as_bytes()).unwrap().rule;
         assert_eq!(at("GET", "/healthz"), Some(0));
         assert_eq!(
             at("GET", "/healthz?full=1"),
@@ -709,13 +760,56 @@ pub(crate) mod tests {
         assert_eq!(at("GET", "/write/a"), None, "other methods fall through");
         assert_eq!(at("OPTIONS", "/write/a"), Some(3));
         assert_eq!(at("GET", "/?/admin"), None, "matching stops at the query");
-        assert_eq!(route(&p, b"GET", b"/healthz\xff").rule, None);
-        let fallback = route(&p, b"GET", b"/elsewhere");
+        assert_eq!(route(&p, b"GET", b"/healthz\xff").unwrap().rule, None);
+        let fallback = route(&p, b"GET", b"/elsewhere").unwrap();
         assert_eq!(
             fallback.access,
             &Access::Require(vec![Requirement::default()])
         );
-        assert_eq!(route(&p, b"GET", b"/healthz").access, &Access::Public);
+        assert_eq!(
+            route(&p, b"GET", b"/healthz").unwrap().access,
+            &Access::Public
+        );
+    }
+
+    #[test]
+    fn paths_not_in_normal_form_are_refused_when_rules_apply() {
+        for bad in [
+            "/healthz/../admin",
+            "/healthz/./x",
+            "/a/..",
+            "/a/.",
+            "//admin",
+            "/a//b",
+            "/%61dmin",
+            "/%2e%2e/admin",
+            "/a/%2E%2E/admin",
+            "/a%5cb",
+            "/a\\b",
+            "/a%7eb",
+        ] {
+            assert!(!is_normal_path(bad.as_bytes()), "{bad}");
+            let routed = route(&rules(), b"GET", bad.as_bytes()).map(|r| r.rule);
+            assert_eq!(routed, Err(PathNotNormal), "{bad}");
+        }
+        for good in [
+            "/",
+            "/healthz",
+            "/a/b/",
+            "/a/..b/c.",
+            "/a/.well-known/x",
+            "/api/v1/tables/name/svc.db.%22dim.shop%22",
+            "/a%2Fb",
+            "/a%20b",
+            "/%",
+            "/%zz",
+        ] {
+            assert!(is_normal_path(good.as_bytes()), "{good}");
+        }
+        // The query string is not part of the path.
+        assert!(route(&rules(), b"GET", b"/healthz?next=/../admin").is_ok());
+        // Without rules there is nothing to confuse.
+        assert!(route(&policy(json!({})), b"GET", b"/a/../b").is_ok());
     }
 
     #[test]

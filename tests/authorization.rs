@@ -244,6 +244,17 @@ fn public_routes(s: &Setup) {
         assert_eq!(r.status, 401, "{}", r.body);
         assert_eq!(r.json()["error"], "invalid_token");
     }
+    // A path the upstream could resolve to what another rule guards is refused.
+    for path in [
+        "/public/../admin",
+        "/public/%2e%2e/admin",
+        "//admin",
+        "/%61dmin",
+    ] {
+        let r = call(port, "GET", path, Some(&user3), &[]);
+        assert_eq!(r.status, 400, "{path}: {}", r.body);
+        assert_eq!(r.json()["error"], "invalid_request");
+    }
     assert_eq!(s.upstream.hits(), before + 5);
 }
 
