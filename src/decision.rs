@@ -1,7 +1,7 @@
 //! One request, as data: headers → token → verified claims → policy → a decision the glue
 //! acts on.
 
-use crate::config::{Config, HeaderSource};
+use crate::config::{Access, Config, HeaderSource};
 use crate::jwks::KeySet;
 use crate::policy::{self, Refusal};
 use crate::response::{self, Response};
@@ -70,7 +70,7 @@ pub fn decide(request: &Request, config: &Config, keys: &[Option<KeySet>], now: 
             )
         }
     };
-    let public = matches!(route.access, crate::config::Access::Public);
+    let public = matches!(route.access, Access::Public);
 
     // On a public route a token is optional, but one that is sent must be valid.
     let token = match token::extract(request.headers, &config.from_headers) {

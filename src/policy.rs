@@ -122,23 +122,21 @@ pub fn route<'p>(
     if !policy.rules.is_empty() && !is_normal_path(path) {
         return Err(PathNotNormal);
     }
-    Ok(
-        match policy
-            .rules
-            .iter()
-            .enumerate()
-            .find(|(_, rule)| matches(rule, method, path))
-        {
-            Some((i, rule)) => Route {
-                rule: Some(i),
-                access: &rule.access,
-            },
-            None => Route {
-                rule: None,
-                access: &policy.fallback,
-            },
+    let matched = policy
+        .rules
+        .iter()
+        .enumerate()
+        .find(|(_, rule)| matches(rule, method, path));
+    Ok(match matched {
+        Some((i, rule)) => Route {
+            rule: Some(i),
+            access: &rule.access,
         },
-    )
+        None => Route {
+            rule: None,
+            access: &policy.fallback,
+        },
+    })
 }
 
 /// A path (without query) as Envoy leaves it with `normalize_path` and `merge_slashes`:
