@@ -10,6 +10,7 @@ use crate::verify::Claims;
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
+use std::rc::Rc;
 
 pub struct TokenCache {
     max_entries: usize,
@@ -23,7 +24,7 @@ pub struct TokenCache {
 struct Entry {
     check: u64,
     key_fingerprint: u64,
-    claims: Claims,
+    claims: Rc<Claims>,
 }
 
 impl TokenCache {
@@ -40,7 +41,7 @@ impl TokenCache {
 
     /// The claims of `token` if it was verified before, has not expired at `now` and its
     /// key is still in the provider's key set.
-    pub fn get(&mut self, token: &str, now: u64, keys: &[Option<KeySet>]) -> Option<&Claims> {
+    pub fn get(&mut self, token: &str, now: u64, keys: &[Option<KeySet>]) -> Option<Rc<Claims>> {
         if self.max_entries == 0 {
             return None;
         }
@@ -56,11 +57,11 @@ impl TokenCache {
             }
             return None;
         }
-        self.entries.get(&index).map(|e| &e.claims)
+        self.entries.get(&index).map(|e| Rc::clone(&e.claims))
     }
 
     /// Remembers a verified token. `key_fingerprint` identifies the key that signed it.
-    pub fn insert(&mut self, token: &str, claims: Claims, key_fingerprint: u64) {
+    pub fn insert(&mut self, token: &str, claims: Rc<Claims>, key_fingerprint: u64) {
         if self.max_entries == 0 {
             return;
         }
@@ -105,9 +106,9 @@ mod tests {
     use crate::verify::tests::{config, id_claims, jwks, keys, sign, with, NOW};
     use crate::verify::verify;
 
-    fn verified(token: &str) -> (Claims, u64) {
+    fn verified(token: &str) -> (Rc<Claims>, u64) {
         let keys = keys();
-        let claims = verify(token, &config().providers, &keys, &PureRust, NOW).unwrap();
+        let claims = Rc::new(verify(token, &config().providers, &keys, &PureRust, NOW).unwrap());
         let fp = keys[0]
             .as_ref()
             .unwrap()
@@ -124,8 +125,8 @@ mod tests {
         assert!(cache.get(&token, NOW, &keys()).is_none());
         let (claims, fp) = verified(&token);
         cache.insert(&token, claims.clone(), fp);
-        assert_eq!(cache.get(&token, NOW, &keys()), Some(&claims));
-        assert_eq!(cache.get(&token, NOW + 99, &keys()), Some(&claims));
+        assert_eq!(cache.get(&token, NOW, &keys()), Some(claims.clone()));
+        assert_eq!(cache.get(&token, NOW + 99, &keys()), Some(claims));
         assert!(
             cache.get(&token, NOW + 100, &keys()).is_none(),
             "not past exp"

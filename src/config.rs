@@ -15,6 +15,49 @@ const DEFAULT_REFRESH_SECONDS: u64 = 600;
 const DEFAULT_CLOCK_SKEW_SECONDS: u64 = 60;
 const MAX_CLOCK_SKEW_SECONDS: u64 = 300;
 const DEFAULT_STARTUP_WAIT_MS: u64 = 5_000;
+const DEFAULT_TOKEN_CACHE_ENTRIES: usize = 4096;
+const MAX_TOKEN_CACHE_ENTRIES: usize = 1_000_000;
+const DEFAULT_PRINCIPAL_CLAIMS: [&str; 5] = [
+    "email",
+    "preferred_username",
+    "cognito:username",
+    "username",
+    "sub",
+];
+const DEFAULT_IDENTITY_HEADER_PREFIX: &str = "x-auth-";
+/// The methods a rule may name.
+const METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+];
+/// Headers an identity header prefix must not cover: stripping them would break requests.
+const PROTECTED_HEADERS: [&str; 10] = [
+    "authorization",
+    "cookie",
+    "host",
+    "content-type",
+    "content-length",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-request-id",
+    "x-envoy-internal",
+    "x-real-ip",
+];
+/// Headers a claim may not be copied into: framing, routing and credentials.
+const RESERVED_HEADERS: [&str; 13] = [
+    "host",
+    "connection",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "keep-alive",
+    "proxy-connection",
+    "expect",
+    "authorization",
+    "cookie",
+];
 
 /// A configuration error: the field path and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +84,19 @@ pub struct Config {
     pub realm: String,
     /// How long a request may wait for a provider's first keys before it gets 503.
     pub startup_wait_ms: u64,
+    /// Verified tokens remembered per worker (0: no cache).
+    pub token_cache_entries: usize,
+    /// Verify signatures with the host's native `verify_signature` when it has one.
+    pub native_verification: bool,
+    /// Who the caller is and what they may do: principal, domain, admins, route rules.
+    pub policy: Policy,
+    /// The identity headers set upstream (and always stripped from incoming requests).
+    pub identity: IdentityHeaders,
+    /// Whether the header that carried the token is forwarded upstream.
+    pub forward: bool,
+    /// CORS preflight requests (OPTIONS with Origin and Access-Control-Request-Method)
+    /// pass without a token.
+    pub bypass_cors_preflight: bool,
 }
 
 /// One token issuer: a Cognito user pool, or any JWKS-backed issuer with `issuer` set.
@@ -106,6 +162,102 @@ pub struct HeaderSource {
     pub value_prefix: String,
 }
 
+/// From verified claims to a principal, and the rules a request must meet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub principal: PrincipalSource,
+    /// Lowercase; the domain of principals whose claim carries no `@`.
+    pub principal_domain: Option<String>,
+    pub enforce_principal_domain: bool,
+    /// Lowercase; domains accepted besides `principal_domain`.
+    pub allowed_domains: Vec<String>,
+    /// A domain taken from a claim counts only with `email_verified` true.
+    pub require_email_verified: bool,
+    /// Lowercase principal names.
+    pub admin_principals: Vec<String>,
+    /// `cognito:groups` members of any of these are admins.
+    pub admin_groups: Vec<String>,
+    pub rules: Vec<Rule>,
+    /// What applies when no rule matches: any authenticated caller (fail closed).
+    pub fallback: Access,
+}
+
+/// Where the principal comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrincipalSource {
+    /// The first of these claims with a usable value.
+    Claims(Vec<String>),
+    /// Named claims: the principal from `username`, the email from `email` if set.
+    Mapping {
+        username: String,
+        email: Option<String>,
+    },
+}
+
+/// One route rule: the first rule whose path and method match decides the request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub path: PathMatch,
+    /// Upper case; empty for every method.
+    pub methods: Vec<String>,
+    pub access: Access,
+}
+
+/// Compared with the request path without its query string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    Exact(String),
+    Prefix(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Access {
+    /// No token needed; a token that is present must still be valid.
+    Public,
+    /// A valid token meeting at least one of these requirement sets.
+    Require(Vec<Requirement>),
+}
+
+/// What an authenticated caller must also satisfy; every field that is set must hold.
+/// The default (nothing set) is any authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Requirement {
+    pub admin: bool,
+    /// Lowercase principal names.
+    pub principals: Vec<String>,
+    /// Lowercase email domains.
+    pub domains: Vec<String>,
+    pub groups_any: Vec<String>,
+    pub groups_all: Vec<String>,
+    pub scopes_any: Vec<String>,
+    pub scopes_all: Vec<String>,
+}
+
+/// The names of the identity headers, all lowercase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityHeaders {
+    /// Every incoming header with this prefix is removed.
+    pub prefix: String,
+    pub principal: String,
+    pub email: String,
+    pub sub: String,
+    pub groups: String,
+    pub admin: String,
+    pub token_use: String,
+    pub client_id: String,
+    pub issuer: String,
+    pub provider: String,
+    pub claim_to_headers: Vec<ClaimToHeader>,
+}
+
+/// Copy a claim into a request header, as Envoy's `jwt_authn` does.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimToHeader {
+    pub header_name: String,
+    pub claim_name: String,
+}
+
 impl Config {
     /// Parses and validates the plugin configuration (the JSON in the wasm filter's
     /// `configuration`).
@@ -126,6 +278,78 @@ struct RawConfig {
     from_headers: Option<Vec<HeaderSource>>,
     realm: Option<String>,
     startup_wait_ms: Option<u64>,
+    token_cache: Option<RawTokenCache>,
+    native_verification: Option<bool>,
+    principal_claims: Option<Vec<String>>,
+    principal_claim_mapping: Option<RawClaimMapping>,
+    principal_domain: Option<String>,
+    #[serde(default)]
+    enforce_principal_domain: bool,
+    #[serde(default)]
+    allowed_domains: Vec<String>,
+    require_email_verified: Option<bool>,
+    #[serde(default)]
+    admin_principals: Vec<String>,
+    #[serde(default)]
+    admin_groups: Vec<String>,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+    #[serde(default)]
+    bypass_cors_preflight: bool,
+    forward: Option<bool>,
+    identity_header_prefix: Option<String>,
+    #[serde(default)]
+    claim_to_headers: Vec<ClaimToHeader>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClaimMapping {
+    username: String,
+    email: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    #[serde(rename = "match")]
+    matcher: RawMatch,
+    allow: Option<RawAllow>,
+    require: Option<RawRequirement>,
+    require_any: Option<Vec<RawRequirement>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMatch {
+    exact: Option<String>,
+    prefix: Option<String>,
+    methods: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawAllow {
+    Public,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRequirement {
+    authenticated: Option<bool>,
+    admin: Option<bool>,
+    principals: Option<Vec<String>>,
+    domains: Option<Vec<String>>,
+    groups_any: Option<Vec<String>>,
+    groups_all: Option<Vec<String>>,
+    scopes_any: Option<Vec<String>>,
+    scopes_all: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTokenCache {
+    max_entries: usize,
 }
 
 #[derive(Deserialize)]
@@ -211,9 +435,63 @@ impl RawConfig {
             ));
         }
 
+        let token_cache_entries = self
+            .token_cache
+            .map_or(DEFAULT_TOKEN_CACHE_ENTRIES, |c| c.max_entries);
+        if token_cache_entries > MAX_TOKEN_CACHE_ENTRIES {
+            return Err(err(
+                "token_cache.max_entries",
+                format!("must be at most {MAX_TOKEN_CACHE_ENTRIES}"),
+            ));
+        }
         let startup_wait_ms = self.startup_wait_ms.unwrap_or(DEFAULT_STARTUP_WAIT_MS);
         if startup_wait_ms > 60_000 {
             return Err(err("startup_wait_ms", "must be at most 60000"));
+        }
+
+        let policy = Policy {
+            principal: principal_source(self.principal_claims, self.principal_claim_mapping)?,
+            principal_domain: self
+                .principal_domain
+                .map(|d| domain(&d, "principal_domain"))
+                .transpose()?,
+            enforce_principal_domain: self.enforce_principal_domain,
+            allowed_domains: each(&self.allowed_domains, "allowed_domains", domain)?,
+            require_email_verified: self.require_email_verified.unwrap_or(true),
+            admin_principals: each(&self.admin_principals, "admin_principals", principal_name)?,
+            admin_groups: each(&self.admin_groups, "admin_groups", group)?,
+            rules: self
+                .rules
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| r.validate(&format!("rules[{i}]")))
+                .collect::<Result<_, _>>()?,
+            fallback: Access::Require(vec![Requirement::default()]),
+        };
+        if policy.enforce_principal_domain
+            && policy.principal_domain.is_none()
+            && policy.allowed_domains.is_empty()
+        {
+            return Err(err(
+                "enforce_principal_domain",
+                "needs principal_domain or allowed_domains to enforce",
+            ));
+        }
+
+        let identity = identity_headers(self.identity_header_prefix, self.claim_to_headers)?;
+        if let Some((i, h)) = from_headers
+            .iter()
+            .enumerate()
+            .find(|(_, h)| identity.strips(&h.name))
+        {
+            return Err(err(
+                format!("from_headers[{i}].name"),
+                format!(
+                    "{} is an identity header (identity_header_prefix or claim_to_headers): \
+                     it is stripped from every request",
+                    h.name
+                ),
+            ));
         }
 
         Ok(Config {
@@ -221,8 +499,358 @@ impl RawConfig {
             from_headers,
             realm,
             startup_wait_ms,
+            token_cache_entries,
+            native_verification: self.native_verification.unwrap_or(true),
+            policy,
+            identity,
+            forward: self.forward.unwrap_or(true),
+            bypass_cors_preflight: self.bypass_cors_preflight,
         })
     }
+}
+
+impl IdentityHeaders {
+    /// Whether an incoming header of this (lowercase) name is removed before forwarding.
+    pub fn strips(&self, name: &str) -> bool {
+        name.starts_with(&self.prefix)
+            || self.claim_to_headers.iter().any(|c| c.header_name == name)
+    }
+}
+
+fn principal_source(
+    claims: Option<Vec<String>>,
+    mapping: Option<RawClaimMapping>,
+) -> Result<PrincipalSource, ConfigError> {
+    match (claims, mapping) {
+        (Some(_), Some(_)) => Err(err(
+            "principal_claim_mapping",
+            "set either principal_claims or principal_claim_mapping, not both",
+        )),
+        (None, None) => Ok(PrincipalSource::Claims(
+            DEFAULT_PRINCIPAL_CLAIMS
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+        )),
+        (Some(list), None) if list.is_empty() => {
+            Err(err("principal_claims", "must list at least one claim"))
+        }
+        (Some(list), None) => Ok(PrincipalSource::Claims(each(
+            &list,
+            "principal_claims",
+            claim_name,
+        )?)),
+        (None, Some(m)) => Ok(PrincipalSource::Mapping {
+            username: claim_name(&m.username, "principal_claim_mapping.username")?,
+            email: m
+                .email
+                .map(|e| claim_name(&e, "principal_claim_mapping.email"))
+                .transpose()?,
+        }),
+    }
+}
+
+impl RawRule {
+    fn validate(self, at: &str) -> Result<Rule, ConfigError> {
+        let m = self.matcher;
+        let path = match (m.exact, m.prefix) {
+            (Some(p), None) => PathMatch::Exact(path_pattern(p, &format!("{at}.match.exact"))?),
+            (None, Some(p)) => PathMatch::Prefix(path_pattern(p, &format!("{at}.match.prefix"))?),
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    format!("{at}.match"),
+                    "set either exact or prefix, not both",
+                ))
+            }
+            (None, None) => {
+                return Err(err(
+                    format!("{at}.match"),
+                    "needs a path: exact or prefix (\"prefix\": \"/\" matches every path)",
+                ))
+            }
+        };
+        let methods = match m.methods {
+            None => Vec::new(),
+            Some(list) if list.is_empty() => {
+                return Err(err(
+                    format!("{at}.match.methods"),
+                    "must list at least one method; leave it out to match every method",
+                ))
+            }
+            Some(list) => each(&list, &format!("{at}.match.methods"), method)?,
+        };
+        let access = match (self.allow, self.require, self.require_any) {
+            (Some(RawAllow::Public), None, None) => Access::Public,
+            (None, Some(r), None) => Access::Require(vec![r.validate(&format!("{at}.require"))?]),
+            (None, None, Some(list)) if list.is_empty() => {
+                return Err(err(
+                    format!("{at}.require_any"),
+                    "must list at least one requirement",
+                ))
+            }
+            (None, None, Some(list)) => Access::Require(
+                list.into_iter()
+                    .enumerate()
+                    .map(|(i, r)| r.validate(&format!("{at}.require_any[{i}]")))
+                    .collect::<Result<_, _>>()?,
+            ),
+            (None, None, None) => {
+                return Err(err(
+                    at,
+                    "needs an action: \"allow\": \"public\", require or require_any",
+                ))
+            }
+            _ => return Err(err(at, "set only one of allow, require and require_any")),
+        };
+        Ok(Rule {
+            path,
+            methods,
+            access,
+        })
+    }
+}
+
+impl RawRequirement {
+    fn validate(self, at: &str) -> Result<Requirement, ConfigError> {
+        if self.authenticated == Some(false) {
+            return Err(err(
+                format!("{at}.authenticated"),
+                "only true is meaningful; use \"allow\": \"public\" for a route without a token",
+            ));
+        }
+        if self.admin == Some(false) {
+            return Err(err(
+                format!("{at}.admin"),
+                "only true is meaningful; leave it out to admit non-admins",
+            ));
+        }
+        let list = |v: Option<Vec<String>>,
+                    name: &str,
+                    check: fn(&str, &str) -> Result<String, ConfigError>| {
+            let field = format!("{at}.{name}");
+            match v {
+                None => Ok(Vec::new()),
+                Some(v) if v.is_empty() => Err(err(field, "must list at least one value")),
+                Some(v) => each(&v, &field, check),
+            }
+        };
+        let requirement = Requirement {
+            admin: self.admin == Some(true),
+            principals: list(self.principals, "principals", principal_name)?,
+            domains: list(self.domains, "domains", domain)?,
+            groups_any: list(self.groups_any, "groups_any", group)?,
+            groups_all: list(self.groups_all, "groups_all", group)?,
+            scopes_any: list(self.scopes_any, "scopes_any", scope)?,
+            scopes_all: list(self.scopes_all, "scopes_all", scope)?,
+        };
+        if self.authenticated.is_none() && requirement == Requirement::default() {
+            return Err(err(
+                at,
+                "must state at least one requirement, e.g. {\"authenticated\": true}",
+            ));
+        }
+        Ok(requirement)
+    }
+}
+
+fn identity_headers(
+    prefix: Option<String>,
+    claim_to_headers: Vec<ClaimToHeader>,
+) -> Result<IdentityHeaders, ConfigError> {
+    let prefix = prefix
+        .unwrap_or_else(|| DEFAULT_IDENTITY_HEADER_PREFIX.into())
+        .to_ascii_lowercase();
+    if !is_header_name(&prefix) || !prefix.ends_with('-') || prefix.len() < 3 {
+        return Err(err(
+            "identity_header_prefix",
+            "must be a header name prefix ending in '-', such as x-auth-",
+        ));
+    }
+    if let Some(h) = PROTECTED_HEADERS.iter().find(|h| h.starts_with(&prefix)) {
+        return Err(err(
+            "identity_header_prefix",
+            format!("would strip the {h} header from every request"),
+        ));
+    }
+    let name = |suffix: &str| format!("{prefix}{suffix}");
+    let mut identity = IdentityHeaders {
+        principal: name("principal"),
+        email: name("email"),
+        sub: name("sub"),
+        groups: name("groups"),
+        admin: name("admin"),
+        token_use: name("token-use"),
+        client_id: name("client-id"),
+        issuer: name("issuer"),
+        provider: name("provider"),
+        prefix,
+        claim_to_headers: Vec::with_capacity(claim_to_headers.len()),
+    };
+    let fixed = [
+        &identity.principal,
+        &identity.email,
+        &identity.sub,
+        &identity.groups,
+        &identity.admin,
+        &identity.token_use,
+        &identity.client_id,
+        &identity.issuer,
+        &identity.provider,
+    ]
+    .map(String::clone);
+    for (i, c) in claim_to_headers.into_iter().enumerate() {
+        let at = format!("claim_to_headers[{i}]");
+        let header_name = c.header_name.to_ascii_lowercase();
+        if !is_header_name(&header_name) {
+            return Err(err(
+                format!("{at}.header_name"),
+                "must be a header name (letters, digits, '-', '_')",
+            ));
+        }
+        if RESERVED_HEADERS.contains(&header_name.as_str()) || fixed.contains(&header_name) {
+            return Err(err(
+                format!("{at}.header_name"),
+                format!("{header_name} is reserved"),
+            ));
+        }
+        if identity
+            .claim_to_headers
+            .iter()
+            .any(|c| c.header_name == header_name)
+        {
+            return Err(err(format!("{at}.header_name"), "duplicate header name"));
+        }
+        if c.claim_name.is_empty() {
+            return Err(err(format!("{at}.claim_name"), "must not be empty"));
+        }
+        identity.claim_to_headers.push(ClaimToHeader {
+            header_name,
+            claim_name: c.claim_name,
+        });
+    }
+    Ok(identity)
+}
+
+/// Checks every value of a list with `check`, naming `field[i]` on failure.
+fn each(
+    values: &[String],
+    field: &str,
+    check: fn(&str, &str) -> Result<String, ConfigError>,
+) -> Result<Vec<String>, ConfigError> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| check(v, &format!("{field}[{i}]")))
+        .collect()
+}
+
+/// Claim names also appear in error descriptions, inside a quoted string.
+fn claim_name(v: &str, at: &str) -> Result<String, ConfigError> {
+    if v.is_empty()
+        || !v
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    {
+        return Err(err(
+            at,
+            "must be a claim name: printable ASCII without quotes or backslashes",
+        ));
+    }
+    Ok(v.to_string())
+}
+
+fn principal_name(v: &str, at: &str) -> Result<String, ConfigError> {
+    if v.contains('@') {
+        return Err(err(
+            at,
+            "principals are names, the part before '@' (e.g. user1 for user1@example.com)",
+        ));
+    }
+    if v.trim().is_empty() || v.chars().any(char::is_control) {
+        return Err(err(at, "must be a non-empty name"));
+    }
+    Ok(v.to_lowercase())
+}
+
+fn group(v: &str, at: &str) -> Result<String, ConfigError> {
+    if v.is_empty() || v.chars().any(char::is_control) {
+        return Err(err(at, "must be a non-empty group name"));
+    }
+    Ok(v.to_string())
+}
+
+/// A scope-token (RFC 6749 §3.3).
+fn scope(v: &str, at: &str) -> Result<String, ConfigError> {
+    if v.is_empty()
+        || !v
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    {
+        return Err(err(
+            at,
+            "must be a scope: printable ASCII without spaces, quotes or backslashes",
+        ));
+    }
+    Ok(v.to_string())
+}
+
+/// A DNS domain such as `example.com`, lowercased.
+fn domain(v: &str, at: &str) -> Result<String, ConfigError> {
+    let d = v.to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    if d.len() > 253 || !d.split('.').all(label_ok) {
+        let hint = if d.starts_with('@') {
+            " (without the '@')"
+        } else {
+            ""
+        };
+        return Err(err(
+            at,
+            format!("must be a domain such as example.com{hint}"),
+        ));
+    }
+    Ok(d)
+}
+
+fn method(v: &str, at: &str) -> Result<String, ConfigError> {
+    if METHODS.contains(&v) {
+        Ok(v.to_string())
+    } else {
+        Err(err(
+            at,
+            format!("{v:?} is not a method; use one of {}", METHODS.join(", ")),
+        ))
+    }
+}
+
+/// Paths are matched without the query string, so a pattern cannot hold one.
+fn path_pattern(p: String, at: &str) -> Result<String, ConfigError> {
+    if !p.starts_with('/') || !p.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(err(
+            at,
+            "must be a path starting with '/', printable ASCII without spaces",
+        ));
+    }
+    if p.contains('?') || p.contains('#') {
+        return Err(err(
+            at,
+            "must not hold '?' or '#': rules match the path without its query string",
+        ));
+    }
+    Ok(p)
+}
+
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 impl RawProvider {
@@ -392,11 +1020,7 @@ impl RawJwks {
 }
 
 fn validate_header(h: HeaderSource, at: &str) -> Result<HeaderSource, ConfigError> {
-    let valid_name = !h.name.is_empty()
-        && h.name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !valid_name {
+    if !is_header_name(&h.name) {
         return Err(err(
             format!("{at}.name"),
             "must be a header name (letters, digits, '-', '_')",
@@ -509,6 +1133,8 @@ mod tests {
         assert_eq!(jwks.path, "/us-east-1_Abc123/.well-known/jwks.json");
         assert!(p.cognito);
         assert_eq!(c.startup_wait_ms, 5000);
+        assert_eq!(c.token_cache_entries, 4096);
+        assert!(c.native_verification);
         assert_eq!(
             c.from_headers,
             vec![HeaderSource {
@@ -700,6 +1326,13 @@ mod tests {
         let mut wait = minimal();
         wait["startup_wait_ms"] = 60_001.into();
         assert_eq!(field_of(wait), "startup_wait_ms");
+        let mut cache = minimal();
+        cache["token_cache"] = serde_json::json!({ "max_entries": 0 });
+        assert_eq!(parse(&cache).unwrap().token_cache_entries, 0);
+        cache["token_cache"] = serde_json::json!({ "max_entries": 2_000_000 });
+        assert_eq!(field_of(cache.clone()), "token_cache.max_entries");
+        cache["token_cache"] = serde_json::json!({ "size": 1 });
+        assert_eq!(field_of(cache), "token_cache.size");
     }
 
     #[test]
@@ -715,6 +1348,493 @@ mod tests {
     fn not_json_is_refused() {
         assert!(Config::parse(b"{").is_err());
         assert!(Config::parse(b"").is_err());
+    }
+
+    #[test]
+    fn authorization_defaults() {
+        let c = parse(&minimal()).unwrap();
+        let p = &c.policy;
+        assert_eq!(
+            p.principal,
+            PrincipalSource::Claims(
+                [
+                    "email",
+                    "preferred_username",
+                    "cognito:username",
+                    "username",
+                    "sub"
+                ]
+                .map(String::from)
+                .to_vec()
+            )
+        );
+        assert_eq!(p.principal_domain, None);
+        assert!(!p.enforce_principal_domain);
+        assert!(p.allowed_domains.is_empty());
+        assert!(p.require_email_verified);
+        assert!(p.admin_principals.is_empty() && p.admin_groups.is_empty());
+        assert!(p.rules.is_empty());
+        assert_eq!(p.fallback, Access::Require(vec![Requirement::default()]));
+        assert!(c.forward);
+        assert!(!c.bypass_cors_preflight);
+        let h = &c.identity;
+        assert_eq!(h.prefix, "x-auth-");
+        assert_eq!(
+            [
+                &h.principal,
+                &h.email,
+                &h.sub,
+                &h.groups,
+                &h.admin,
+                &h.token_use,
+                &h.client_id,
+                &h.issuer,
+                &h.provider
+            ]
+            .map(String::as_str),
+            [
+                "x-auth-principal",
+                "x-auth-email",
+                "x-auth-sub",
+                "x-auth-groups",
+                "x-auth-admin",
+                "x-auth-token-use",
+                "x-auth-client-id",
+                "x-auth-issuer",
+                "x-auth-provider"
+            ]
+        );
+        assert!(h.claim_to_headers.is_empty());
+    }
+
+    #[test]
+    fn the_openmetadata_example_with_rules() {
+        let mut v = minimal();
+        let extra = serde_json::json!({
+            "principal_claims": ["email", "preferred_username", "sub"],
+            "admin_principals": ["User1", "user2"],
+            "principal_domain": "Open-Metadata.org",
+            "enforce_principal_domain": true,
+            "allowed_domains": ["partner.example"],
+            "admin_groups": ["Admins"],
+            "bypass_cors_preflight": true,
+            "forward": false,
+            "identity_header_prefix": "X-User-",
+            "claim_to_headers": [{ "header_name": "X-Tenant", "claim_name": "custom:tenant" }],
+            "rules": [
+                { "match": { "exact": "/healthz" }, "allow": "public" },
+                { "match": { "prefix": "/api/v1/admin", "methods": ["POST", "DELETE"] }, "require": { "admin": true } },
+                { "match": { "prefix": "/reports" }, "require_any": [{ "groups_any": ["analysts"] }, { "admin": true }] },
+                { "match": { "prefix": "/" }, "require": { "authenticated": true, "scopes_all": ["openid", "api/read"], "domains": ["Partner.Example"] } }
+            ]
+        });
+        for (k, val) in extra.as_object().unwrap() {
+            v[k] = val.clone();
+        }
+        let c = parse(&v).unwrap();
+        let p = &c.policy;
+        assert_eq!(
+            p.principal,
+            PrincipalSource::Claims(vec![
+                "email".into(),
+                "preferred_username".into(),
+                "sub".into()
+            ])
+        );
+        assert_eq!(p.admin_principals, ["user1", "user2"]);
+        assert_eq!(p.principal_domain.as_deref(), Some("open-metadata.org"));
+        assert_eq!(p.admin_groups, ["Admins"], "group names keep their case");
+        assert_eq!(p.rules.len(), 4);
+        assert_eq!(p.rules[0].path, PathMatch::Exact("/healthz".into()));
+        assert_eq!(p.rules[0].access, Access::Public);
+        assert_eq!(p.rules[1].methods, ["POST", "DELETE"]);
+        assert_eq!(
+            p.rules[1].access,
+            Access::Require(vec![Requirement {
+                admin: true,
+                ..Requirement::default()
+            }])
+        );
+        let Access::Require(any) = &p.rules[2].access else {
+            panic!("require_any")
+        };
+        assert_eq!(any.len(), 2);
+        let Access::Require(all) = &p.rules[3].access else {
+            panic!("require")
+        };
+        assert_eq!(all[0].domains, ["partner.example"]);
+        assert_eq!(all[0].scopes_all, ["openid", "api/read"]);
+        assert!(!c.forward && c.bypass_cors_preflight);
+        assert_eq!(c.identity.principal, "x-user-principal");
+        assert_eq!(
+            c.identity.claim_to_headers,
+            vec![ClaimToHeader {
+                header_name: "x-tenant".into(),
+                claim_name: "custom:tenant".into()
+            }]
+        );
+        assert!(c.identity.strips("x-user-admin") && c.identity.strips("x-user-anything"));
+        assert!(c.identity.strips("x-tenant") && !c.identity.strips("x-auth-admin"));
+    }
+
+    #[test]
+    fn a_principal_claim_mapping() {
+        let mut v = minimal();
+        v["principal_claim_mapping"] =
+            serde_json::json!({ "username": "preferred_username", "email": "email" });
+        assert_eq!(
+            parse(&v).unwrap().policy.principal,
+            PrincipalSource::Mapping {
+                username: "preferred_username".into(),
+                email: Some("email".into())
+            }
+        );
+        v["principal_claim_mapping"] = serde_json::json!({ "username": "cognito:username" });
+        assert!(matches!(
+            parse(&v).unwrap().policy.principal,
+            PrincipalSource::Mapping { email: None, .. }
+        ));
+    }
+
+    /// Sets `value` at the JSON `pointer` of the minimal config and returns the error.
+    fn refused_at(pointer: &str, value: serde_json::Value) -> ConfigError {
+        let mut v = minimal();
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        let target = if parent.is_empty() {
+            &mut v
+        } else {
+            v.pointer_mut(parent).unwrap()
+        };
+        target[key] = value;
+        parse(&v).unwrap_err()
+    }
+
+    #[test]
+    fn bad_authorization_values_are_refused_naming_the_field() {
+        use serde_json::json;
+        let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+            ("/principal_claims", json!([]), "principal_claims"),
+            (
+                "/principal_claims",
+                json!(["email", ""]),
+                "principal_claims[1]",
+            ),
+            ("/principal_claims", json!(["a\"b"]), "principal_claims[0]"),
+            ("/principal_claims", json!("email"), "principal_claims"),
+            (
+                "/principal_claim_mapping",
+                json!({ "email": "email" }),
+                "principal_claim_mapping",
+            ),
+            (
+                "/principal_claim_mapping",
+                json!({ "username": "" }),
+                "principal_claim_mapping.username",
+            ),
+            (
+                "/principal_claim_mapping",
+                json!({ "username": "u", "mail": "x" }),
+                "principal_claim_mapping.mail",
+            ),
+            (
+                "/principal_domain",
+                "@example.com".into(),
+                "principal_domain",
+            ),
+            (
+                "/principal_domain",
+                "exa mple.com".into(),
+                "principal_domain",
+            ),
+            ("/principal_domain", "".into(), "principal_domain"),
+            (
+                "/enforce_principal_domain",
+                true.into(),
+                "enforce_principal_domain",
+            ),
+            (
+                "/enforce_principal_domain",
+                "yes".into(),
+                "enforce_principal_domain",
+            ),
+            (
+                "/allowed_domains",
+                json!(["ok.com", "-bad.com"]),
+                "allowed_domains[1]",
+            ),
+            (
+                "/require_email_verified",
+                "true".into(),
+                "require_email_verified",
+            ),
+            (
+                "/admin_principals",
+                json!(["user1@example.com"]),
+                "admin_principals[0]",
+            ),
+            ("/admin_principals", json!([" "]), "admin_principals[0]"),
+            ("/admin_groups", json!([""]), "admin_groups[0]"),
+            (
+                "/bypass_cors_preflight",
+                "true".into(),
+                "bypass_cors_preflight",
+            ),
+            ("/forward", 1.into(), "forward"),
+            (
+                "/identity_header_prefix",
+                "x-auth".into(),
+                "identity_header_prefix",
+            ),
+            (
+                "/identity_header_prefix",
+                "x auth-".into(),
+                "identity_header_prefix",
+            ),
+            (
+                "/identity_header_prefix",
+                "x-".into(),
+                "identity_header_prefix",
+            ),
+            (
+                "/identity_header_prefix",
+                "x-forwarded-".into(),
+                "identity_header_prefix",
+            ),
+            (
+                "/claim_to_headers",
+                json!([{ "header_name": "bad name", "claim_name": "x" }]),
+                "claim_to_headers[0].header_name",
+            ),
+            (
+                "/claim_to_headers",
+                json!([{ "header_name": "Host", "claim_name": "x" }]),
+                "claim_to_headers[0].header_name",
+            ),
+            (
+                "/claim_to_headers",
+                json!([{ "header_name": "x-auth-admin", "claim_name": "x" }]),
+                "claim_to_headers[0].header_name",
+            ),
+            (
+                "/claim_to_headers",
+                json!([{ "header_name": "x-a", "claim_name": "x" }, { "header_name": "X-A", "claim_name": "y" }]),
+                "claim_to_headers[1].header_name",
+            ),
+            (
+                "/claim_to_headers",
+                json!([{ "header_name": "x-a", "claim_name": "" }]),
+                "claim_to_headers[0].claim_name",
+            ),
+            (
+                "/claim_to_headers",
+                json!([{ "header_name": "x-a" }]),
+                "claim_to_headers[0]",
+            ),
+            (
+                "/claim_to_headers",
+                json!([{ "header_name": "x-a", "claim_name": "c", "nested": true }]),
+                "claim_to_headers[0].nested",
+            ),
+        ];
+        for (pointer, value, field) in cases {
+            let e = refused_at(pointer, value);
+            assert_eq!(e.field, field, "{pointer}: {e}");
+            assert!(e.to_string().contains(field), "{e}");
+        }
+    }
+
+    #[test]
+    fn principal_claims_and_a_mapping_exclude_each_other() {
+        let mut v = minimal();
+        v["principal_claims"] = serde_json::json!(["email"]);
+        v["principal_claim_mapping"] = serde_json::json!({ "username": "email" });
+        let e = parse(&v).unwrap_err();
+        assert_eq!(e.field, "principal_claim_mapping");
+        assert!(e.message.contains("not both"), "{e}");
+    }
+
+    #[test]
+    fn enforcing_the_domain_needs_a_domain() {
+        let mut v = minimal();
+        v["enforce_principal_domain"] = true.into();
+        v["allowed_domains"] = serde_json::json!(["example.com"]);
+        assert!(parse(&v).is_ok());
+    }
+
+    #[test]
+    fn a_token_header_cannot_be_an_identity_header() {
+        let mut v = minimal();
+        v["from_headers"] = serde_json::json!([{ "name": "X-Auth-Token" }]);
+        let e = parse(&v).unwrap_err();
+        assert_eq!(e.field, "from_headers[0].name");
+        assert!(e.message.contains("stripped"), "{e}");
+        v["claim_to_headers"] =
+            serde_json::json!([{ "header_name": "x-jwt", "claim_name": "sub" }]);
+        v["from_headers"] = serde_json::json!([{ "name": "x-jwt" }]);
+        assert_eq!(parse(&v).unwrap_err().field, "from_headers[0].name");
+        v["claim_to_headers"] =
+            serde_json::json!([{ "header_name": "authorization", "claim_name": "sub" }]);
+        v["from_headers"] = serde_json::json!([{ "name": "authorization" }]);
+        assert_eq!(
+            parse(&v).unwrap_err().field,
+            "claim_to_headers[0].header_name"
+        );
+    }
+
+    #[test]
+    fn bad_rules_are_refused_naming_the_field() {
+        use serde_json::json;
+        let cases: Vec<(serde_json::Value, &str, &str)> = vec![
+            (
+                json!({ "match": { "prefix": "/" }, "allow": "public", "require": { "admin": true } }),
+                "rules[0]",
+                "only one",
+            ),
+            (
+                json!({ "match": { "prefix": "/" }, "require": { "admin": true }, "require_any": [{ "admin": true }] }),
+                "rules[0]",
+                "only one",
+            ),
+            (
+                json!({ "match": { "prefix": "/" } }),
+                "rules[0]",
+                "needs an action",
+            ),
+            (
+                json!({ "match": {}, "allow": "public" }),
+                "rules[0].match",
+                "needs a path",
+            ),
+            (
+                json!({ "match": { "methods": ["GET"] }, "allow": "public" }),
+                "rules[0].match",
+                "needs a path",
+            ),
+            (
+                json!({ "match": { "exact": "/a", "prefix": "/a" }, "allow": "public" }),
+                "rules[0].match",
+                "not both",
+            ),
+            (
+                json!({ "allow": "public" }),
+                "rules[0]",
+                "missing field `match`",
+            ),
+            (
+                json!({ "match": { "prefix": "api" }, "allow": "public" }),
+                "rules[0].match.prefix",
+                "starting with '/'",
+            ),
+            (
+                json!({ "match": { "exact": "/a b" }, "allow": "public" }),
+                "rules[0].match.exact",
+                "without spaces",
+            ),
+            (
+                json!({ "match": { "exact": "/a?b=c" }, "allow": "public" }),
+                "rules[0].match.exact",
+                "query string",
+            ),
+            (
+                json!({ "match": { "prefix": "/", "methods": [] }, "allow": "public" }),
+                "rules[0].match.methods",
+                "at least one",
+            ),
+            (
+                json!({ "match": { "prefix": "/", "methods": ["GET", "FETCH"] }, "allow": "public" }),
+                "rules[0].match.methods[1]",
+                "not a method",
+            ),
+            (
+                json!({ "match": { "prefix": "/", "methods": ["get"] }, "allow": "public" }),
+                "rules[0].match.methods[0]",
+                "not a method",
+            ),
+            (
+                json!({ "match": { "prefix": "/", "path": "/x" }, "allow": "public" }),
+                "rules[0].match.path",
+                "unknown field",
+            ),
+            (
+                json!({ "match": { "prefix": "/" }, "allow": "everyone" }),
+                "rules[0].allow",
+                "unknown variant",
+            ),
+            (
+                json!({ "match": { "prefix": "/" }, "require": {} }),
+                "rules[0].require",
+                "at least one requirement",
+            ),
+            (
+                json!({ "match": { "prefix": "/" }, "require": { "authenticated": false } }),
+                "rules[0].require.authenticated",
+                "allow",
+            ),
+            (
+                json!({ "match": { "prefix": "/" }, "require": { "admin": false } }),
+                "rules[0].require.admin",
+                "only true",
+            ),
+            (
+                json!({ "match": { "prefix": "/" }, "require": { "groups_any": [] } }),
+                "rules[0].require.groups_any",
+                "at least one",
+            ),
+            (
+                json!({ "match": { "prefix": "/" }, "require": { "groups_all": ["a", ""] } }),
+                "rules[0].require.groups_all[1]",
+                "group",
+            ),
+            (
+                json!({ "match": { "prefix": "/" }, "require": { "scopes_any": ["two words"] } }),
+                "rules[0].require.scopes_any[0]",
+                "scope",
+            ),
+            (
+                json!({ "match": { "prefix": "/" }, "require": { "scopes_all": ["a\"b"] } }),
+                "rules[0].require.scopes_all[0]",
+                "scope",
+            ),
+            (
+                json!({ "match": { "prefix": "/" }, "require": { "principals": ["bob@example.com"] } }),
+                "rules[0].require.principals[0]",
+                "before '@'",
+            ),
+            (
+                json!({ "match": { "prefix": "/" }, "require": { "domains": ["*.example.com"] } }),
+                "rules[0].require.domains[0]",
+                "domain",
+            ),
+            (
+                json!({ "match": { "prefix": "/" }, "require": { "group": ["a"] } }),
+                "rules[0].require.group",
+                "unknown field",
+            ),
+            (
+                json!({ "match": { "prefix": "/" }, "require_any": [] }),
+                "rules[0].require_any",
+                "at least one",
+            ),
+            (
+                json!({ "match": { "prefix": "/" }, "require_any": [{ "admin": true }, {}] }),
+                "rules[0].require_any[1]",
+                "at least one requirement",
+            ),
+        ];
+        for (rule, field, words) in cases {
+            let mut v = minimal();
+            v["rules"] = json!([rule]);
+            let e = parse(&v).unwrap_err();
+            assert_eq!(e.field, field, "{rule}: {e}");
+            assert!(e.message.contains(words), "{rule}: {e}");
+        }
+        // The index is that of the offending rule.
+        let mut v = minimal();
+        v["rules"] = json!([
+            { "match": { "exact": "/" }, "allow": "public" },
+            { "match": { "exact": "/x" }, "require": {} }
+        ]);
+        assert_eq!(parse(&v).unwrap_err().field, "rules[1].require");
     }
 
     #[test]

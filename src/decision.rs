@@ -1,22 +1,48 @@
-//! One request, as data: headers → token → verified claims → a decision the glue acts on.
+//! One request, as data: headers → token → verified claims → policy → a decision the glue
+//! acts on.
 
-use crate::config::Config;
+use crate::cache::TokenCache;
+use crate::config::{Access, Config, HeaderSource};
 use crate::jwks::KeySet;
+use crate::policy::{self, Refusal};
 use crate::response::{self, Response};
 use crate::signature::SignatureVerifier;
 use crate::token::{self, ExtractError};
 use crate::verify::{self, Claims, VerifyError};
+use std::rc::Rc;
 
 /// How long a client is told to wait when keys are not loaded yet.
 pub const RETRY_AFTER_SECONDS: u64 = 5;
 
+/// The parts of a request the decision needs, as Envoy hands them over.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'r> {
+    /// `:method`.
+    pub method: &'r [u8],
+    /// `:path`, with its query string.
+    pub path: &'r [u8],
+    /// (lowercase name, raw value) pairs.
+    pub headers: &'r [(String, Vec<u8>)],
+}
+
 /// What the filter does with a request.
 #[derive(Debug)]
 pub enum Decision {
-    /// Forward the request upstream.
-    Allow(Box<Claims>),
+    /// Forward the request upstream, after changing its headers.
+    Allow(Allowed),
     /// Answer the request with `response` and do not forward it.
     Deny(Denied),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Allowed {
+    /// Headers to remove first: every incoming identity header, always; and the token's
+    /// header when `forward` is false.
+    pub remove: Vec<String>,
+    /// Headers to set next: the verified identity. Empty for an anonymous request.
+    pub set: Vec<(String, String)>,
+    /// A short, stable reason for logs and metrics.
+    pub reason: &'static str,
 }
 
 #[derive(Debug)]
@@ -28,17 +54,39 @@ pub struct Denied {
     pub error: Option<VerifyError>,
 }
 
-/// Decides a request from its headers (lowercase name, raw value) at time `now`.
+/// Decides a request at time `now`, verifying its token with the worker's key sets and
+/// signature verifier unless the token cache already holds it.
 pub fn decide(
-    headers: &[(String, Vec<u8>)],
+    request: &Request,
     config: &Config,
     keys: &[Option<KeySet>],
-    verifier: &dyn SignatureVerifier,
+    signatures: &dyn SignatureVerifier,
+    cache: &mut TokenCache,
     now: u64,
 ) -> Decision {
     let realm = config.realm.as_str();
-    let token = match token::extract(headers, &config.from_headers) {
+    // Stripped on every forwarded request, whatever the route: a client never speaks for
+    // the filter.
+    let remove = incoming_identity_headers(request.headers, config);
+    if config.bypass_cors_preflight && policy::is_cors_preflight(request.method, request.headers) {
+        return allow(remove, Vec::new(), "cors_preflight");
+    }
+    let route = match policy::route(&config.policy, request.method, request.path) {
+        Ok(route) => route,
+        Err(e) => {
+            return deny(
+                response::invalid_request(realm, e.description()),
+                "path_not_normal",
+                None,
+            )
+        }
+    };
+    let public = matches!(route.access, Access::Public);
+
+    // On a public route a token is optional, but one that is sent must be valid.
+    let token = match token::extract(request.headers, &config.from_headers) {
         Ok(Some(token)) => token,
+        Ok(None) if public => return allow(remove, Vec::new(), "public"),
         Ok(None) => return deny(response::missing_token(realm), "missing", None),
         Err(ExtractError::Multiple) => {
             return deny(
@@ -55,19 +103,122 @@ pub fn decide(
             )
         }
     };
-    match verify::verify(token, &config.providers, keys, verifier, now) {
-        Ok(claims) => Decision::Allow(Box::new(claims)),
-        Err(e @ VerifyError::NoKeys { .. }) => deny(
-            response::unavailable(RETRY_AFTER_SECONDS, &e.description()),
-            e.reason(),
-            Some(e),
+    let claims = match verify_cached(token, config, keys, signatures, cache, now) {
+        Ok(claims) => claims,
+        Err(e @ VerifyError::NoKeys { .. }) => {
+            return deny(
+                response::unavailable(RETRY_AFTER_SECONDS, &e.description()),
+                e.reason(),
+                Some(e),
+            )
+        }
+        Err(e) => {
+            return deny(
+                response::invalid_token(realm, &e.description()),
+                e.reason(),
+                Some(e),
+            )
+        }
+    };
+
+    match policy::authorize(&claims, route.access, &config.policy) {
+        Ok(identity) => {
+            let mut remove = remove;
+            if !config.forward {
+                remove.extend(token_headers(request.headers, &config.from_headers));
+            }
+            let provider = config
+                .providers
+                .get(claims.provider)
+                .map_or("", |p| p.name.as_str());
+            let (set, reason) = match identity {
+                Some(i) => (
+                    response::identity_headers(&i, &claims, provider, &config.identity),
+                    if public { "public" } else { "authorized" },
+                ),
+                None => (Vec::new(), "public_anonymous"),
+            };
+            allow(remove, set, reason)
+        }
+        Err(Refusal::NoPrincipal(description)) => deny(
+            response::invalid_token(realm, &description),
+            "no_principal",
+            None,
         ),
-        Err(e) => deny(
-            response::invalid_token(realm, &e.description()),
-            e.reason(),
-            Some(e),
+        Err(Refusal::Forbidden(f)) if f.is_scope() => deny(
+            response::insufficient_scope(realm, f.description()),
+            f.reason(),
+            None,
         ),
+        Err(Refusal::Forbidden(f)) => deny(response::forbidden(f.description()), f.reason(), None),
     }
+}
+
+/// The names of the incoming headers the filter owns, once each.
+fn incoming_identity_headers(headers: &[(String, Vec<u8>)], config: &Config) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for (name, _) in headers {
+        let name = name.to_ascii_lowercase();
+        if config.identity.strips(&name) && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// The headers that carried the token: those of `from_headers` with the source's prefix.
+fn token_headers(headers: &[(String, Vec<u8>)], sources: &[HeaderSource]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for (name, value) in headers {
+        let carries = sources.iter().any(|s| {
+            s.name.eq_ignore_ascii_case(name)
+                && value
+                    .get(..s.value_prefix.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(s.value_prefix.as_bytes()))
+        });
+        if carries && !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            names.push(name.to_ascii_lowercase());
+        }
+    }
+    names
+}
+
+fn allow(remove: Vec<String>, set: Vec<(String, String)>, reason: &'static str) -> Decision {
+    Decision::Allow(Allowed {
+        remove,
+        set,
+        reason,
+    })
+}
+
+/// The token's claims from the cache, or verified now (and then cached).
+fn verify_cached(
+    token: &str,
+    config: &Config,
+    keys: &[Option<KeySet>],
+    signatures: &dyn SignatureVerifier,
+    cache: &mut TokenCache,
+    now: u64,
+) -> Result<Rc<Claims>, VerifyError> {
+    if let Some(claims) = cache.get(token, now, keys) {
+        return Ok(claims);
+    }
+    let claims = Rc::new(verify::verify(
+        token,
+        &config.providers,
+        keys,
+        signatures,
+        now,
+    )?);
+    let fingerprint = keys
+        .get(claims.provider)
+        .and_then(Option::as_ref)
+        .and_then(|set| set.get(&claims.kid))
+        .map(|key| key.fingerprint);
+    if let Some(fingerprint) = fingerprint {
+        cache.insert(token, Rc::clone(&claims), fingerprint);
+    }
+    Ok(claims)
 }
 
 fn deny(response: Response, reason: &'static str, error: Option<VerifyError>) -> Decision {
@@ -81,55 +232,123 @@ fn deny(response: Response, reason: &'static str, error: Option<VerifyError>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::tests::config as config_with;
     use crate::signature::PureRust;
-    use crate::verify::tests::{config, id_claims, keys, sign, NOW};
 
-    fn bearer(token: &str) -> Vec<(String, Vec<u8>)> {
+    use crate::verify::tests::{access_claims, config, id_claims, keys, sign, with, NOW};
+    use serde_json::json;
+
+    type Headers = Vec<(String, Vec<u8>)>;
+
+    fn bearer(token: &str) -> Headers {
         vec![(
             "authorization".into(),
             format!("Bearer {token}").into_bytes(),
         )]
     }
 
+    fn plus(mut headers: Headers, name: &str, value: &str) -> Headers {
+        headers.push((name.into(), value.as_bytes().to_vec()));
+        headers
+    }
+
+    fn run_with(
+        method: &str,
+        path: &str,
+        headers: &[(String, Vec<u8>)],
+        config: &Config,
+        keys: &[Option<KeySet>],
+    ) -> Decision {
+        let request = Request {
+            method: method.as_bytes(),
+            path: path.as_bytes(),
+            headers,
+        };
+        decide(
+            &request,
+            config,
+            keys,
+            &PureRust,
+            &mut TokenCache::new(0),
+            NOW,
+        )
+    }
+
+    fn run(method: &str, path: &str, headers: &[(String, Vec<u8>)], config: &Config) -> Decision {
+        run_with(method, path, headers, config, &keys())
+    }
+
+    fn get(headers: &[(String, Vec<u8>)], config: &Config) -> Decision {
+        run("GET", "/", headers, config)
+    }
+
     fn denied(d: Decision) -> Denied {
         match d {
             Decision::Deny(d) => d,
-            Decision::Allow(c) => panic!("allowed: {c:?}"),
+            Decision::Allow(a) => panic!("allowed: {a:?}"),
         }
     }
 
+    fn allowed(d: Decision) -> Allowed {
+        match d {
+            Decision::Allow(a) => a,
+            Decision::Deny(d) => panic!("denied: {d:?}"),
+        }
+    }
+
+    fn set<'a>(a: &'a Allowed, name: &str) -> Option<&'a str> {
+        a.set
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn id_token() -> String {
+        sign("key1", "k1", &id_claims())
+    }
+
     #[test]
-    fn valid_token_is_allowed() {
-        let d = decide(
-            &bearer(&sign("key1", "k1", &id_claims())),
+    fn valid_token_is_allowed_with_its_identity() {
+        let a = allowed(get(&bearer(&id_token()), &config()));
+        assert_eq!(a.reason, "authorized");
+        assert_eq!(set(&a, "x-auth-principal"), Some("alice"));
+        assert_eq!(set(&a, "x-auth-email"), Some("alice@example.com"));
+        assert_eq!(set(&a, "x-auth-admin"), Some("false"));
+        assert_eq!(set(&a, "x-auth-client-id"), Some("client1"));
+        assert_eq!(set(&a, "x-auth-provider"), Some("cognito"));
+        assert!(a.remove.is_empty());
+        let a = allowed(get(
+            &bearer(&sign("key1", "k1", &access_claims())),
             &config(),
-            &keys(),
-            &PureRust,
-            NOW,
+        ));
+        assert_eq!(
+            set(&a, "x-auth-principal"),
+            Some("alice"),
+            "from `username`"
         );
-        assert!(matches!(d, Decision::Allow(c) if c.client_id.as_deref() == Some("client1")));
+        assert_eq!(set(&a, "x-auth-token-use"), Some("access"));
     }
 
     #[test]
     fn each_failure_maps_to_its_status() {
-        let d = denied(decide(&[], &config(), &keys(), &PureRust, NOW));
+        let d = denied(get(&[], &config()));
         assert_eq!((d.response.status, d.reason), (401, "missing"));
-        let d = denied(decide(
-            &bearer("not-a-jwt"),
-            &config(),
-            &keys(),
-            &PureRust,
-            NOW,
-        ));
+        let d = denied(get(&bearer("not-a-jwt"), &config()));
         assert_eq!((d.response.status, d.reason), (401, "invalid"));
-        let token = sign("key1", "k1", &id_claims());
-        let d = denied(decide(&bearer(&token), &config(), &[None], &PureRust, NOW));
+        let token = id_token();
+        let d = denied(run_with("GET", "/", &bearer(&token), &config(), &[None]));
         assert_eq!((d.response.status, d.reason), (503, "no_keys"));
+        let request = Request {
+            method: b"GET",
+            path: b"/",
+            headers: &bearer(&token),
+        };
         let d = denied(decide(
-            &bearer(&token),
+            &request,
             &config(),
             &keys(),
             &PureRust,
+            &mut TokenCache::new(0),
             NOW + 7200,
         ));
         assert_eq!(
@@ -138,17 +357,260 @@ mod tests {
         );
         let mut two = bearer(&token);
         two.extend(bearer(&token));
-        assert_eq!(
-            denied(decide(&two, &config(), &keys(), &PureRust, NOW))
-                .response
-                .status,
-            400
-        );
+        assert_eq!(denied(get(&two, &config())).response.status, 400);
     }
 
     #[test]
     fn missing_token_needs_no_keys() {
-        let d = denied(decide(&[], &config(), &[None], &PureRust, NOW));
+        let d = denied(run_with("GET", "/", &[], &config(), &[None]));
         assert_eq!(d.response.status, 401);
+    }
+
+    #[test]
+    fn a_token_without_a_principal_is_invalid() {
+        let c = config_with(json!({ "principal_claims": ["email"] }));
+        let token = sign("key1", "k1", &access_claims());
+        let d = denied(get(&bearer(&token), &c));
+        assert_eq!((d.response.status, d.reason), (401, "no_principal"));
+        let challenge = &d
+            .response
+            .headers
+            .iter()
+            .find(|(n, _)| n == "www-authenticate")
+            .unwrap()
+            .1;
+        assert!(
+            challenge.contains("error=\"invalid_token\", error_description=\"the token has no usable principal claim (looked for email)\""),
+            "{challenge}"
+        );
+    }
+
+    #[test]
+    fn forbidden_and_insufficient_scope() {
+        let c = config_with(json!({ "rules": [
+            { "match": { "prefix": "/admin" }, "require": { "admin": true } },
+            { "match": { "prefix": "/api" }, "require": { "scopes_all": ["api/write"] } },
+        ]}));
+        let d = denied(run("GET", "/admin", &bearer(&id_token()), &c));
+        assert_eq!((d.response.status, d.reason), (403, "not_admin"));
+        assert!(d
+            .response
+            .headers
+            .iter()
+            .all(|(n, _)| n != "www-authenticate"));
+        assert!(d.response.body.contains("\"error\":\"forbidden\""));
+        let access = sign("key1", "k1", &access_claims());
+        let d = denied(run("GET", "/api/x", &bearer(&access), &c));
+        assert_eq!((d.response.status, d.reason), (403, "insufficient_scope"));
+        assert!(d
+            .response
+            .headers
+            .iter()
+            .any(|(n, v)| n == "www-authenticate" && v.contains("error=\"insufficient_scope\"")));
+        let write = sign(
+            "key1",
+            "k1",
+            &with(access_claims(), "scope", "openid api/write".into()),
+        );
+        assert!(matches!(
+            run("GET", "/api/x", &bearer(&write), &c),
+            Decision::Allow(_)
+        ));
+    }
+
+    #[test]
+    fn domain_enforcement_is_403() {
+        let c = config_with(
+            json!({ "principal_domain": "open-metadata.org", "enforce_principal_domain": true }),
+        );
+        let d = denied(get(&bearer(&id_token()), &c));
+        assert_eq!((d.response.status, d.reason), (403, "domain"));
+        assert!(d
+            .response
+            .body
+            .contains("the principal's email domain is not allowed"));
+    }
+
+    #[test]
+    fn public_routes_need_no_token_but_refuse_a_bad_one() {
+        let c = config_with(
+            json!({ "rules": [{ "match": { "prefix": "/public" }, "allow": "public" }] }),
+        );
+        let spoofed = plus(vec![], "x-auth-admin", "true");
+        let a = allowed(run("GET", "/public/x?y", &spoofed, &c));
+        assert_eq!(
+            (a.reason, a.remove.as_slice()),
+            ("public", &["x-auth-admin".to_string()][..])
+        );
+        assert!(a.set.is_empty());
+        let d = denied(run("GET", "/public/x", &bearer("not-a-jwt"), &c));
+        assert_eq!(d.response.status, 401);
+        let expired = sign("key1", "k1", &with(id_claims(), "exp", (NOW - 3600).into()));
+        assert_eq!(
+            denied(run("GET", "/public", &bearer(&expired), &c)).reason,
+            "expired"
+        );
+        let a = allowed(run("GET", "/public", &bearer(&id_token()), &c));
+        assert_eq!(set(&a, "x-auth-principal"), Some("alice"));
+        // A path the upstream could resolve to another rule's resource is refused.
+        let d = denied(run("GET", "/public/../admin", &[], &c));
+        assert_eq!((d.response.status, d.reason), (400, "path_not_normal"));
+        // An identity refused elsewhere goes on as anonymous.
+        let enforced = config_with(json!({
+            "principal_domain": "open-metadata.org", "enforce_principal_domain": true,
+            "rules": [{ "match": { "prefix": "/public" }, "allow": "public" }]
+        }));
+        let a = allowed(run("GET", "/public", &bearer(&id_token()), &enforced));
+        assert_eq!((a.reason, a.set.len()), ("public_anonymous", 0));
+    }
+
+    #[test]
+    fn incoming_identity_headers_are_always_removed() {
+        let c = config_with(json!({
+            "claim_to_headers": [{ "header_name": "x-tenant", "claim_name": "custom:tenant" }]
+        }));
+        let headers = plus(
+            plus(
+                plus(
+                    plus(bearer(&id_token()), "x-auth-admin", "true"),
+                    "X-Auth-Principal",
+                    "root",
+                ),
+                "x-tenant",
+                "evil",
+            ),
+            "x-auth-admin",
+            "true",
+        );
+        let a = allowed(get(&headers, &c));
+        assert_eq!(a.remove, ["x-auth-admin", "x-auth-principal", "x-tenant"]);
+        assert_eq!(set(&a, "x-auth-admin"), Some("false"));
+        assert_eq!(set(&a, "x-tenant"), None, "the token has no such claim");
+        let tenant = sign(
+            "key1",
+            "k1",
+            &with(id_claims(), "custom:tenant", "acme".into()),
+        );
+        let a = allowed(get(&plus(bearer(&tenant), "x-tenant", "evil"), &c));
+        assert_eq!(set(&a, "x-tenant"), Some("acme"));
+    }
+
+    #[test]
+    fn forward_false_removes_the_token_header() {
+        let c = config_with(json!({ "forward": false }));
+        let headers = plus(bearer(&id_token()), "x-other", "1");
+        assert_eq!(allowed(get(&headers, &c)).remove, ["authorization"]);
+        assert!(allowed(get(&bearer(&id_token()), &config()))
+            .remove
+            .is_empty());
+        let custom =
+            config_with(json!({ "forward": false, "from_headers": [{ "name": "x-jwt" }] }));
+        let headers = plus(
+            vec![("authorization".into(), b"Basic x".to_vec())],
+            "x-jwt",
+            &id_token(),
+        );
+        assert_eq!(allowed(get(&headers, &custom)).remove, ["x-jwt"]);
+    }
+
+    #[test]
+    fn cors_preflight_bypass() {
+        let preflight = plus(
+            plus(
+                plus(vec![], "origin", "https://app.example.com"),
+                "access-control-request-method",
+                "POST",
+            ),
+            "x-auth-admin",
+            "true",
+        );
+        let c = config_with(json!({ "bypass_cors_preflight": true }));
+        let a = allowed(run("OPTIONS", "/api", &preflight, &c));
+        assert_eq!(
+            (a.reason, a.remove.as_slice()),
+            ("cors_preflight", &["x-auth-admin".to_string()][..])
+        );
+        assert_eq!(
+            denied(run("OPTIONS", "/api", &preflight, &config()))
+                .response
+                .status,
+            401
+        );
+        assert_eq!(
+            denied(run("OPTIONS", "/api", &[], &c)).response.status,
+            401,
+            "not a preflight"
+        );
+    }
+
+    #[test]
+    fn a_cached_token_skips_verification_but_not_the_policy() {
+        let token = id_token();
+        let mut cache = TokenCache::new(16);
+        let request = |path: &'static [u8], h: &'static Headers| Request {
+            method: b"GET",
+            path,
+            headers: h,
+        };
+        let headers: &'static Headers = Box::leak(Box::new(bearer(&token)));
+        let cfg = config();
+        let first = decide(
+            &request(b"/", headers),
+            &cfg,
+            &keys(),
+            &PureRust,
+            &mut cache,
+            NOW,
+        );
+        assert!(matches!(first, Decision::Allow(_)));
+        assert_eq!(cache.len(), 1);
+        // A verifier that refuses everything: only a cache hit can still allow the token.
+        struct Refuse;
+        impl SignatureVerifier for Refuse {
+            fn verify(
+                &self,
+                _: jsonwebtoken::Algorithm,
+                _: &crate::jwks::Key,
+                _: &[u8],
+                _: &str,
+            ) -> bool {
+                false
+            }
+        }
+        let hit = decide(
+            &request(b"/", headers),
+            &cfg,
+            &keys(),
+            &Refuse,
+            &mut cache,
+            NOW,
+        );
+        assert!(matches!(hit, Decision::Allow(_)), "served from the cache");
+        let mut admin_only = cfg.clone();
+        admin_only.policy = config_with(
+            json!({ "rules": [{ "match": { "prefix": "/" }, "require": { "admin": true } }] }),
+        )
+        .policy;
+        let d = denied(decide(
+            &request(b"/", headers),
+            &admin_only,
+            &keys(),
+            &Refuse,
+            &mut cache,
+            NOW,
+        ));
+        assert_eq!(d.response.status, 403, "the policy is evaluated on a hit");
+        let expired = decide(
+            &request(b"/", headers),
+            &cfg,
+            &keys(),
+            &PureRust,
+            &mut cache,
+            NOW + 7200,
+        );
+        assert!(
+            matches!(expired, Decision::Deny(_)),
+            "an expired token is not served from the cache"
+        );
     }
 }

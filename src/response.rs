@@ -1,9 +1,14 @@
-//! The deny responses, as data: status, headers and a JSON body (RFC 6750 for 401/403).
+//! The deny responses, as data: status, headers and a JSON body (RFC 6750 for 401/403);
+//! and the identity headers a verified request carries upstream.
 //!
-//! Descriptions come from this crate's own fixed texts, never from the request, so they
-//! need no escaping inside the `WWW-Authenticate` quoted string.
+//! Descriptions come from this crate's own fixed texts and validated configuration values
+//! (claim names), never from the request, so they need no escaping inside the
+//! `WWW-Authenticate` quoted string.
 
-use serde_json::json;
+use crate::config::IdentityHeaders;
+use crate::policy::Identity;
+use crate::verify::Claims;
+use serde_json::{json, Value};
 
 /// A response the filter sends instead of forwarding the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,12 +34,93 @@ pub fn invalid_request(realm: &str, description: &str) -> Response {
     bearer_error(400, realm, "invalid_request", description)
 }
 
+/// 403 `insufficient_scope`: the token is valid but lacks a scope the route requires.
+pub fn insufficient_scope(realm: &str, description: &str) -> Response {
+    bearer_error(403, realm, "insufficient_scope", description)
+}
+
+/// 403 without a challenge: the caller is known and not allowed; another token of the same
+/// caller would not help.
+pub fn forbidden(description: &str) -> Response {
+    json_response(403, "forbidden", description)
+}
+
 /// 503 with `Retry-After`: signing keys are not available.
 pub fn unavailable(retry_after_seconds: u64, description: &str) -> Response {
     let mut r = json_response(503, "temporarily_unavailable", description);
     r.headers
         .push(("retry-after".into(), retry_after_seconds.to_string()));
     r
+}
+
+/// The headers that tell the upstream who the verified caller is, in a fixed order.
+///
+/// A value that would not survive verbatim as a header value (empty, control characters
+/// such as CR or LF, surrounding whitespace) is left out rather than altered.
+pub fn identity_headers(
+    identity: &Identity,
+    claims: &Claims,
+    provider: &str,
+    names: &IdentityHeaders,
+) -> Vec<(String, String)> {
+    let groups = identity
+        .groups
+        .iter()
+        .filter(|g| !g.contains(',') && safe(g))
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(",");
+    let fixed: [(&str, Option<String>); 9] = [
+        (&names.principal, Some(identity.principal.clone())),
+        (&names.email, identity.email.clone()),
+        (&names.sub, claim_value(claims.all.get("sub"))),
+        (&names.groups, Some(groups)),
+        (&names.admin, Some(identity.admin.to_string())),
+        (
+            &names.token_use,
+            claims.token_use.map(|t| t.as_str().to_string()),
+        ),
+        (&names.client_id, claims.client_id.clone()),
+        (&names.issuer, Some(claims.issuer.clone())),
+        (&names.provider, Some(provider.to_string())),
+    ];
+    let copied = names.claim_to_headers.iter().map(|c| {
+        (
+            c.header_name.as_str(),
+            claim_value(claims.all.get(&c.claim_name)),
+        )
+    });
+    fixed
+        .into_iter()
+        .chain(copied)
+        .filter_map(|(name, value)| Some((name.to_string(), value.filter(|v| safe(v))?)))
+        .collect()
+}
+
+/// A claim as a header value: strings as they are, numbers and booleans as JSON writes
+/// them, arrays of those joined by commas. Objects, and arrays holding objects or values
+/// with commas, have no faithful header form.
+fn claim_value(claim: Option<&Value>) -> Option<String> {
+    let scalar = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    };
+    match claim? {
+        Value::Array(items) => {
+            let items: Option<Vec<String>> = items
+                .iter()
+                .map(|v| scalar(v).filter(|s| !s.contains(',')))
+                .collect();
+            Some(items?.join(","))
+        }
+        other => scalar(other),
+    }
+}
+
+fn safe(value: &str) -> bool {
+    !value.is_empty() && value.trim() == value && !value.chars().any(char::is_control)
 }
 
 fn bearer_error(status: u32, realm: &str, error: &str, description: &str) -> Response {
@@ -88,6 +174,114 @@ mod tests {
         let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
         assert_eq!(body["error"], "invalid_token");
         assert_eq!(body["error_description"], "the token has expired");
+    }
+
+    #[test]
+    fn forbidden_and_insufficient_scope_are_403() {
+        let r = insufficient_scope("api", "the token lacks a scope this route requires");
+        assert_eq!(r.status, 403);
+        assert_eq!(
+            header(&r, "www-authenticate"),
+            Some("Bearer realm=\"api\", error=\"insufficient_scope\", error_description=\"the token lacks a scope this route requires\"")
+        );
+        let r = forbidden("this route is for administrators");
+        assert_eq!(r.status, 403);
+        assert_eq!(header(&r, "www-authenticate"), None);
+        let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(body["error"], "forbidden");
+        assert_eq!(
+            body["error_description"],
+            "this route is for administrators"
+        );
+    }
+
+    #[test]
+    fn identity_headers_for_a_verified_caller() {
+        use crate::policy::tests::{claims, config};
+        let config = config(serde_json::json!({
+            "claim_to_headers": [
+                { "header_name": "x-tenant", "claim_name": "custom:tenant" },
+                { "header_name": "x-level", "claim_name": "custom:level" },
+                { "header_name": "x-roles", "claim_name": "roles" },
+                { "header_name": "x-absent", "claim_name": "nope" },
+            ]
+        }));
+        let identity = Identity {
+            principal: "alice".into(),
+            email: Some("alice@example.com".into()),
+            domain: Some("example.com".into()),
+            domain_verified: true,
+            admin: true,
+            groups: vec!["a".into(), "b,c".into(), "d".into()],
+        };
+        let claims = claims(serde_json::json!({
+            "sub": "s-1", "custom:tenant": "acme", "custom:level": 3, "roles": ["r1", true]
+        }));
+        let headers = identity_headers(&identity, &claims, "cognito", &config.identity);
+        let expected: Vec<(String, String)> = [
+            ("x-auth-principal", "alice"),
+            ("x-auth-email", "alice@example.com"),
+            ("x-auth-sub", "s-1"),
+            ("x-auth-groups", "a,d"),
+            ("x-auth-admin", "true"),
+            ("x-auth-token-use", "id"),
+            ("x-auth-client-id", "client1"),
+            (
+                "x-auth-issuer",
+                "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Abc123",
+            ),
+            ("x-auth-provider", "cognito"),
+            ("x-tenant", "acme"),
+            ("x-level", "3"),
+            ("x-roles", "r1,true"),
+        ]
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(headers, expected);
+    }
+
+    #[test]
+    fn unsafe_values_are_left_out() {
+        use crate::policy::tests::{claims, config};
+        let config = config(serde_json::json!({
+            "claim_to_headers": [{ "header_name": "x-c", "claim_name": "c" }]
+        }));
+        let identity = Identity {
+            principal: "bob".into(),
+            email: None,
+            domain: None,
+            domain_verified: false,
+            admin: false,
+            groups: vec![],
+        };
+        for bad in [
+            serde_json::json!("a\r\nx-auth-admin: true"),
+            serde_json::json!("a\u{0}b"),
+            serde_json::json!("tab\there"),
+            serde_json::json!(" padded "),
+            serde_json::json!(""),
+            serde_json::json!({ "nested": 1 }),
+            serde_json::json!(["a,b"]),
+            serde_json::json!([["a"]]),
+            serde_json::json!(null),
+        ] {
+            let claims = claims(serde_json::json!({ "c": bad, "sub": bad }));
+            let headers = identity_headers(&identity, &claims, "cognito", &config.identity);
+            let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+            assert!(
+                !names.contains(&"x-c") && !names.contains(&"x-auth-sub"),
+                "{bad}"
+            );
+            assert!(!names.contains(&"x-auth-email") && !names.contains(&"x-auth-groups"));
+            assert!(names.contains(&"x-auth-admin"));
+        }
+        let claims = claims(serde_json::json!({ "c": "Zoë" }));
+        let headers = identity_headers(&identity, &claims, "cognito", &config.identity);
+        assert!(
+            headers.contains(&("x-c".into(), "Zoë".into())),
+            "UTF-8 is kept"
+        );
     }
 
     #[test]

@@ -41,3 +41,13 @@ fn a_wrong_type_stops_envoy() {
     p["client_ids"] = json!("client1");
     refused(json!({ "providers": [p] }), "providers[0].client_ids");
 }
+
+#[test]
+fn a_bad_rule_stops_envoy() {
+    let rule =
+        json!({ "match": { "prefix": "/" }, "allow": "public", "require": { "admin": true } });
+    refused(
+        json!({ "providers": [provider("cognito", 9)], "rules": [{ "match": { "exact": "/healthz" }, "allow": "public" }, rule] }),
+        "rules[1]",
+    );
+}

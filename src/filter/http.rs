@@ -1,4 +1,4 @@
-//! HttpContext: read the request headers, ask the core for a decision, act on it.
+//! HttpContext: read the request, ask the core for a decision, act on it.
 //!
 //! `process` works on whichever request is the effective context, so the root context can
 //! run it again for a request it resumes once keys have arrived.
@@ -6,7 +6,7 @@
 use super::millis;
 use super::root::{Shared, Waiter};
 use crate::config::KeySource;
-use crate::decision::{decide, Decision, Denied};
+use crate::decision::{decide, Allowed, Decision, Denied, Request};
 use crate::refresh::Refetch;
 use crate::verify::VerifyError;
 use log::debug;
@@ -50,7 +50,7 @@ impl HttpContext for Http {
 
 /// What became of a request.
 pub enum Outcome {
-    /// Let it through to the upstream.
+    /// Its headers are rewritten; let it through to the upstream.
     Forward,
     /// A deny response has been sent.
     Answered,
@@ -58,22 +58,40 @@ pub enum Outcome {
     Wait(Waiter),
 }
 
-/// Decides the effective context's request at `now_ms` and sends any deny response.
-/// With `may_wait`, a request that needs keys not loaded yet is held instead.
+/// Decides the effective context's request at `now_ms`, then rewrites its headers or sends
+/// the deny response. With `may_wait`, a request that needs keys not loaded yet is held.
 pub fn process(shared: &Shared, now_ms: u64, may_wait: bool) -> Outcome {
+    // Read as bytes: a client may send header values that are not UTF-8.
     let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+    let pseudo = |name: &str| {
+        hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    };
+    let (method, path) = (pseudo(":method"), pseudo(":path"));
+    let request = Request {
+        method: &method,
+        path: &path,
+        headers: &headers,
+    };
     let decision = {
         let keys = shared.keys.borrow();
+        let mut cache = shared.cache.borrow_mut();
         decide(
-            &headers,
+            &request,
             &shared.config,
             &keys,
             shared.verifier.as_ref(),
+            &mut cache,
             now_ms / 1000,
         )
     };
     match decision {
-        Decision::Allow(_claims) => Outcome::Forward,
+        Decision::Allow(allowed) => {
+            forward(&allowed);
+            Outcome::Forward
+        }
         Decision::Deny(denied) => {
             if let Some(waiter) = may_wait
                 .then(|| wait_for_keys(shared, &denied, now_ms))
@@ -81,20 +99,34 @@ pub fn process(shared: &Shared, now_ms: u64, may_wait: bool) -> Outcome {
             {
                 return Outcome::Wait(waiter);
             }
-            debug!(
-                "cognito-edge-auth: denied {} ({})",
-                denied.response.status, denied.reason
-            );
-            let r = &denied.response;
-            let headers: Vec<(&str, &str)> = r
-                .headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str()))
-                .collect();
-            let _ = hostcalls::send_http_response(r.status, headers, Some(r.body.as_bytes()));
+            answer(&denied);
             Outcome::Answered
         }
     }
+}
+
+fn forward(allowed: &Allowed) {
+    debug!("cognito-edge-auth: allowed ({})", allowed.reason);
+    for name in &allowed.remove {
+        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
+    }
+    for (name, value) in &allowed.set {
+        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
+    }
+}
+
+fn answer(denied: &Denied) {
+    debug!(
+        "cognito-edge-auth: denied {} ({})",
+        denied.response.status, denied.reason
+    );
+    let r = &denied.response;
+    let headers: Vec<(&str, &str)> = r
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let _ = hostcalls::send_http_response(r.status, headers, Some(r.body.as_bytes()));
 }
 
 /// Whether a denied request should rather wait: for a provider's first keys (up to

@@ -5,7 +5,8 @@
 
 use super::host_crypto;
 use super::http::{self, Outcome};
-use crate::signature::SignatureVerifier;
+use crate::cache::TokenCache;
+use crate::signature::{PureRust, SignatureVerifier};
 
 use super::millis;
 use super::shared_data;
@@ -36,6 +37,8 @@ pub struct Shared {
     pub stores: Vec<Option<shared_data::Keys>>,
     /// Native through the host where it can, else pure Rust.
     pub verifier: Box<dyn SignatureVerifier>,
+    /// Verified tokens of this worker.
+    pub cache: RefCell<TokenCache>,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -105,6 +108,8 @@ impl RootContext for Root {
             }
         }
         info!("cognito-edge-auth: configured {n} provider(s)");
+        let (config_native, cache_entries) =
+            (config.native_verification, config.token_cache_entries);
         self.worker = random_id();
         self.shared = Some(Rc::new(Shared {
             config,
@@ -112,7 +117,13 @@ impl RootContext for Root {
             seen: RefCell::new(vec![Seen::default(); n]),
             waiters: RefCell::new(Vec::new()),
             stores,
-            verifier: host_crypto::detect(),
+            verifier: if config_native {
+                host_crypto::detect()
+            } else {
+                info!("cognito-edge-auth: native_verification is off: verifying in pure Rust");
+                Box::new(PureRust)
+            },
+            cache: RefCell::new(TokenCache::new(cache_entries)),
         }));
         self.set_tick_period(TICK);
         self.on_tick();

@@ -89,6 +89,14 @@ pub fn access_claims(now: u64) -> Value {
     })
 }
 
+/// ID token claims for the user with this (verified) email; `cognito:username` is its
+/// part before the `@`.
+pub fn id_claims_for(now: u64, email: &str) -> Value {
+    let username = email.split('@').next().unwrap_or(email);
+    let claims = with(id_claims(now), "email", email.into());
+    with(claims, "cognito:username", username.into())
+}
+
 /// `claims` with `key` set to `value`, or removed when `value` is null.
 pub fn with(mut claims: Value, key: &str, value: Value) -> Value {
     if value.is_null() {

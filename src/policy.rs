@@ -1,0 +1,971 @@
+//! From verified claims to a decision: who the caller is (principal, email, domain, admin)
+//! and whether the rule of the route lets them in.
+//!
+//! The request arrives as its method and path bytes, the token as verified `Claims`. Rules
+//! match the path without its query string; the first rule that matches decides, and a
+//! request no rule matches needs an authenticated caller (fail closed).
+
+use crate::config::{Access, PathMatch, Policy, PrincipalSource, Requirement, Rule};
+use crate::verify::Claims;
+use serde_json::{Map, Value};
+
+/// The rule that applies to a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Route<'p> {
+    /// Index of the matching rule; `None` when no rule matched and the fallback applies.
+    pub rule: Option<usize>,
+    pub access: &'p Access,
+}
+
+/// The verified caller, as the upstream learns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Lowercase: the principal claim's value, up to any `@`.
+    pub principal: String,
+    /// From the claim when it holds an `@`, else `principal@principal_domain`.
+    pub email: Option<String>,
+    /// Lowercase domain of `email`.
+    pub domain: Option<String>,
+    /// `domain` can be relied on: it is the configured one, or the token's verified email's.
+    pub domain_verified: bool,
+    pub admin: bool,
+    /// `cognito:groups`.
+    pub groups: Vec<String>,
+}
+
+/// Why a verified token does not get through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No principal claim has a usable value: the token cannot be used here (401).
+    NoPrincipal(String),
+    /// The caller is known but not allowed (403).
+    Forbidden(Forbidden),
+}
+
+/// Why a known caller is not allowed. Each reason is what the caller sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forbidden {
+    /// Domain enforcement: the principal has no email and no principal domain applies.
+    NoDomain,
+    /// Domain enforcement: the domain is neither `principal_domain` nor allowed.
+    DomainNotAllowed,
+    /// The domain comes from an email the token does not mark as verified.
+    UnverifiedEmail,
+    NotAdmin,
+    Principal,
+    Domain,
+    GroupsAny,
+    GroupsAll,
+    ScopesAny,
+    ScopesAll,
+    /// Several alternative requirements (`require_any`), none met.
+    NoneOf,
+}
+
+impl Forbidden {
+    /// The `error_description` a client gets: fixed texts, nothing from the configuration.
+    pub fn description(self) -> &'static str {
+        match self {
+            Forbidden::NoDomain => "the principal has no email domain",
+            Forbidden::DomainNotAllowed => "the principal's email domain is not allowed",
+            Forbidden::UnverifiedEmail => "the principal's email address is not verified",
+            Forbidden::NotAdmin => "this route is for administrators",
+            Forbidden::Principal => "the principal is not allowed on this route",
+            Forbidden::Domain => "the principal's email domain is not allowed on this route",
+            Forbidden::GroupsAny => "the principal is in none of the groups this route requires",
+            Forbidden::GroupsAll => "the principal is not in every group this route requires",
+            Forbidden::ScopesAny => "the token has none of the scopes this route requires",
+            Forbidden::ScopesAll => "the token lacks a scope this route requires",
+            Forbidden::NoneOf => "the request meets none of the requirements of this route",
+        }
+    }
+
+    /// Whether the token's scopes are the reason (RFC 6750 `insufficient_scope`).
+    pub fn is_scope(self) -> bool {
+        matches!(self, Forbidden::ScopesAny | Forbidden::ScopesAll)
+    }
+
+    /// A short, stable name for logs and metrics.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Forbidden::NoDomain | Forbidden::DomainNotAllowed | Forbidden::Domain => "domain",
+            Forbidden::UnverifiedEmail => "unverified_email",
+            Forbidden::NotAdmin => "not_admin",
+            Forbidden::Principal => "principal",
+            Forbidden::GroupsAny | Forbidden::GroupsAll => "groups",
+            Forbidden::ScopesAny | Forbidden::ScopesAll => "insufficient_scope",
+            Forbidden::NoneOf => "forbidden",
+        }
+    }
+}
+
+/// A path the rules cannot be matched against reliably (see [`is_normal_path`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathNotNormal;
+
+impl PathNotNormal {
+    pub fn description(self) -> &'static str {
+        "the request path is not in normal form (dot segments, '//', backslashes or needless percent-encoding)"
+    }
+}
+
+/// The rule for a request: the first whose path and methods match, else the fallback.
+///
+/// With rules configured, a path that is not in normal form is refused: the upstream could
+/// resolve it to a resource another rule guards.
+pub fn route<'p>(
+    policy: &'p Policy,
+    method: &[u8],
+    path: &[u8],
+) -> Result<Route<'p>, PathNotNormal> {
+    let path = without_query(path);
+    if !policy.rules.is_empty() && !is_normal_path(path) {
+        return Err(PathNotNormal);
+    }
+    let matched = policy
+        .rules
+        .iter()
+        .enumerate()
+        .find(|(_, rule)| matches(rule, method, path));
+    Ok(match matched {
+        Some((i, rule)) => Route {
+            rule: Some(i),
+            access: &rule.access,
+        },
+        None => Route {
+            rule: None,
+            access: &policy.fallback,
+        },
+    })
+}
+
+/// A path (without query) as Envoy leaves it with `normalize_path` and `merge_slashes`:
+/// no `.` or `..` segment, no empty segment, no backslash, and no percent-encoded
+/// unreserved character or backslash (`/%61dmin` is `/admin` to most servers).
+pub fn is_normal_path(path: &[u8]) -> bool {
+    let dot_segment = path
+        .split(|b| *b == b'/')
+        .any(|segment| segment == b"." || segment == b"..");
+    let needless_escape = path.windows(3).any(|w| match w {
+        [b'%', hi, lo] => match (hex(*hi), hex(*lo)) {
+            (Some(hi), Some(lo)) => {
+                let byte = hi * 16 + lo;
+                byte.is_ascii_alphanumeric() || b"-._~\\".contains(&byte)
+            }
+            _ => false,
+        },
+        _ => false,
+    });
+    !dot_segment
+        && !needless_escape
+        && !path.contains(&b'\\')
+        && !path.windows(2).any(|w| w == b"//")
+}
+
+fn hex(b: u8) -> Option<u8> {
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
+}
+
+/// A CORS preflight as Envoy's `jwt_authn` recognises one: OPTIONS with a non-empty
+/// `Origin` and `Access-Control-Request-Method`.
+pub fn is_cors_preflight(method: &[u8], headers: &[(String, Vec<u8>)]) -> bool {
+    let has = |name: &str| {
+        headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case(name) && !v.is_empty())
+    };
+    method == b"OPTIONS" && has("origin") && has("access-control-request-method")
+}
+
+/// Who the verified caller is, and whether `access` lets them in.
+///
+/// On a public route the identity is returned only if it passes domain enforcement, so
+/// the upstream never sees an identity the filter would refuse elsewhere; otherwise the
+/// request goes on as anonymous (`Ok(None)`).
+pub fn authorize(
+    claims: &Claims,
+    access: &Access,
+    policy: &Policy,
+) -> Result<Option<Identity>, Refusal> {
+    let identity = identify(&claims.all, policy)?;
+    let enforced = if policy.enforce_principal_domain {
+        domain_check(&identity, policy)
+    } else {
+        Ok(())
+    };
+    match access {
+        Access::Public => Ok(enforced.is_ok().then_some(identity)),
+        Access::Require(alternatives) => {
+            enforced.map_err(Refusal::Forbidden)?;
+            let scopes = scopes(&claims.all);
+            any_met(alternatives, &identity, &scopes, policy).map_err(Refusal::Forbidden)?;
+            Ok(Some(identity))
+        }
+    }
+}
+
+fn without_query(path: &[u8]) -> &[u8] {
+    match path.iter().position(|b| *b == b'?' || *b == b'#') {
+        Some(i) => path.get(..i).unwrap_or(path),
+        None => path,
+    }
+}
+
+fn matches(rule: &Rule, method: &[u8], path: &[u8]) -> bool {
+    let path_ok = match &rule.path {
+        PathMatch::Exact(p) => path == p.as_bytes(),
+        PathMatch::Prefix(p) => path.starts_with(p.as_bytes()),
+    };
+    path_ok && (rule.methods.is_empty() || rule.methods.iter().any(|m| m.as_bytes() == method))
+}
+
+/// A principal claim's value: the name, and the email when the value is one.
+struct Principal {
+    name: String,
+    email: Option<String>,
+}
+
+/// A string claim usable as a principal: not blank, no control characters, and at most
+/// one `@` with something on both sides.
+fn principal_claim(claims: &Map<String, Value>, claim: &str) -> Option<Principal> {
+    let value = claims.get(claim)?.as_str()?.trim();
+    if value.is_empty() || value.chars().any(char::is_control) {
+        return None;
+    }
+    match value.split_once('@') {
+        None => Some(Principal {
+            name: value.to_lowercase(),
+            email: None,
+        }),
+        Some((local, domain))
+            if !local.is_empty() && !domain.is_empty() && !domain.contains('@') =>
+        {
+            Some(Principal {
+                name: local.to_lowercase(),
+                email: Some(value.to_string()),
+            })
+        }
+        Some(_) => None,
+    }
+}
+
+fn identify(claims: &Map<String, Value>, policy: &Policy) -> Result<Identity, Refusal> {
+    let found = match &policy.principal {
+        PrincipalSource::Claims(names) => names
+            .iter()
+            .find_map(|claim| principal_claim(claims, claim))
+            .ok_or_else(|| {
+                Refusal::NoPrincipal(format!(
+                    "the token has no usable principal claim (looked for {})",
+                    names.join(", ")
+                ))
+            })?,
+        PrincipalSource::Mapping { username, email } => {
+            let mut found = principal_claim(claims, username).ok_or_else(|| {
+                Refusal::NoPrincipal(format!("the token has no usable {username} claim"))
+            })?;
+            if let Some(claim) = email {
+                found.email = principal_claim(claims, claim)
+                    .and_then(|p| p.email)
+                    .ok_or_else(|| {
+                        Refusal::NoPrincipal(format!(
+                            "the token's {claim} claim is not a usable email address"
+                        ))
+                    })
+                    .map(Some)?;
+            }
+            found
+        }
+    };
+
+    let (email, domain, domain_verified) = match found.email {
+        Some(email) => {
+            let domain = email.rsplit_once('@').map(|(_, d)| d.to_lowercase());
+            let verified = !policy.require_email_verified || verified_email(claims, &email);
+            (Some(email), domain, verified)
+        }
+        None => match &policy.principal_domain {
+            Some(d) => (Some(format!("{}@{d}", found.name)), Some(d.clone()), true),
+            None => (None, None, false),
+        },
+    };
+    let groups = groups(claims);
+    let mut identity = Identity {
+        principal: found.name,
+        email,
+        domain,
+        domain_verified,
+        admin: false,
+        groups,
+    };
+    identity.admin = (policy.admin_principals.contains(&identity.principal)
+        && names_trusted(&identity, policy))
+        || identity
+            .groups
+            .iter()
+            .any(|g| policy.admin_groups.contains(g));
+    Ok(identity)
+}
+
+/// `email_verified` vouches for the `email` claim only, so the address must be that claim.
+/// Cognito sends `true`; some emulators send the string `"true"`.
+fn verified_email(claims: &Map<String, Value>, email: &str) -> bool {
+    let is_email_claim = claims
+        .get("email")
+        .and_then(Value::as_str)
+        .is_some_and(|e| e.trim().eq_ignore_ascii_case(email));
+    let verified = match claims.get("email_verified") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        _ => false,
+    };
+    is_email_claim && verified
+}
+
+/// The identity's domain is `principal_domain` or an allowed one, and can be relied on.
+fn domain_check(identity: &Identity, policy: &Policy) -> Result<(), Forbidden> {
+    let domain = identity.domain.as_deref().ok_or(Forbidden::NoDomain)?;
+    let known = policy.principal_domain.as_deref() == Some(domain)
+        || policy.allowed_domains.iter().any(|d| d == domain);
+    if !known {
+        Err(Forbidden::DomainNotAllowed)
+    } else if !identity.domain_verified {
+        Err(Forbidden::UnverifiedEmail)
+    } else {
+        Ok(())
+    }
+}
+
+/// Principal names (`admin_principals`, `principals`) name people of your domain: once a
+/// domain is configured, `user1@elsewhere.com` is not `user1`.
+fn names_trusted(identity: &Identity, policy: &Policy) -> bool {
+    let no_domain_configured =
+        policy.principal_domain.is_none() && policy.allowed_domains.is_empty();
+    no_domain_configured || domain_check(identity, policy).is_ok()
+}
+
+fn groups(claims: &Map<String, Value>) -> Vec<String> {
+    match claims.get("cognito:groups") {
+        Some(Value::Array(groups)) => groups
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The space-separated `scope` claim of an access token; ID tokens have none.
+fn scopes(claims: &Map<String, Value>) -> Vec<&str> {
+    claims
+        .get("scope")
+        .and_then(Value::as_str)
+        .map(|s| s.split_ascii_whitespace().collect())
+        .unwrap_or_default()
+}
+
+/// At least one alternative holds. With several failing, the reason is `insufficient_scope`
+/// only if scopes are what every one of them lacks.
+fn any_met(
+    alternatives: &[Requirement],
+    identity: &Identity,
+    scopes: &[&str],
+    policy: &Policy,
+) -> Result<(), Forbidden> {
+    let mut failures = Vec::with_capacity(alternatives.len());
+    for requirement in alternatives {
+        match met(requirement, identity, scopes, policy) {
+            Ok(()) => return Ok(()),
+            Err(f) => failures.push(f),
+        }
+    }
+    match failures.as_slice() {
+        [only] => Err(*only),
+        [first, ..] if failures.iter().all(|f| f.is_scope()) => Err(*first),
+        _ => Err(Forbidden::NoneOf),
+    }
+}
+
+/// Every requirement that is set holds. Who the caller is is checked before what the token
+/// may do, so `insufficient_scope` means a token with more scopes would get through.
+fn met(
+    r: &Requirement,
+    identity: &Identity,
+    scopes: &[&str],
+    policy: &Policy,
+) -> Result<(), Forbidden> {
+    let in_groups = |g: &String| identity.groups.contains(g);
+    let has_scope = |s: &String| scopes.contains(&s.as_str());
+    if r.admin && !identity.admin {
+        return Err(Forbidden::NotAdmin);
+    }
+    let named =
+        |names: &[String]| names.contains(&identity.principal) && names_trusted(identity, policy);
+    if !r.principals.is_empty() && !named(&r.principals) {
+        return Err(Forbidden::Principal);
+    }
+    if !r.domains.is_empty() {
+        match &identity.domain {
+            Some(d) if r.domains.contains(d) => {
+                if !identity.domain_verified {
+                    return Err(Forbidden::UnverifiedEmail);
+                }
+            }
+            _ => return Err(Forbidden::Domain),
+        }
+    }
+    if !r.groups_any.is_empty() && !r.groups_any.iter().any(in_groups) {
+        return Err(Forbidden::GroupsAny);
+    }
+    if !r.groups_all.iter().all(in_groups) {
+        return Err(Forbidden::GroupsAll);
+    }
+    if !r.scopes_any.is_empty() && !r.scopes_any.iter().any(has_scope) {
+        return Err(Forbidden::ScopesAny);
+    }
+    if !r.scopes_all.iter().all(has_scope) {
+        return Err(Forbidden::ScopesAll);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::config::{Config, TokenUse};
+    use serde_json::json;
+
+    /// A policy from the authorization fields of a configuration.
+    pub fn policy(fields: Value) -> Policy {
+        config(fields).policy
+    }
+
+    pub fn config(fields: Value) -> Config {
+        let mut v = json!({ "providers": [{
+            "name": "cognito", "user_pool_id": "us-east-1_Abc123", "client_ids": ["client1"],
+            "jwks": { "cluster": "c", "uri": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Abc123/.well-known/jwks.json" }
+        }]});
+        for (k, val) in fields.as_object().unwrap() {
+            v[k] = val.clone();
+        }
+        Config::parse(v.to_string().as_bytes()).unwrap()
+    }
+
+    /// Verified claims holding `all`, as `verify` would return them.
+    pub fn claims(all: Value) -> Claims {
+        Claims {
+            provider: 0,
+            issuer: "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Abc123".into(),
+            token_use: Some(TokenUse::Id),
+            client_id: Some("client1".into()),
+
+            kid: "k1".into(),
+            expires_at: 0,
+            all: all.as_object().unwrap().clone(),
+        }
+    }
+
+    fn om() -> Policy {
+        policy(json!({
+            "principal_claims": ["email", "preferred_username", "sub"],
+            "admin_principals": ["user1", "user2"],
+            "principal_domain": "open-metadata.org",
+            "enforce_principal_domain": true,
+        }))
+    }
+
+    fn user(email: &str) -> Value {
+        json!({ "sub": "s-1", "email": email, "email_verified": true })
+    }
+
+    fn identify_in(policy: &Policy, claims: Value) -> Result<Identity, Refusal> {
+        identify(claims.as_object().unwrap(), policy)
+    }
+
+    fn authenticated() -> Access {
+        Access::Require(vec![Requirement::default()])
+    }
+
+    fn decide(policy: &Policy, claims_json: Value, access: &Access) -> Result<bool, Refusal> {
+        authorize(&claims(claims_json), access, policy).map(|i| i.is_some())
+    }
+
+    fn forbidden(policy: &Policy, claims_json: Value, access: &Access) -> Forbidden {
+        match authorize(&claims(claims_json), access, policy) {
+            Err(Refusal::Forbidden(f)) => f,
+            other => panic!("not forbidden: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_principal_is_the_first_usable_claim_lowercased_before_the_at() {
+        let p = policy(json!({}));
+        let i = identify_in(&p, json!({ "email": "Alice.Smith@Example.com", "email_verified": true, "cognito:username": "alice" })).unwrap();
+        assert_eq!(i.principal, "alice.smith");
+        assert_eq!(i.email.as_deref(), Some("Alice.Smith@Example.com"));
+        assert_eq!(i.domain.as_deref(), Some("example.com"));
+        assert!(i.domain_verified);
+        // Access tokens carry `username` and no email.
+        let i = identify_in(&p, json!({ "username": "Bob", "sub": "s" })).unwrap();
+        assert_eq!(
+            (i.principal.as_str(), i.email, i.domain),
+            ("bob", None, None)
+        );
+        // Unusable values are skipped: blank, not a string, control characters, bad emails.
+        for bad in [
+            json!(""),
+            json!("  "),
+            json!(7),
+            json!(["a"]),
+            json!("a\nb"),
+            json!("@example.com"),
+            json!("a@"),
+            json!("a@b@c"),
+        ] {
+            let i = identify_in(&p, json!({ "email": bad, "sub": "S-1" })).unwrap();
+            assert_eq!(i.principal, "s-1", "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_missing_principal_is_a_401_naming_the_claims() {
+        let p = policy(json!({ "principal_claims": ["email", "sub"] }));
+        assert_eq!(
+            identify_in(&p, json!({ "username": "x" })),
+            Err(Refusal::NoPrincipal(
+                "the token has no usable principal claim (looked for email, sub)".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn the_principal_domain_completes_names_without_an_at() {
+        let i = identify_in(&om(), json!({ "preferred_username": "Carol", "sub": "s" })).unwrap();
+        assert_eq!(i.principal, "carol");
+        assert_eq!(i.email.as_deref(), Some("carol@open-metadata.org"));
+        assert_eq!(i.domain.as_deref(), Some("open-metadata.org"));
+        assert!(
+            i.domain_verified,
+            "a configured domain needs no verification"
+        );
+    }
+
+    #[test]
+    fn a_claim_mapping_names_the_claims() {
+        let p = policy(
+            json!({ "principal_claim_mapping": { "username": "cognito:username", "email": "email" } }),
+        );
+        let i = identify_in(
+            &p,
+            json!({ "cognito:username": "Dave", "email": "d@example.com", "email_verified": "true" }),
+        )
+        .unwrap();
+        assert_eq!(
+            (i.principal.as_str(), i.email.as_deref()),
+            ("dave", Some("d@example.com"))
+        );
+        assert!(
+            i.domain_verified,
+            "the string \"true\" counts, as moto sends it"
+        );
+        assert_eq!(
+            identify_in(&p, json!({ "email": "d@example.com" })),
+            Err(Refusal::NoPrincipal(
+                "the token has no usable cognito:username claim".into()
+            ))
+        );
+        assert_eq!(
+            identify_in(&p, json!({ "cognito:username": "dave", "email": "dave" })),
+            Err(Refusal::NoPrincipal(
+                "the token's email claim is not a usable email address".into()
+            ))
+        );
+        let no_email = policy(
+            json!({ "principal_claim_mapping": { "username": "sub" }, "principal_domain": "example.com" }),
+        );
+        let i = identify_in(&no_email, json!({ "sub": "bot-1", "email": "x@y.com" })).unwrap();
+        assert_eq!(i.email.as_deref(), Some("bot-1@example.com"));
+    }
+
+    #[test]
+    fn email_verified_vouches_only_for_the_email_claim() {
+        let p = policy(json!({ "principal_claims": ["preferred_username", "email"] }));
+        let verified = |claims: Value| identify_in(&p, claims).unwrap().domain_verified;
+        assert!(verified(
+            json!({ "email": "a@x.com", "email_verified": true })
+        ));
+        assert!(verified(
+            json!({ "email": "a@x.com", "email_verified": "TRUE" })
+        ));
+        assert!(!verified(
+            json!({ "email": "a@x.com", "email_verified": false })
+        ));
+        assert!(!verified(
+            json!({ "email": "a@x.com", "email_verified": "false" })
+        ));
+        assert!(!verified(
+            json!({ "email": "a@x.com", "email_verified": 1 })
+        ));
+        assert!(!verified(json!({ "email": "a@x.com" })));
+        // preferred_username is chosen by the user: the verified email does not cover it...
+        assert!(!verified(
+            json!({ "preferred_username": "boss@x.com", "email": "a@x.com", "email_verified": true })
+        ));
+        // ...unless it is the same address.
+        assert!(verified(
+            json!({ "preferred_username": "A@X.com", "email": "a@x.com", "email_verified": true })
+        ));
+        let relaxed = policy(json!({ "require_email_verified": false }));
+        assert!(
+            identify_in(&relaxed, json!({ "email": "a@x.com" }))
+                .unwrap()
+                .domain_verified
+        );
+    }
+
+    #[test]
+    fn domain_enforcement() {
+        let om = om();
+        let ok = |c: Value| decide(&om, c, &authenticated());
+        assert_eq!(ok(user("user3@open-metadata.org")), Ok(true));
+        assert_eq!(
+            ok(user("user3@OPEN-METADATA.ORG")),
+            Ok(true),
+            "case-insensitive"
+        );
+        assert_eq!(
+            forbidden(&om, user("user3@example.com"), &authenticated()),
+            Forbidden::DomainNotAllowed
+        );
+        assert_eq!(
+            forbidden(&om, user("user3@sub.open-metadata.org"), &authenticated()),
+            Forbidden::DomainNotAllowed,
+            "exact domains, no subdomains"
+        );
+        let unverified = json!({ "email": "user3@open-metadata.org", "email_verified": false });
+        assert_eq!(
+            forbidden(&om, unverified, &authenticated()),
+            Forbidden::UnverifiedEmail
+        );
+        let allowed = policy(
+            json!({ "principal_domain": "open-metadata.org", "enforce_principal_domain": true, "allowed_domains": ["Partner.example"] }),
+        );
+        assert_eq!(
+            decide(&allowed, user("p@partner.EXAMPLE"), &authenticated()),
+            Ok(true)
+        );
+        let only_allowed = policy(
+            json!({ "enforce_principal_domain": true, "allowed_domains": ["partner.example"] }),
+        );
+        assert_eq!(
+            forbidden(&only_allowed, json!({ "username": "x" }), &authenticated()),
+            Forbidden::NoDomain
+        );
+        // Without enforcement anyone authenticated passes.
+        let open = policy(json!({ "principal_domain": "open-metadata.org" }));
+        assert_eq!(
+            decide(&open, user("x@example.com"), &authenticated()),
+            Ok(true)
+        );
+    }
+
+    #[test]
+    fn admins_by_name_within_the_domain_or_by_group() {
+        let om = om();
+        let admin = |c: Value| identify_in(&om, c).unwrap().admin;
+        assert!(admin(user("user1@open-metadata.org")));
+        assert!(admin(user("USER2@open-metadata.org")));
+        assert!(!admin(user("user3@open-metadata.org")));
+        assert!(
+            admin(json!({ "preferred_username": "user1" })),
+            "name completed with the principal domain"
+        );
+        // user1 of another domain is not user1, even without enforcement.
+        let lax = policy(
+            json!({ "admin_principals": ["user1"], "principal_domain": "open-metadata.org" }),
+        );
+        assert!(!identify_in(&lax, user("user1@evil.example")).unwrap().admin);
+        assert!(
+            !identify_in(
+                &lax,
+                json!({ "email": "user1@open-metadata.org", "email_verified": false })
+            )
+            .unwrap()
+            .admin
+        );
+        // With no domain configured, the name alone decides.
+        let bare = policy(json!({ "admin_principals": ["user1"] }));
+        assert!(
+            identify_in(&bare, json!({ "username": "user1" }))
+                .unwrap()
+                .admin
+        );
+        let groups = policy(json!({ "admin_groups": ["Admins"] }));
+        assert!(
+            identify_in(
+                &groups,
+                json!({ "sub": "s", "cognito:groups": ["x", "Admins"] })
+            )
+            .unwrap()
+            .admin
+        );
+        assert!(
+            !identify_in(&groups, json!({ "sub": "s", "cognito:groups": ["admins"] }))
+                .unwrap()
+                .admin,
+            "group names are exact"
+        );
+        assert!(
+            !identify_in(&groups, json!({ "sub": "s", "cognito:groups": "Admins" }))
+                .unwrap()
+                .admin
+        );
+    }
+
+    fn rules() -> Policy {
+        policy(json!({
+            "rules": [
+                { "match": { "exact": "/healthz" }, "allow": "public" },
+                { "match": { "prefix": "/admin" }, "require": { "admin": true } },
+                { "match": { "prefix": "/write", "methods": ["POST", "PUT"] }, "require": { "groups_any": ["writers"] } },
+                { "match": { "prefix": "/" , "methods": ["OPTIONS"] }, "allow": "public" },
+            ]
+        }))
+    }
+
+    #[test]
+    fn the_first_matching_rule_decides() {
+        let p = rules();
+        let at = |m: &str, path: &str| route(&p, m.as_bytes(), path.as_bytes()).unwrap().rule;
+        assert_eq!(at("GET", "/healthz"), Some(0));
+        assert_eq!(
+            at("GET", "/healthz?full=1"),
+            Some(0),
+            "the query string does not count"
+        );
+        assert_eq!(at("GET", "/healthz#x"), Some(0));
+        assert_eq!(at("GET", "/healthz/"), None, "exact is exact");
+        assert_eq!(at("GET", "/HEALTHZ"), None, "case-sensitive");
+        assert_eq!(at("GET", "/admin"), Some(1));
+        assert_eq!(
+            at("GET", "/administrators"),
+            Some(1),
+            "a prefix is a string prefix"
+        );
+        assert_eq!(at("OPTIONS", "/admin/x"), Some(1));
+        assert_eq!(at("POST", "/write/a"), Some(2));
+        assert_eq!(at("GET", "/write/a"), None, "other methods fall through");
+        assert_eq!(at("OPTIONS", "/write/a"), Some(3));
+        assert_eq!(at("GET", "/?/admin"), None, "matching stops at the query");
+        assert_eq!(route(&p, b"GET", b"/healthz\xff").unwrap().rule, None);
+        let fallback = route(&p, b"GET", b"/elsewhere").unwrap();
+        assert_eq!(
+            fallback.access,
+            &Access::Require(vec![Requirement::default()])
+        );
+        assert_eq!(
+            route(&p, b"GET", b"/healthz").unwrap().access,
+            &Access::Public
+        );
+    }
+
+    #[test]
+    fn paths_not_in_normal_form_are_refused_when_rules_apply() {
+        for bad in [
+            "/healthz/../admin",
+            "/healthz/./x",
+            "/a/..",
+            "/a/.",
+            "//admin",
+            "/a//b",
+            "/%61dmin",
+            "/%2e%2e/admin",
+            "/a/%2E%2E/admin",
+            "/a%5cb",
+            "/a\\b",
+            "/a%7eb",
+        ] {
+            assert!(!is_normal_path(bad.as_bytes()), "{bad}");
+            let routed = route(&rules(), b"GET", bad.as_bytes()).map(|r| r.rule);
+            assert_eq!(routed, Err(PathNotNormal), "{bad}");
+        }
+        for good in [
+            "/",
+            "/healthz",
+            "/a/b/",
+            "/a/..b/c.",
+            "/a/.well-known/x",
+            "/api/v1/tables/name/svc.db.%22dim.shop%22",
+            "/a%2Fb",
+            "/a%20b",
+            "/%",
+            "/%zz",
+        ] {
+            assert!(is_normal_path(good.as_bytes()), "{good}");
+        }
+        // The query string is not part of the path.
+        assert!(route(&rules(), b"GET", b"/healthz?next=/../admin").is_ok());
+        // Without rules there is nothing to confuse.
+        assert!(route(&policy(json!({})), b"GET", b"/a/../b").is_ok());
+    }
+
+    #[test]
+    fn cors_preflight_needs_options_origin_and_request_method() {
+        let h = |pairs: &[(&str, &str)]| -> Vec<(String, Vec<u8>)> {
+            pairs
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+                .collect()
+        };
+        let full = h(&[
+            ("origin", "https://app"),
+            ("access-control-request-method", "GET"),
+        ]);
+        assert!(is_cors_preflight(b"OPTIONS", &full));
+        assert!(!is_cors_preflight(b"GET", &full));
+        assert!(!is_cors_preflight(
+            b"OPTIONS",
+            &h(&[("origin", "https://app")])
+        ));
+        assert!(!is_cors_preflight(
+            b"OPTIONS",
+            &h(&[("origin", ""), ("access-control-request-method", "GET")])
+        ));
+    }
+
+    #[test]
+    fn each_requirement() {
+        let p = policy(
+            json!({ "admin_principals": ["root"], "principal_domain": "example.com", "allowed_domains": ["partner.example"] }),
+        );
+        let require = |r: Value| {
+            let p = policy(json!({ "rules": [{ "match": { "prefix": "/" }, "require": r }] }));
+            p.rules[0].access.clone()
+        };
+        let u = |name: &str, groups: Value, scope: &str| json!({ "email": name, "email_verified": true, "cognito:groups": groups, "scope": scope });
+        let alice = u("alice@example.com", json!(["a", "b"]), "openid api/read");
+        let root = u("root@example.com", json!([]), "");
+        let ok = |r: Value, c: &Value| decide(&p, c.clone(), &require(r)).is_ok();
+        let why = |r: Value, c: &Value| forbidden(&p, c.clone(), &require(r));
+
+        assert!(ok(json!({ "authenticated": true }), &alice));
+        assert!(ok(json!({ "admin": true }), &root));
+        assert_eq!(why(json!({ "admin": true }), &alice), Forbidden::NotAdmin);
+        assert!(ok(json!({ "principals": ["Alice"] }), &alice));
+        assert_eq!(
+            why(json!({ "principals": ["bob"] }), &alice),
+            Forbidden::Principal
+        );
+        let alice_elsewhere = u("alice@evil.example", json!([]), "");
+        assert_eq!(
+            why(json!({ "principals": ["alice"] }), &alice_elsewhere),
+            Forbidden::Principal
+        );
+        assert!(ok(json!({ "domains": ["example.com"] }), &alice));
+        assert_eq!(
+            why(json!({ "domains": ["partner.example"] }), &alice),
+            Forbidden::Domain
+        );
+        let unverified = json!({ "email": "p@partner.example", "email_verified": false });
+        assert_eq!(
+            why(json!({ "domains": ["partner.example"] }), &unverified),
+            Forbidden::UnverifiedEmail
+        );
+        assert!(ok(json!({ "groups_any": ["x", "b"] }), &alice));
+        assert_eq!(
+            why(json!({ "groups_any": ["x", "y"] }), &alice),
+            Forbidden::GroupsAny
+        );
+        assert!(ok(json!({ "groups_all": ["a", "b"] }), &alice));
+        assert_eq!(
+            why(json!({ "groups_all": ["a", "x"] }), &alice),
+            Forbidden::GroupsAll
+        );
+        assert!(ok(
+            json!({ "scopes_any": ["api/write", "api/read"] }),
+            &alice
+        ));
+        assert_eq!(
+            why(json!({ "scopes_any": ["api/write"] }), &alice),
+            Forbidden::ScopesAny
+        );
+        assert!(ok(json!({ "scopes_all": ["openid", "api/read"] }), &alice));
+        assert_eq!(
+            why(json!({ "scopes_all": ["openid", "api/write"] }), &alice),
+            Forbidden::ScopesAll
+        );
+        assert!(Forbidden::ScopesAll.is_scope() && !Forbidden::GroupsAll.is_scope());
+        // Every field set must hold; who the caller is comes before the token's scopes.
+        let both = json!({ "groups_any": ["x"], "scopes_any": ["api/write"] });
+        assert_eq!(why(both, &alice), Forbidden::GroupsAny);
+        // ID tokens have no scope claim.
+        let id = json!({ "email": "alice@example.com", "email_verified": true });
+        assert_eq!(
+            why(json!({ "scopes_any": ["openid"] }), &id),
+            Forbidden::ScopesAny
+        );
+    }
+
+    #[test]
+    fn require_any_needs_one_alternative() {
+        let p = policy(json!({ "admin_groups": ["admins"], "rules": [
+            { "match": { "prefix": "/reports" }, "require_any": [{ "admin": true }, { "groups_any": ["analysts"] }] },
+            { "match": { "prefix": "/api" }, "require_any": [{ "scopes_all": ["api/read"] }, { "scopes_all": ["api/admin"] }] },
+        ]}));
+        let reports = &p.rules[0].access;
+        let api = &p.rules[1].access;
+        let g = |groups: Value| json!({ "sub": "s", "cognito:groups": groups, "scope": "openid" });
+        assert_eq!(decide(&p, g(json!(["admins"])), reports), Ok(true));
+        assert_eq!(decide(&p, g(json!(["analysts"])), reports), Ok(true));
+        assert_eq!(
+            forbidden(&p, g(json!(["other"])), reports),
+            Forbidden::NoneOf
+        );
+        assert_eq!(
+            forbidden(&p, g(json!([])), api),
+            Forbidden::ScopesAll,
+            "all alternatives lack scopes"
+        );
+    }
+
+    #[test]
+    fn a_public_route_forwards_only_identities_that_pass_the_domain() {
+        let om = om();
+        let public = Access::Public;
+        let i = authorize(&claims(user("user1@open-metadata.org")), &public, &om).unwrap();
+        assert!(i.is_some_and(|i| i.admin));
+        assert_eq!(
+            decide(&om, user("x@example.com"), &public),
+            Ok(false),
+            "anonymous"
+        );
+        assert!(matches!(
+            authorize(&claims(json!({ "name": "no principal" })), &public, &om),
+            Err(Refusal::NoPrincipal(_))
+        ));
+    }
+
+    #[test]
+    fn descriptions_are_fixed_texts_without_quotes() {
+        use Forbidden::*;
+        for f in [
+            NoDomain,
+            DomainNotAllowed,
+            UnverifiedEmail,
+            NotAdmin,
+            Principal,
+            Domain,
+            GroupsAny,
+            GroupsAll,
+            ScopesAny,
+            ScopesAll,
+            NoneOf,
+        ] {
+            let d = f.description();
+            assert!(!d.contains('"') && !d.contains('\\'), "{d}");
+            assert!(!f.reason().is_empty());
+        }
+    }
+}
