@@ -85,10 +85,13 @@ fn keys_rotate_in_by_unknown_kid_and_out_by_refresh_and_random_kids_are_rate_lim
     );
 
     // A flood of random kids right after: all 401, and no more fetches than the refresh makes.
+    let flood: Vec<String> = (0..30)
+        .map(|i| token("key1", &format!("random-{i}")))
+        .collect();
     let after_refetch = jwks.fetches();
     let started = Instant::now();
-    for i in 0..30 {
-        let r = get_with_token(envoy.port, "/", &token("key1", &format!("random-{i}")));
+    for t in &flood {
+        let r = get_with_token(envoy.port, "/", t);
         assert_eq!(r.status, 401);
         assert_eq!(
             r.json()["error_description"],
@@ -96,7 +99,9 @@ fn keys_rotate_in_by_unknown_kid_and_out_by_refresh_and_random_kids_are_rate_lim
         );
     }
     let flood_fetches = jwks.fetches() - after_refetch;
-    let refreshes = started.elapsed().as_secs() / 3 + 1;
+    // The refreshes every 3 s, plus at most one fetch brought forward by an unknown kid.
+    let refreshes = started.elapsed().as_secs() / 3 + 2;
+
     assert!(
         flood_fetches as u64 <= refreshes,
         "{flood_fetches} fetches during the flood"
