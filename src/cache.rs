@@ -19,6 +19,8 @@ pub struct TokenCache {
     order: VecDeque<u64>,
     index_hash: RandomState,
     check_hash: RandomState,
+    /// Lookups since the last [`TokenCache::take_counts`]: (hits, misses).
+    counts: (u64, u64),
 }
 
 struct Entry {
@@ -36,6 +38,7 @@ impl TokenCache {
             order: VecDeque::new(),
             index_hash: RandomState::new(),
             check_hash: RandomState::new(),
+            counts: (0, 0),
         }
     }
 
@@ -50,7 +53,10 @@ impl TokenCache {
         let usable = self.entries.get(&index).is_some_and(|e| {
             e.check == check && now < e.claims.expires_at && key_still_there(e, keys)
         });
-        if !usable {
+        if usable {
+            self.counts.0 = self.counts.0.saturating_add(1);
+        } else {
+            self.counts.1 = self.counts.1.saturating_add(1);
             // A stale entry under this hash (expired, key rotated out) goes now.
             if self.entries.get(&index).is_some_and(|e| e.check == check) {
                 self.entries.remove(&index);
@@ -81,6 +87,11 @@ impl TokenCache {
         if self.entries.insert(index, entry).is_none() {
             self.order.push_back(index);
         }
+    }
+
+    /// (hits, misses) since the last call, for the metrics.
+    pub fn take_counts(&mut self) -> (u64, u64) {
+        std::mem::take(&mut self.counts)
     }
 
     pub fn len(&self) -> usize {

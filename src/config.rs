@@ -88,6 +88,8 @@ pub struct Config {
     pub token_cache_entries: usize,
     /// Verify signatures with the host's native `verify_signature` when it has one.
     pub native_verification: bool,
+    /// The level of the one line logged per denied request.
+    pub denial_log_level: LogLevel,
     /// Who the caller is and what they may do: principal, domain, admins, route rules.
     pub policy: Policy,
     /// The identity headers set upstream (and always stripped from incoming requests).
@@ -122,6 +124,16 @@ pub enum KeySource {
     Remote(RemoteJwks),
     /// Inline JWKS JSON from the configuration (already checked to hold a usable key).
     Local(String),
+}
+
+/// The level of the one log line written per denied request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    Off,
+    Debug,
+    Info,
+    Warn,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -279,6 +291,7 @@ struct RawConfig {
     realm: Option<String>,
     startup_wait_ms: Option<u64>,
     token_cache: Option<RawTokenCache>,
+    denial_log_level: Option<LogLevel>,
     native_verification: Option<bool>,
     principal_claims: Option<Vec<String>>,
     principal_claim_mapping: Option<RawClaimMapping>,
@@ -501,6 +514,7 @@ impl RawConfig {
             startup_wait_ms,
             token_cache_entries,
             native_verification: self.native_verification.unwrap_or(true),
+            denial_log_level: self.denial_log_level.unwrap_or(LogLevel::Info),
             policy,
             identity,
             forward: self.forward.unwrap_or(true),
@@ -1135,6 +1149,7 @@ mod tests {
         assert_eq!(c.startup_wait_ms, 5000);
         assert_eq!(c.token_cache_entries, 4096);
         assert!(c.native_verification);
+        assert_eq!(c.denial_log_level, LogLevel::Info);
         assert_eq!(
             c.from_headers,
             vec![HeaderSource {
@@ -1333,6 +1348,11 @@ mod tests {
         assert_eq!(field_of(cache.clone()), "token_cache.max_entries");
         cache["token_cache"] = serde_json::json!({ "size": 1 });
         assert_eq!(field_of(cache), "token_cache.size");
+        let mut level = minimal();
+        level["denial_log_level"] = "warn".into();
+        assert_eq!(parse(&level).unwrap().denial_log_level, LogLevel::Warn);
+        level["denial_log_level"] = "trace".into();
+        assert_eq!(field_of(level), "denial_log_level");
     }
 
     #[test]

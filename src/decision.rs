@@ -52,6 +52,35 @@ pub struct Denied {
     pub reason: &'static str,
     /// The verification failure, when a token was present and checked.
     pub error: Option<VerifyError>,
+    /// The provider that issued the token, once its `iss` was matched and verified.
+    pub provider: Option<String>,
+    /// The caller, when the token was valid but the policy refused it.
+    pub principal: Option<String>,
+}
+
+impl Denied {
+    fn new(response: Response, reason: &'static str, error: Option<VerifyError>) -> Denied {
+        Denied {
+            response,
+            reason,
+            error,
+            provider: None,
+            principal: None,
+        }
+    }
+}
+
+impl Decision {
+    /// Names the provider of a verified token in a denial, for the log.
+    fn from_provider(self, config: &Config, provider: usize) -> Decision {
+        match self {
+            Decision::Deny(mut d) => {
+                d.provider = config.providers.get(provider).map(|p| p.name.clone());
+                Decision::Deny(d)
+            }
+            allowed => allowed,
+        }
+    }
 }
 
 /// Decides a request at time `now`, verifying its token with the worker's key sets and
@@ -145,13 +174,18 @@ pub fn decide(
             "no_principal",
             None,
         ),
-        Err(Refusal::Forbidden(f)) if f.is_scope() => deny(
-            response::insufficient_scope(realm, f.description()),
-            f.reason(),
-            None,
-        ),
-        Err(Refusal::Forbidden(f)) => deny(response::forbidden(f.description()), f.reason(), None),
+        Err(Refusal::Forbidden(f, principal)) => {
+            let response = if f.is_scope() {
+                response::insufficient_scope(realm, f.description())
+            } else {
+                response::forbidden(f.description())
+            };
+            let mut denied = Denied::new(response, f.reason(), None);
+            denied.principal = Some(principal);
+            Decision::Deny(denied)
+        }
     }
+    .from_provider(config, claims.provider)
 }
 
 /// The names of the incoming headers the filter owns, once each.
@@ -222,11 +256,7 @@ fn verify_cached(
 }
 
 fn deny(response: Response, reason: &'static str, error: Option<VerifyError>) -> Decision {
-    Decision::Deny(Denied {
-        response,
-        reason,
-        error,
-    })
+    Decision::Deny(Denied::new(response, reason, error))
 }
 
 #[cfg(test)]
@@ -612,5 +642,20 @@ mod tests {
             matches!(expired, Decision::Deny(_)),
             "an expired token is not served from the cache"
         );
+    }
+
+    #[test]
+    fn a_policy_denial_names_the_provider_and_the_caller() {
+        let admin_only = config_with(
+            json!({ "rules": [{ "match": { "prefix": "/" }, "require": { "admin": true } }] }),
+        );
+        let d = denied(run("GET", "/", &bearer(&id_token()), &admin_only));
+        assert_eq!((d.response.status, d.reason), (403, "not_admin"));
+        assert_eq!(
+            (d.provider.as_deref(), d.principal.as_deref()),
+            (Some("cognito"), Some("alice"))
+        );
+        let d = denied(get(&bearer("not-a-jwt"), &config()));
+        assert_eq!((d.provider, d.principal), (None, None));
     }
 }

@@ -38,8 +38,8 @@ pub struct Identity {
 pub enum Refusal {
     /// No principal claim has a usable value: the token cannot be used here (401).
     NoPrincipal(String),
-    /// The caller is known but not allowed (403).
-    Forbidden(Forbidden),
+    /// The caller (named by its principal) is known but not allowed (403).
+    Forbidden(Forbidden, String),
 }
 
 /// Why a known caller is not allowed. Each reason is what the caller sees.
@@ -198,9 +198,10 @@ pub fn authorize(
     match access {
         Access::Public => Ok(enforced.is_ok().then_some(identity)),
         Access::Require(alternatives) => {
-            enforced.map_err(Refusal::Forbidden)?;
+            let refuse = |f| Refusal::Forbidden(f, identity.principal.clone());
+            enforced.map_err(refuse)?;
             let scopes = scopes(&claims.all);
-            any_met(alternatives, &identity, &scopes, policy).map_err(Refusal::Forbidden)?;
+            any_met(alternatives, &identity, &scopes, policy).map_err(refuse)?;
             Ok(Some(identity))
         }
     }
@@ -494,7 +495,7 @@ pub(crate) mod tests {
 
     fn forbidden(policy: &Policy, claims_json: Value, access: &Access) -> Forbidden {
         match authorize(&claims(claims_json), access, policy) {
-            Err(Refusal::Forbidden(f)) => f,
+            Err(Refusal::Forbidden(f, _)) => f,
             other => panic!("not forbidden: {other:?}"),
         }
     }

@@ -5,7 +5,7 @@
 
 use super::millis;
 use super::root::{Shared, Waiter};
-use crate::config::KeySource;
+use crate::config::{KeySource, LogLevel};
 use crate::decision::{decide, Allowed, Decision, Denied, Request};
 use crate::refresh::Refetch;
 use crate::verify::VerifyError;
@@ -78,17 +78,21 @@ pub fn process(shared: &Shared, now_ms: u64, may_wait: bool) -> Outcome {
     let decision = {
         let keys = shared.keys.borrow();
         let mut cache = shared.cache.borrow_mut();
-        decide(
+        let verifier = shared.verifier.as_ref();
+        let d = decide(
             &request,
             &shared.config,
             &keys,
-            shared.verifier.as_ref(),
+            verifier,
             &mut cache,
             now_ms / 1000,
-        )
+        );
+        shared.metrics.borrow().cache(cache.take_counts());
+        d
     };
     match decision {
         Decision::Allow(allowed) => {
+            shared.metrics.borrow().allowed();
             forward(&allowed);
             Outcome::Forward
         }
@@ -99,10 +103,49 @@ pub fn process(shared: &Shared, now_ms: u64, may_wait: bool) -> Outcome {
             {
                 return Outcome::Wait(waiter);
             }
+            shared.metrics.borrow_mut().denied(denied.reason);
+            log_denial(shared.config.denial_log_level, &denied, &request);
             answer(&denied);
             Outcome::Answered
         }
     }
+}
+
+/// One line per denied request: status, reason, provider and principal when known, method
+/// and path without its query string. Never the token.
+fn log_denial(level: LogLevel, denied: &Denied, request: &Request) {
+    let level = match level {
+        LogLevel::Off => return,
+        LogLevel::Debug => log::Level::Debug,
+        LogLevel::Info => log::Level::Info,
+        LogLevel::Warn => log::Level::Warn,
+    };
+    let path = request
+        .path
+        .split(|&b| b == b'?')
+        .next()
+        .unwrap_or_default();
+    log::log!(
+        level,
+        "cognito-edge-auth: denied {} reason={} provider={} principal={} {} {}",
+        denied.response.status,
+        denied.reason,
+        denied.provider.as_deref().unwrap_or("-"),
+        denied
+            .principal
+            .as_deref()
+            .map_or_else(|| "-".to_string(), |p| printable(p.as_bytes())),
+        printable(request.method),
+        printable(path),
+    );
+}
+
+/// At most 256 bytes, with anything but printable ASCII shown as `?`.
+fn printable(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes.get(..256).unwrap_or(bytes));
+    text.chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect()
 }
 
 fn forward(allowed: &Allowed) {
@@ -116,10 +159,6 @@ fn forward(allowed: &Allowed) {
 }
 
 fn answer(denied: &Denied) {
-    debug!(
-        "cognito-edge-auth: denied {} ({})",
-        denied.response.status, denied.reason
-    );
     let r = &denied.response;
     let headers: Vec<(&str, &str)> = r
         .headers

@@ -2,6 +2,7 @@
 
 mod host_crypto;
 pub mod http;
+mod metrics;
 
 pub mod root;
 mod shared_data;

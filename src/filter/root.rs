@@ -4,6 +4,8 @@
 //! worker wins the lease fetches. Requests that wait for keys are resumed from here.
 
 use super::host_crypto;
+use super::metrics::Metrics;
+
 use super::http::{self, Outcome};
 use crate::cache::TokenCache;
 use crate::signature::{PureRust, SignatureVerifier};
@@ -39,6 +41,7 @@ pub struct Shared {
     pub verifier: Box<dyn SignatureVerifier>,
     /// Verified tokens of this worker.
     pub cache: RefCell<TokenCache>,
+    pub metrics: RefCell<Metrics>,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -111,6 +114,7 @@ impl RootContext for Root {
         let (config_native, cache_entries) =
             (config.native_verification, config.token_cache_entries);
         self.worker = random_id();
+        let metrics = Metrics::define(&config);
         self.shared = Some(Rc::new(Shared {
             config,
             keys: RefCell::new(keys),
@@ -124,7 +128,15 @@ impl RootContext for Root {
                 Box::new(PureRust)
             },
             cache: RefCell::new(TokenCache::new(cache_entries)),
+            metrics: RefCell::new(metrics),
         }));
+        if let Some(shared) = &self.shared {
+            for (index, keys) in shared.keys.borrow().iter().enumerate() {
+                if let Some(keys) = keys {
+                    shared.metrics.borrow().keys_loaded(index, keys.len());
+                }
+            }
+        }
         self.set_tick_period(TICK);
         self.on_tick();
         true
@@ -196,6 +208,7 @@ fn sync(shared: &Shared, index: usize, provider: &Provider, store: &shared_data:
 }
 
 fn install(shared: &Shared, index: usize, keys: KeySet) {
+    shared.metrics.borrow().keys_loaded(index, keys.len());
     if let Some(slot) = shared.keys.borrow_mut().get_mut(index) {
         *slot = Some(keys);
     }
@@ -263,6 +276,7 @@ impl Root {
         store.set_body(version, &body);
         let refresh_ms = jwks.refresh_interval_seconds.saturating_mul(1000);
         let written = store.update(|s| Some(s.succeeded(self.worker, now, refresh_ms)));
+        shared.metrics.borrow().fetched(index, true);
         let kids: Vec<&str> = parsed.keys.kids().collect();
         info!(
             "cognito-edge-auth: provider {}: JWKS fetched, {} key(s) [{}], version {version}",
@@ -299,6 +313,7 @@ impl Root {
         };
         let refresh_ms = jwks.refresh_interval_seconds.saturating_mul(1000);
         let written = store.update(|s| Some(s.failed(self.worker, now, refresh_ms)));
+        shared.metrics.borrow().fetched(index, false);
         let retry = written.map_or(0, |w| w.next_fetch_ms.saturating_sub(now));
         let kept = if shared.keys.borrow().get(index).is_some_and(Option::is_some) {
             "keeping the last good keys"

@@ -1,0 +1,117 @@
+//! The filter's counters and gauges, defined with `define_metric`.
+//!
+//! Envoy shows them in `/stats` and `/stats/prometheus` under `wasmcustom.cognito_edge_auth.`;
+//! a name defined by every worker VM is one stat for the whole process.
+
+use crate::config::Config;
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::MetricType;
+use std::collections::HashMap;
+
+const PREFIX: &str = "cognito_edge_auth";
+
+/// The denial reasons defined up front, so dashboards see them at zero.
+const DENY_REASONS: [&str; 15] = [
+    "missing",
+    "invalid",
+    "expired",
+    "issuer",
+    "audience",
+    "no_keys",
+    "no_principal",
+    "path_not_normal",
+    "domain",
+    "unverified_email",
+    "not_admin",
+    "principal",
+    "groups",
+    "insufficient_scope",
+    "forbidden",
+];
+
+#[derive(Default)]
+pub struct Metrics {
+    allowed: Option<u32>,
+    denied: HashMap<&'static str, u32>,
+    cache_hits: Option<u32>,
+    cache_misses: Option<u32>,
+    providers: Vec<ProviderMetrics>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct ProviderMetrics {
+    fetch_success: Option<u32>,
+    fetch_failure: Option<u32>,
+    keys: Option<u32>,
+}
+
+impl Metrics {
+    pub fn define(config: &Config) -> Metrics {
+        let mut m = Metrics {
+            allowed: counter("allowed"),
+            cache_hits: counter("cache.hits"),
+            cache_misses: counter("cache.misses"),
+            ..Metrics::default()
+        };
+        for reason in DENY_REASONS {
+            if let Some(id) = counter(&format!("denied.{reason}")) {
+                m.denied.insert(reason, id);
+            }
+        }
+        m.providers = config
+            .providers
+            .iter()
+            .map(|p| ProviderMetrics {
+                fetch_success: counter(&format!("jwks.{}.fetch_success", p.name)),
+                fetch_failure: counter(&format!("jwks.{}.fetch_failure", p.name)),
+                keys: define(MetricType::Gauge, &format!("jwks.{}.keys", p.name)),
+            })
+            .collect();
+        m
+    }
+
+    pub fn allowed(&self) {
+        add(self.allowed, 1);
+    }
+
+    pub fn denied(&mut self, reason: &'static str) {
+        let id = match self.denied.get(reason) {
+            Some(&id) => Some(id),
+            None => counter(&format!("denied.{reason}")).inspect(|&id| {
+                self.denied.insert(reason, id);
+            }),
+        };
+        add(id, 1);
+    }
+
+    pub fn cache(&self, (hits, misses): (u64, u64)) {
+        add(self.cache_hits, hits);
+        add(self.cache_misses, misses);
+    }
+
+    pub fn fetched(&self, provider: usize, ok: bool) {
+        if let Some(p) = self.providers.get(provider) {
+            add(if ok { p.fetch_success } else { p.fetch_failure }, 1);
+        }
+    }
+
+    pub fn keys_loaded(&self, provider: usize, count: usize) {
+        if let Some(id) = self.providers.get(provider).and_then(|p| p.keys) {
+            let _ = hostcalls::record_metric(id, count as u64);
+        }
+    }
+}
+
+fn counter(name: &str) -> Option<u32> {
+    define(MetricType::Counter, name)
+}
+
+fn define(kind: MetricType, name: &str) -> Option<u32> {
+    hostcalls::define_metric(kind, &format!("{PREFIX}.{name}")).ok()
+}
+
+fn add(id: Option<u32>, by: u64) {
+    if let (Some(id), true) = (id, by > 0) {
+        let _ = hostcalls::increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX));
+    }
+}
