@@ -72,7 +72,7 @@ impl Denied {
 
 impl Decision {
     /// Names the provider of a verified token in a denial, for the log.
-    fn from_provider(self, config: &Config, provider: usize) -> Decision {
+    fn naming_provider(self, config: &Config, provider: usize) -> Decision {
         match self {
             Decision::Deny(mut d) => {
                 d.provider = config.providers.get(provider).map(|p| p.name.clone());
@@ -185,7 +185,7 @@ pub fn decide(
             Decision::Deny(denied)
         }
     }
-    .from_provider(config, claims.provider)
+    .naming_provider(config, claims.provider)
 }
 
 /// The names of the incoming headers the filter owns, once each.
