@@ -81,6 +81,8 @@ impl fmt::Display for ConfigError {
 pub struct Config {
     pub providers: Vec<Provider>,
     pub from_headers: Vec<HeaderSource>,
+    /// Cookies that may carry the token (exact names).
+    pub from_cookies: Vec<String>,
     pub realm: String,
     /// How long a request may wait for a provider's first keys before it gets 503.
     pub startup_wait_ms: u64,
@@ -288,6 +290,8 @@ impl Config {
 struct RawConfig {
     providers: Vec<RawProvider>,
     from_headers: Option<Vec<HeaderSource>>,
+    #[serde(default)]
+    from_cookies: Vec<String>,
     realm: Option<String>,
     startup_wait_ms: Option<u64>,
     token_cache: Option<RawTokenCache>,
@@ -436,6 +440,13 @@ impl RawConfig {
                 .collect::<Result<_, _>>()?,
         };
 
+        let from_cookies = self.from_cookies;
+        if let Some(i) = from_cookies.iter().position(|c| !is_cookie_name(c)) {
+            return Err(err(
+                format!("from_cookies[{i}]"),
+                "must be a cookie name (visible ASCII, no separators)",
+            ));
+        }
         let realm = self.realm.unwrap_or_else(|| DEFAULT_REALM.into());
         if realm.is_empty()
             || !realm.chars().all(|c| c.is_ascii_graphic() || c == ' ')
@@ -510,6 +521,7 @@ impl RawConfig {
         Ok(Config {
             providers,
             from_headers,
+            from_cookies,
             realm,
             startup_wait_ms,
             token_cache_entries,
@@ -1046,6 +1058,14 @@ fn validate_header(h: HeaderSource, at: &str) -> Result<HeaderSource, ConfigErro
     })
 }
 
+/// A cookie name: an RFC 6265 token.
+fn is_cookie_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+}
+
 fn bad_pool(at: &str) -> ConfigError {
     err(
         format!("{at}.user_pool_id"),
@@ -1353,6 +1373,20 @@ mod tests {
         assert_eq!(parse(&level).unwrap().denial_log_level, LogLevel::Warn);
         level["denial_log_level"] = "trace".into();
         assert_eq!(field_of(level), "denial_log_level");
+    }
+
+    #[test]
+    fn cookie_names_are_checked() {
+        let mut v = minimal();
+        v["from_cookies"] = serde_json::json!(["id_token", "AWSELB-x"]);
+        assert_eq!(
+            parse(&v).unwrap().from_cookies,
+            vec!["id_token", "AWSELB-x"]
+        );
+        v["from_cookies"] = serde_json::json!(["ok", "bad;name"]);
+        assert_eq!(field_of(v.clone()), "from_cookies[1]");
+        v["from_cookies"] = serde_json::json!([""]);
+        assert_eq!(field_of(v), "from_cookies[0]");
     }
 
     #[test]

@@ -113,7 +113,7 @@ pub fn decide(
     let public = matches!(route.access, Access::Public);
 
     // On a public route a token is optional, but one that is sent must be valid.
-    let token = match token::extract(request.headers, &config.from_headers) {
+    let token = match token::extract(request.headers, &config.from_headers, &config.from_cookies) {
         Ok(Some(token)) => token,
         Ok(None) if public => return allow(remove, Vec::new(), "public"),
         Ok(None) => return deny(response::missing_token(realm), "missing", None),

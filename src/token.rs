@@ -30,25 +30,55 @@ impl ExtractError {
 ///
 /// `headers` holds (lowercase name, raw value) pairs as Envoy hands them over; a header that
 /// does not start with the source's prefix (say `Basic …` for `Bearer `) is not a token.
+/// `cookies` names the cookies that may carry a token. A token found in two places (two
+/// headers, a header and a cookie, two cookies) is refused: we do not guess which counts.
 pub fn extract<'h>(
     headers: &'h [(String, Vec<u8>)],
     sources: &[HeaderSource],
+    cookies: &[String],
 ) -> Result<Option<&'h str>, ExtractError> {
     let mut found: Option<&[u8]> = None;
-    for (name, value) in headers {
-        let Some(source) = sources.iter().find(|s| s.name.eq_ignore_ascii_case(name)) else {
-            continue;
-        };
-        let Some(raw) = strip_prefix_ignore_case(value, source.value_prefix.as_bytes()) else {
-            continue;
-        };
+    let mut take = |raw: &'h [u8]| {
         // Envoy folds repeated headers into one value joined by commas.
         if found.is_some() || raw.contains(&b',') {
             return Err(ExtractError::Multiple);
         }
         found = Some(trim_ascii_whitespace(raw));
+        Ok(())
+    };
+    for (name, value) in headers {
+        if let Some(source) = sources.iter().find(|s| s.name.eq_ignore_ascii_case(name)) {
+            if let Some(raw) = strip_prefix_ignore_case(value, source.value_prefix.as_bytes()) {
+                take(raw)?;
+            }
+        }
+        if !cookies.is_empty() && name.eq_ignore_ascii_case("cookie") {
+            for raw in cookie_values(value, cookies) {
+                take(raw)?;
+            }
+        }
     }
     found.map(check_token).transpose()
+}
+
+/// The values of the named cookies in one `cookie` header (`a=1; b=2`), quotes removed.
+fn cookie_values<'v>(header: &'v [u8], names: &[String]) -> Vec<&'v [u8]> {
+    header
+        .split(|&b| b == b';')
+        .filter_map(|pair| {
+            let pair = trim_ascii_whitespace(pair);
+            let eq = pair.iter().position(|&b| b == b'=')?;
+            let (name, value) = (pair.get(..eq)?, pair.get(eq + 1..)?);
+            if !names.iter().any(|n| n.as_bytes() == name) {
+                return None;
+            }
+            let unquoted = value
+                .strip_prefix(b"\"")
+                .and_then(|v| v.strip_suffix(b"\""))
+                .unwrap_or(value);
+            Some(unquoted)
+        })
+        .collect()
 }
 
 fn check_token(raw: &[u8]) -> Result<&str, ExtractError> {
@@ -103,7 +133,7 @@ mod tests {
     fn bearer_token_with_any_scheme_case() {
         for v in [&b"Bearer a.b.c"[..], b"bearer a.b.c", b"BEARER   a.b.c  "] {
             assert_eq!(
-                extract(&h(&[("authorization", v)]), &bearer()),
+                extract(&h(&[("authorization", v)]), &bearer(), &[]),
                 Ok(Some("a.b.c"))
             );
         }
@@ -111,13 +141,17 @@ mod tests {
 
     #[test]
     fn no_header_or_other_scheme_is_no_token() {
-        assert_eq!(extract(&h(&[("host", b"x")]), &bearer()), Ok(None));
+        assert_eq!(extract(&h(&[("host", b"x")]), &bearer(), &[]), Ok(None));
         assert_eq!(
-            extract(&h(&[("authorization", b"Basic dXNlcjpwYXNz")]), &bearer()),
+            extract(
+                &h(&[("authorization", b"Basic dXNlcjpwYXNz")]),
+                &bearer(),
+                &[]
+            ),
             Ok(None)
         );
         assert_eq!(
-            extract(&h(&[("authorization", b"Bear")]), &bearer()),
+            extract(&h(&[("authorization", b"Bear")]), &bearer(), &[]),
             Ok(None)
         );
     }
@@ -129,11 +163,11 @@ mod tests {
             value_prefix: String::new(),
         }];
         assert_eq!(
-            extract(&h(&[("x-jwt", b"a.b.c")]), &sources),
+            extract(&h(&[("x-jwt", b"a.b.c")]), &sources, &[]),
             Ok(Some("a.b.c"))
         );
         assert_eq!(
-            extract(&h(&[("authorization", b"Bearer a.b.c")]), &sources),
+            extract(&h(&[("authorization", b"Bearer a.b.c")]), &sources, &[]),
             Ok(None)
         );
     }
@@ -143,12 +177,12 @@ mod tests {
         let mut v = b"Bearer ".to_vec();
         v.extend(std::iter::repeat_n(b'a', MAX_TOKEN_BYTES + 1));
         assert_eq!(
-            extract(&h(&[("authorization", &v)]), &bearer()),
+            extract(&h(&[("authorization", &v)]), &bearer(), &[]),
             Err(ExtractError::TooLong)
         );
         let mut v = b"Bearer ".to_vec();
         v.extend(std::iter::repeat_n(b'a', MAX_TOKEN_BYTES));
-        assert!(extract(&h(&[("authorization", &v)]), &bearer())
+        assert!(extract(&h(&[("authorization", &v)]), &bearer(), &[])
             .unwrap()
             .is_some());
     }
@@ -162,11 +196,44 @@ mod tests {
             b"Bearer a.\"b.c",
         ] {
             assert_eq!(
-                extract(&h(&[("authorization", v)]), &bearer()),
+                extract(&h(&[("authorization", v)]), &bearer(), &[]),
                 Err(ExtractError::Malformed),
                 "{v:?}"
             );
         }
+    }
+
+    #[test]
+    fn tokens_in_cookies() {
+        let names = vec!["id_token".to_string()];
+        let headers = h(&[("cookie", b"theme=dark; id_token=a.b.c; other=x")]);
+        assert_eq!(extract(&headers, &bearer(), &names), Ok(Some("a.b.c")));
+        let quoted = h(&[("cookie", b"id_token=\"a.b.c\"")]);
+        assert_eq!(extract(&quoted, &bearer(), &names), Ok(Some("a.b.c")));
+        assert_eq!(
+            extract(&headers, &bearer(), &[]),
+            Ok(None),
+            "cookies are off by default"
+        );
+        let other = h(&[("cookie", b"ID_TOKEN=a.b.c; xid_token=d")]);
+        assert_eq!(
+            extract(&other, &bearer(), &names),
+            Ok(None),
+            "names are exact"
+        );
+        let both = h(&[
+            ("authorization", b"Bearer a.b.c"),
+            ("cookie", b"id_token=a.b.c"),
+        ]);
+        assert_eq!(
+            extract(&both, &bearer(), &names),
+            Err(ExtractError::Multiple)
+        );
+        let twice = h(&[("cookie", b"id_token=a.b.c; id_token=d.e.f")]);
+        assert_eq!(
+            extract(&twice, &bearer(), &names),
+            Err(ExtractError::Multiple)
+        );
     }
 
     #[test]
@@ -175,8 +242,14 @@ mod tests {
             ("authorization", b"Bearer a.b.c"),
             ("authorization", b"Bearer d.e.f"),
         ]);
-        assert_eq!(extract(&headers, &bearer()), Err(ExtractError::Multiple));
+        assert_eq!(
+            extract(&headers, &bearer(), &[]),
+            Err(ExtractError::Multiple)
+        );
         let folded = h(&[("authorization", b"Bearer a.b.c,Bearer d.e.f")]);
-        assert_eq!(extract(&folded, &bearer()), Err(ExtractError::Multiple));
+        assert_eq!(
+            extract(&folded, &bearer(), &[]),
+            Err(ExtractError::Multiple)
+        );
     }
 }

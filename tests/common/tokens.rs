@@ -117,3 +117,18 @@ pub fn tamper_signature(token: &str) -> String {
 pub fn b64(v: &Value) -> String {
     URL_SAFE_NO_PAD.encode(v.to_string())
 }
+
+/// base64url of raw text (for JSON that `serde_json` would refuse to build).
+pub fn b64_raw(text: &str) -> String {
+    URL_SAFE_NO_PAD.encode(text)
+}
+
+/// An RS256 signature by test key `key` over a hand-made header and `claims`.
+pub fn sign_with_header(key: &str, header: &Value, claims: &Value) -> String {
+    use rsa::pkcs1v15::SigningKey;
+    use rsa::signature::{SignatureEncoding, Signer};
+    let private = rsa::RsaPrivateKey::from_pkcs1_pem(&pem(key)).unwrap();
+    let message = format!("{}.{}", b64(header), b64(claims));
+    let signature = SigningKey::<sha2::Sha256>::new(private).sign(message.as_bytes());
+    format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
+}
