@@ -43,6 +43,20 @@ lint: .target-installed
 run: build $(ENVOY)
 	./scripts/demo.sh
 
+## fuzz: each libFuzzer target for FUZZ_SECONDS (default 60) on the seed corpus in fuzz/corpus
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := verify jwks config request
+fuzz:
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
+	@for t in $(FUZZ_TARGETS); do \
+		echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+		mkdir -p fuzz/corpus/$$t; \
+		RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none -O $$t fuzz/corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=16384 -timeout=10 \
+			2>&1 | grep -E '^(#[0-9]+.*DONE|Done|==[0-9]+==|.*panicked|SUMMARY)' || exit 1; \
+	done
+
 clean:
+
 	cargo clean
 	rm -rf $(VENV) .run

@@ -1,0 +1,42 @@
+//! A whole request: "METHOD PATH" on the first line, then "name: value" header lines, as raw
+//! bytes. Goes through extraction (headers, cookies), verification, routing and the policy.
+#![no_main]
+
+use cognito_edge_auth::cache::TokenCache;
+use cognito_edge_auth::decision::{decide, Decision, Request};
+use cognito_edge_auth::signature::PureRust;
+use libfuzzer_sys::fuzz_target;
+
+mod common;
+
+fuzz_target!(|data: &[u8]| {
+    let mut lines = data.split(|&b| b == b'\n');
+    let first = lines.next().unwrap_or_default();
+    let mut parts = first.splitn(2, |&b| b == b' ');
+    let method = parts.next().unwrap_or_default();
+    let path = parts.next().unwrap_or_default();
+    let headers: Vec<(String, Vec<u8>)> = lines
+        .filter_map(|line| {
+            let colon = line.iter().position(|&b| b == b':')?;
+            let name = std::str::from_utf8(&line[..colon]).ok()?.trim().to_ascii_lowercase();
+            let value = line[colon + 1..].strip_prefix(b" ").unwrap_or(&line[colon + 1..]);
+            Some((name, value.to_vec()))
+        })
+        .collect();
+    let request = Request { method, path, headers: &headers };
+    let mut cache = TokenCache::new(8);
+    let first = decide(&request, common::config(), common::keys(), &PureRust, &mut cache, common::NOW);
+    // The cache never changes a decision.
+    let again = decide(&request, common::config(), common::keys(), &PureRust, &mut cache, common::NOW);
+    match (&first, &again) {
+        (Decision::Allow(a), Decision::Allow(b)) => assert_eq!(a, b),
+        (Decision::Deny(a), Decision::Deny(b)) => assert_eq!(a.response, b.response),
+        _ => panic!("the cache changed a decision"),
+    }
+    if let Decision::Allow(allowed) = first {
+        // Identity headers are always stripped, and set values never hold a line break.
+        for (name, value) in &allowed.set {
+            assert!(!value.contains('\r') && !value.contains('\n'), "{name}");
+        }
+    }
+});
