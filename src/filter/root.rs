@@ -147,12 +147,11 @@ impl RootContext for Root {
             return;
         };
         let now = millis(self.get_current_time());
-        for (index, provider) in shared.config.providers.iter().enumerate() {
-            let (KeySource::Remote(jwks), Some(Some(store))) =
-                (&provider.keys, shared.stores.get(index))
-            else {
+        for index in 0..shared.config.providers.len() {
+            let Some((provider, jwks, store)) = remote(&shared, index) else {
                 continue;
             };
+
             sync(&shared, index, provider, store);
             let in_flight = self.pending.values().any(|&p| p == index);
             if !in_flight
@@ -205,6 +204,16 @@ fn sync(shared: &Shared, index: usize, provider: &Provider, store: &shared_data:
     if let Some(s) = shared.seen.borrow_mut().get_mut(index) {
         s.attempts = schedule.attempts;
     }
+}
+
+/// Provider `index` with its remote JWKS and shared-data record, if it fetches one.
+fn remote(shared: &Shared, index: usize) -> Option<(&Provider, &RemoteJwks, &shared_data::Keys)> {
+    let provider = shared.config.providers.get(index)?;
+    let KeySource::Remote(jwks) = &provider.keys else {
+        return None;
+    };
+    let store = shared.stores.get(index)?.as_ref()?;
+    Some((provider, jwks, store))
 }
 
 fn install(shared: &Shared, index: usize, keys: KeySet) {
@@ -264,12 +273,7 @@ impl Root {
         let Some(shared) = self.shared.clone() else {
             return;
         };
-        let (Some(provider), Some(Some(store))) =
-            (shared.config.providers.get(index), shared.stores.get(index))
-        else {
-            return;
-        };
-        let KeySource::Remote(jwks) = &provider.keys else {
+        let Some((provider, jwks, store)) = remote(&shared, index) else {
             return;
         };
         let version = store.schedule().map_or(1, |s| s.version.saturating_add(1));
@@ -303,12 +307,7 @@ impl Root {
         let Some(shared) = self.shared.clone() else {
             return;
         };
-        let (Some(provider), Some(Some(store))) =
-            (shared.config.providers.get(index), shared.stores.get(index))
-        else {
-            return;
-        };
-        let KeySource::Remote(jwks) = &provider.keys else {
+        let Some((provider, jwks, store)) = remote(&shared, index) else {
             return;
         };
         let refresh_ms = jwks.refresh_interval_seconds.saturating_mul(1000);
