@@ -534,7 +534,11 @@ def table(configs, summary, info, elapsed):
         "",
         f"{ROUNDS} rounds × {DURATION} s per row (after {WARMUP} s warm-up), "
         f"wrk -t{THREADS} -c{CONNECTIONS}; each number is the median over the rounds; "
-        "± is half the range of req/s over the rounds, as a share of the median.",
+        "± is half the range of req/s over the rounds, as a share of the median; "
+        "auth µs/req is the Envoy CPU per request minus that of no auth; "
+        "vs jwt_authn compares with the matching jwt_authn row (cache off with jwt_authn, "
+        "cache on with jwt_authn + jwt_cache): req/s (higher is better) · CPU per request "
+        "(lower is better).",
     ]
     by_key = {c.key: c for c in configs}
     for wkey, wtitle, _, _ in WORKLOADS:
@@ -549,25 +553,31 @@ def table(configs, summary, info, elapsed):
             continue
         out += ["", f"**{wtitle}**", "",
                 "| Envoy | configuration | req/s | ± | p50 ms | p99 ms | Envoy CPU µs/req "
-                "| req/s vs jwt_authn | ≥400 / socket errors | notes |",
-                "|---|---|---:|---:|---:|---:|---:|---|---|---|"]
+                "| auth µs/req | vs jwt_authn: req/s · CPU | ≥400 / socket errors | notes |",
+                "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|"]
         out += rows
     return "\n".join(out)
 
 
 def row(c, by_key, wkey, conc, summary):
     head = f"| --concurrency {conc} | {c.label} |"
+    empty = " – | | | | | | | | |"
     if c.skipped:
-        return f"{head} – | | | | | | | not run: {c.skipped} |"
+        return f"{head}{empty} not run: {c.skipped} |"
     s = summary.get((wkey, conc, c.key))
     if not s:
         return None
     if s.get("failed"):
-        return f"{head} – | | | | | | | **FAILED**: {s['failed']} |"
+        return f"{head}{empty} **FAILED**: {s['failed']} |"
+    ok = lambda x: x and not x.get("failed")  # noqa: E731
     ratio = ""
     base = summary.get((wkey, conc, c.baseline)) if c.baseline else None
-    if base and not base.get("failed") and base["rps"] > 0:
-        ratio = f"{s['rps'] / base['rps']:.2f}× {by_key[c.baseline].label}"
+    if ok(base) and base["rps"] > 0 and base["cpu_us"] > 0:
+        ratio = f"{s['rps'] / base['rps']:.2f}× · {s['cpu_us'] / base['cpu_us']:.2f}×"
+    auth = ""
+    none = summary.get((wkey, conc, "none"))
+    if c.kind != "none" and ok(none):
+        auth = f"{s['cpu_us'] - none['cpu_us']:.0f}"
     spread = (s["rps_max"] - s["rps_min"]) / s["rps"] * 50 if s["rps"] else 0
     errors = f"{s['non2xx']} / {s['socket_errors']}"
     notes = []
@@ -582,7 +592,7 @@ def row(c, by_key, wkey, conc, summary):
     if s["rounds"] < ROUNDS:
         notes.append(f"{s['rounds']} of {ROUNDS} rounds")
     return (f"{head} {s['rps']:,.0f} | {spread:.0f}% | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} "
-            f"| {s['cpu_us']:.0f} | {ratio} | {errors} | {'; '.join(notes)} |")
+            f"| {s['cpu_us']:.0f} | {auth} | {ratio} | {errors} | {'; '.join(notes)} |")
 
 
 BEGIN = "<!-- bench:results:begin (make bench rewrites this part) -->"
