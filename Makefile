@@ -55,6 +55,13 @@ fuzz:
 			-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=16384 -timeout=10 \
 			2>&1 | grep -E '^(#[0-9]+.*DONE|Done|==[0-9]+==|.*panicked|SUMMARY)' || exit 1; \
 	done
+## bench: req/s and latency of Envoy with no auth, jwt_authn and this filter, written to
+## docs/benchmarks.md (~10 min; asserts nothing; not run by CI). Settings: bench/run.py.
+bench: build $(ENVOY)
+	@command -v wrk >/dev/null || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get install -y wrk || { $$sudo apt-get update && $$sudo apt-get install -y wrk; }; }
+	@$(VENV)/bin/python -c 'import cryptography' 2>/dev/null || $(VENV)/bin/pip install --quiet cryptography
+	CEA_WASM=$(abspath $(WASM)) ENVOY_BIN=$(abspath $(ENVOY)) $(VENV)/bin/python bench/run.py
 
 clean:
 
