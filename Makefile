@@ -48,13 +48,14 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := verify jwks config request
 fuzz:
 	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
-	@for t in $(FUZZ_TARGETS); do \
+	@set -o pipefail; for t in $(FUZZ_TARGETS); do \
 		echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
 		mkdir -p fuzz/corpus/$$t; \
 		RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none -O $$t fuzz/corpus/$$t -- \
 			-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=16384 -timeout=10 \
 			2>&1 | grep -E '^(#[0-9]+.*DONE|Done|==[0-9]+==|.*panicked|SUMMARY)' || exit 1; \
 	done
+
 ## bench: req/s and latency of Envoy with no auth, jwt_authn and this filter, written to
 ## docs/benchmarks.md (~10 min; asserts nothing; not run by CI). Settings: bench/run.py.
 bench: build $(ENVOY)
@@ -64,6 +65,5 @@ bench: build $(ENVOY)
 	CEA_WASM=$(abspath $(WASM)) ENVOY_BIN=$(abspath $(ENVOY)) $(VENV)/bin/python bench/run.py
 
 clean:
-
 	cargo clean
 	rm -rf $(VENV) .run
