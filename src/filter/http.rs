@@ -64,17 +64,17 @@ pub fn process(shared: &Shared, now_ms: u64, may_wait: bool) -> Outcome {
     // Read as bytes: a client may send header values that are not UTF-8.
     let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
     let pseudo = |name: &str| {
-        hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
-            .ok()
-            .flatten()
-            .unwrap_or_default()
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(&[][..], |(_, v)| v.as_slice())
     };
-    let (method, path) = (pseudo(":method"), pseudo(":path"));
     let request = Request {
-        method: &method,
-        path: &path,
+        method: pseudo(":method"),
+        path: pseudo(":path"),
         headers: &headers,
     };
+
     let decision = {
         let keys = shared.keys.borrow();
         let mut cache = shared.cache.borrow_mut();

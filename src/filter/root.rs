@@ -90,6 +90,8 @@ impl Context for Root {
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
+        follow_host_log_level();
+
         let bytes = self.get_plugin_configuration().unwrap_or_default();
         let config = match Config::parse(&bytes) {
             Ok(config) => config,
@@ -143,6 +145,8 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
+        follow_host_log_level();
+
         let Some(shared) = self.shared.clone() else {
             return;
         };
@@ -206,7 +210,16 @@ fn sync(shared: &Shared, index: usize, provider: &Provider, store: &shared_data:
     }
 }
 
+/// Formats and sends only the log lines Envoy would print: a debug line per request costs
+/// a hostcall otherwise. Followed on every tick, so `/logging?wasm=debug` takes effect.
+fn follow_host_log_level() {
+    if let Ok(level) = hostcalls::get_log_level() {
+        proxy_wasm::set_log_level(level);
+    }
+}
+
 /// Provider `index` with its remote JWKS and shared-data record, if it fetches one.
+
 fn remote(shared: &Shared, index: usize) -> Option<(&Provider, &RemoteJwks, &shared_data::Keys)> {
     let provider = shared.config.providers.get(index)?;
     let KeySource::Remote(jwks) = &provider.keys else {
