@@ -894,10 +894,20 @@ impl RawProvider {
         }
         let issuers = match (&self.user_pool_id, &self.issuer) {
             (_, Some(issuer)) => {
-                if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+                // A pool's issuer is a URL (an emulator's, say); a plain JWT issuer's `iss` may
+                // be any StringOrURI, such as OpenMetadata's default `open-metadata.org`.
+                let url = issuer.starts_with("https://") || issuer.starts_with("http://");
+                let plain = !issuer.is_empty() && issuer.bytes().all(|b| b.is_ascii_graphic());
+                if self.user_pool_id.is_some() && !url {
                     return Err(err(
                         format!("{at}.issuer"),
-                        "must be an http(s) URL, compared exactly with the token's `iss`",
+                        "must be an http(s) URL for a user pool, compared exactly with the token's `iss`",
+                    ));
+                }
+                if !plain {
+                    return Err(err(
+                        format!("{at}.issuer"),
+                        "must be non-empty printable ASCII without spaces, compared exactly with the token's `iss`",
                     ));
                 }
                 if let Some(pool) = &self.user_pool_id {
@@ -905,6 +915,7 @@ impl RawProvider {
                 }
                 vec![issuer.clone()]
             }
+
             (Some(pool), None) => {
                 let region = pool_region(pool).ok_or_else(|| bad_pool(at))?;
                 cognito_issuers(region, pool)
@@ -1328,17 +1339,21 @@ mod tests {
     fn local_jwks_and_generic_issuers() {
         let local = serde_json::json!({ "keys": [crate::jwks::tests::fake_rsa_jwk("bot")] });
         let v = serde_json::json!({ "providers": [{
-            "name": "bots", "issuer": "open-metadata.org-bots", "local_jwks": local,
+            "name": "bots", "issuer": "open-metadata.org", "local_jwks": local,
         }]});
         assert_eq!(
-            field_of(v.clone()),
-            "providers[0].issuer",
-            "issuer must be a URL"
+            parse(&v).unwrap().providers[0].issuers,
+            vec!["open-metadata.org"],
+            "any StringOrURI"
         );
+        let mut spaced = v.clone();
+        spaced["providers"][0]["issuer"] = "open metadata".into();
+        assert_eq!(field_of(spaced), "providers[0].issuer");
         let mut v = v;
         v["providers"][0]["issuer"] = "https://open-metadata.example.com".into();
         let c = parse(&v).unwrap();
         let p = &c.providers[0];
+
         assert!(!p.cognito);
         assert!(p.client_ids.is_empty());
         assert!(matches!(&p.keys, KeySource::Local(text) if text.contains("bot")));
