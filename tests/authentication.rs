@@ -20,9 +20,17 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with(json!({}))
+}
+
+/// The filter with one pool provider, plus the top-level `extra` settings.
+fn setup_with(extra: Value) -> Setup {
     let jwks = JwksServer::start(&tokens::jwks(&[("key1", "k1"), ("key2", "k2")]));
     let upstream = echo_upstream();
-    let config = json!({ "providers": [provider("cognito", jwks.port())] });
+    let mut config = json!({ "providers": [provider("cognito", jwks.port())] });
+    for (k, v) in extra.as_object().unwrap() {
+        config[k] = v.clone();
+    }
     let envoy = Envoy::start(&bootstrap(&config, upstream.port, jwks.port()));
     envoy.wait_for_keys(&sign("key1", "k1", &id_claims(now())));
     Setup {
@@ -110,7 +118,29 @@ fn a_request_without_a_token_gets_a_bare_challenge() {
 
 #[test]
 fn bad_tokens_get_401_invalid_token_with_the_reason() {
-    let s = setup();
+    check_bad_tokens(&setup());
+}
+
+/// The pure-Rust verifier (hosts without Envoy's verify_signature) decides every token as the
+/// native one does.
+#[test]
+fn the_pure_rust_verifier_makes_the_same_decisions() {
+    let s = setup_with(json!({ "native_verification": false }));
+    assert!(s
+        .envoy
+        .log()
+        .contains("native_verification is off: verifying in pure Rust"));
+    let now = now();
+    for token in [
+        sign("key1", "k1", &id_claims(now)),
+        sign("key2", "k2", &access_claims(now)),
+    ] {
+        assert_eq!(get_with_token(s.envoy.port, "/", &token).status, 200);
+    }
+    check_bad_tokens(&s);
+}
+
+fn check_bad_tokens(s: &Setup) {
     let now = now();
     let id = || id_claims(now);
     let cases: Vec<(&str, String, &str)> = vec![
