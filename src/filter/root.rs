@@ -219,7 +219,6 @@ fn follow_host_log_level() {
 }
 
 /// Provider `index` with its remote JWKS and shared-data record, if it fetches one.
-
 fn remote(shared: &Shared, index: usize) -> Option<(&Provider, &RemoteJwks, &shared_data::Keys)> {
     let provider = shared.config.providers.get(index)?;
     let KeySource::Remote(jwks) = &provider.keys else {
