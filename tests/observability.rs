@@ -24,6 +24,18 @@ fn stat(envoy: &Envoy, name: &str) -> u64 {
     })
 }
 
+/// The stat once it has reached `at_least` (counts are flushed on the workers' ticks).
+fn settled(envoy: &Envoy, name: &str, at_least: u64) -> u64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let v = stat(envoy, name);
+        if v >= at_least || std::time::Instant::now() > deadline {
+            return v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn metrics_count_decisions_fetches_keys_and_cache_use() {
     let jwks = JwksServer::start(&tokens::jwks(&[("key1", "k1"), ("key2", "k2")]));
@@ -44,7 +56,7 @@ fn metrics_count_decisions_fetches_keys_and_cache_use() {
     assert_eq!(stat(&envoy, "jwks.cognito.fetch_success"), 1);
     assert_eq!(stat(&envoy, "jwks.cognito.fetch_failure"), 0);
     assert_eq!(stat(&envoy, "jwks.cognito.keys"), 2);
-    let allowed = stat(&envoy, "allowed");
+    let allowed = settled(&envoy, "allowed", 1);
     let hits = stat(&envoy, "cache.hits");
 
     for _ in 0..3 {
@@ -70,6 +82,8 @@ fn metrics_count_decisions_fetches_keys_and_cache_use() {
         403
     );
 
+    // Per-request counts reach Envoy on the worker's next tick, all at once.
+    settled(&envoy, "denied.not_admin", 1);
     assert_eq!(stat(&envoy, "allowed") - allowed, 3);
     assert_eq!(
         stat(&envoy, "cache.hits") - hits,

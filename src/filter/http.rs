@@ -87,12 +87,12 @@ pub fn process(shared: &Shared, now_ms: u64, may_wait: bool) -> Outcome {
             &mut cache,
             now_ms / 1000,
         );
-        shared.metrics.borrow().cache(cache.take_counts());
+        shared.metrics.borrow_mut().cache(cache.take_counts());
         d
     };
     match decision {
         Decision::Allow(allowed) => {
-            shared.metrics.borrow().allowed();
+            shared.metrics.borrow_mut().allowed();
             forward(&allowed);
             Outcome::Forward
         }

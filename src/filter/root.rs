@@ -146,6 +146,9 @@ impl RootContext for Root {
 
     fn on_tick(&mut self) {
         follow_host_log_level();
+        if let Some(shared) = &self.shared {
+            shared.metrics.borrow_mut().flush();
+        }
 
         let Some(shared) = self.shared.clone() else {
             return;
