@@ -39,8 +39,7 @@ pub fn extract<'h>(
 ) -> Result<Option<&'h str>, ExtractError> {
     let mut found: Option<&[u8]> = None;
     let mut take = |raw: &'h [u8]| {
-        // Envoy folds repeated headers into one value joined by commas.
-        if found.is_some() || raw.contains(&b',') {
+                if found.is_some() {
             return Err(ExtractError::Multiple);
         }
         found = Some(trim_ascii_whitespace(raw));
@@ -85,10 +84,19 @@ fn check_token(raw: &[u8]) -> Result<&str, ExtractError> {
     if raw.len() > MAX_TOKEN_BYTES {
         return Err(ExtractError::TooLong);
     }
-    let jws_chars = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'=');
-    if raw.is_empty() || !raw.iter().all(jws_chars) {
+        let jws_chars = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'=');
+    if raw.is_empty() {
         return Err(ExtractError::Malformed);
     }
+    if !raw.iter().all(jws_chars) {
+        // Envoy folds repeated headers into one value joined by commas.
+        return Err(if raw.contains(&b',') {
+            ExtractError::Multiple
+        } else {
+            ExtractError::Malformed
+        });
+    }
+
     std::str::from_utf8(raw).map_err(|_| ExtractError::Malformed)
 }
 
