@@ -39,7 +39,7 @@ pub fn extract<'h>(
 ) -> Result<Option<&'h str>, ExtractError> {
     let mut found: Option<&[u8]> = None;
     let mut take = |raw: &'h [u8]| {
-                if found.is_some() {
+        if found.is_some() {
             return Err(ExtractError::Multiple);
         }
         found = Some(trim_ascii_whitespace(raw));
@@ -84,7 +84,7 @@ fn check_token(raw: &[u8]) -> Result<&str, ExtractError> {
     if raw.len() > MAX_TOKEN_BYTES {
         return Err(ExtractError::TooLong);
     }
-        let jws_chars = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'=');
+    let jws_chars = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'=');
     if raw.is_empty() {
         return Err(ExtractError::Malformed);
     }
