@@ -537,9 +537,14 @@ impl RawConfig {
 
 impl IdentityHeaders {
     /// Whether an incoming header of this (lowercase) name is removed before forwarding.
+    /// Whether the filter owns header `name` (compared without regard to case).
     pub fn strips(&self, name: &str) -> bool {
-        name.starts_with(&self.prefix)
-            || self.claim_to_headers.iter().any(|c| c.header_name == name)
+        name.get(..self.prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(&self.prefix))
+            || self
+                .claim_to_headers
+                .iter()
+                .any(|c| c.header_name.eq_ignore_ascii_case(name))
     }
 }
 

@@ -192,8 +192,11 @@ pub fn decide(
 fn incoming_identity_headers(headers: &[(String, Vec<u8>)], config: &Config) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for (name, _) in headers {
+        if !config.identity.strips(name) {
+            continue; // the usual case: no allocation
+        }
         let name = name.to_ascii_lowercase();
-        if config.identity.strips(&name) && !names.contains(&name) {
+        if !names.contains(&name) {
             names.push(name);
         }
     }
@@ -602,7 +605,7 @@ mod tests {
                 _: jsonwebtoken::Algorithm,
                 _: &crate::jwks::Key,
                 _: &[u8],
-                _: &str,
+                _: &[u8],
             ) -> bool {
                 false
             }

@@ -7,7 +7,7 @@
 //! verifier of `jsonwebtoken`.
 
 use crate::jwks::Key;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use jsonwebtoken::Algorithm;
 use rsa::{Pkcs1v15Sign, Pss};
@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256, Sha384, Sha512};
 /// Checks one signature. Implemented by the host-native verifier (in the glue) and by
 /// [`PureRust`].
 pub trait SignatureVerifier {
-    /// Whether `signature_b64` (base64url, as in the token) signs `message` with `key`.
-    fn verify(&self, alg: Algorithm, key: &Key, message: &[u8], signature_b64: &str) -> bool;
+    /// Whether `signature` (decoded from the token's base64url) signs `message` with `key`.
+    fn verify(&self, alg: Algorithm, key: &Key, message: &[u8], signature: &[u8]) -> bool;
 }
 
 /// RSA in Rust (RustCrypto's `rsa`, with each key's public key prepared once): works on any
@@ -25,30 +25,21 @@ pub trait SignatureVerifier {
 pub struct PureRust;
 
 impl SignatureVerifier for PureRust {
-    fn verify(&self, alg: Algorithm, key: &Key, message: &[u8], signature_b64: &str) -> bool {
-        let Some(sig) = decode_signature(signature_b64) else {
-            return false;
-        };
+    fn verify(&self, alg: Algorithm, key: &Key, message: &[u8], sig: &[u8]) -> bool {
         let public = &key.public;
         let ok = match alg {
-            Algorithm::RS256 => public.verify(
-                Pkcs1v15Sign::new::<Sha256>(),
-                &Sha256::digest(message),
-                &sig,
-            ),
-            Algorithm::RS384 => public.verify(
-                Pkcs1v15Sign::new::<Sha384>(),
-                &Sha384::digest(message),
-                &sig,
-            ),
-            Algorithm::RS512 => public.verify(
-                Pkcs1v15Sign::new::<Sha512>(),
-                &Sha512::digest(message),
-                &sig,
-            ),
-            Algorithm::PS256 => public.verify(Pss::new::<Sha256>(), &Sha256::digest(message), &sig),
-            Algorithm::PS384 => public.verify(Pss::new::<Sha384>(), &Sha384::digest(message), &sig),
-            Algorithm::PS512 => public.verify(Pss::new::<Sha512>(), &Sha512::digest(message), &sig),
+            Algorithm::RS256 => {
+                public.verify(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(message), sig)
+            }
+            Algorithm::RS384 => {
+                public.verify(Pkcs1v15Sign::new::<Sha384>(), &Sha384::digest(message), sig)
+            }
+            Algorithm::RS512 => {
+                public.verify(Pkcs1v15Sign::new::<Sha512>(), &Sha512::digest(message), sig)
+            }
+            Algorithm::PS256 => public.verify(Pss::new::<Sha256>(), &Sha256::digest(message), sig),
+            Algorithm::PS384 => public.verify(Pss::new::<Sha384>(), &Sha384::digest(message), sig),
+            Algorithm::PS512 => public.verify(Pss::new::<Sha512>(), &Sha512::digest(message), sig),
             _ => return false,
         };
         ok.is_ok()
@@ -130,11 +121,6 @@ pub fn self_test() -> SelfTest {
     }
 }
 
-/// Decodes a token's base64url signature.
-pub fn decode_signature(signature_b64: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(signature_b64).ok()
-}
-
 const SELF_TEST_TEXT: &[u8] = b"cognito-edge-auth self-test";
 /// A throwaway 2048-bit public key (its private half was discarded) …
 const SELF_TEST_SPKI: &str = "\
@@ -211,6 +197,7 @@ mod tests {
     use super::*;
     use crate::jwks::KeySet;
     use crate::test_tokens::{jwks, sign};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use rsa::pkcs8::DecodePublicKey;
 
     #[test]
@@ -230,14 +217,9 @@ mod tests {
         let doc = serde_json::json!({ "keys": [{ "kty": "RSA", "kid": "t",
             "n": URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()), "e": URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()) }] });
         let keys = KeySet::parse(doc.to_string().as_bytes()).unwrap().keys;
-        let sig = URL_SAFE_NO_PAD.encode(&t.signature);
-        assert!(PureRust.verify(Algorithm::RS256, keys.get("t").unwrap(), t.text, &sig));
-        assert!(!PureRust.verify(
-            Algorithm::RS256,
-            keys.get("t").unwrap(),
-            b"other text",
-            &sig
-        ));
+        let sig = &t.signature;
+        assert!(PureRust.verify(Algorithm::RS256, keys.get("t").unwrap(), t.text, sig));
+        assert!(!PureRust.verify(Algorithm::RS256, keys.get("t").unwrap(), b"other text", sig));
     }
 
     #[test]
@@ -275,7 +257,8 @@ mod tests {
         assert_eq!(parsed.n().bits(), 2048);
         let token = sign("key1", "k1", &serde_json::json!({ "a": 1 }));
         let (message, sig) = token.rsplit_once('.').unwrap();
-        assert!(PureRust.verify(Algorithm::RS256, key, message.as_bytes(), sig));
+        let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        assert!(PureRust.verify(Algorithm::RS256, key, message.as_bytes(), &sig));
     }
 
     #[test]
@@ -302,13 +285,14 @@ mod tests {
             )
             .unwrap();
             let (message, sig) = token.rsplit_once('.').unwrap();
+            let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
             assert!(
-                PureRust.verify(alg, &key, message.as_bytes(), sig),
+                PureRust.verify(alg, &key, message.as_bytes(), &sig),
                 "{alg:?}"
             );
-            assert!(!PureRust.verify(alg, &key, b"x", sig), "{alg:?}");
+            assert!(!PureRust.verify(alg, &key, b"x", &sig), "{alg:?}");
         }
-        assert!(!PureRust.verify(Algorithm::HS256, &key, b"x", "AAAA"));
+        assert!(!PureRust.verify(Algorithm::HS256, &key, b"x", &[0; 256]));
     }
 
     #[test]

@@ -159,10 +159,10 @@ pub fn verify(
 
     let signed_len = header_b64.len() + 1 + payload_b64.len();
     let message = token.get(..signed_len).ok_or(VerifyError::Malformed)?;
-    if URL_SAFE_NO_PAD.decode(signature_b64).is_err() {
-        return Err(VerifyError::Malformed);
-    }
-    if !verifier.verify(alg, key, message.as_bytes(), signature_b64) {
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature_b64)
+        .map_err(|_| VerifyError::Malformed)?;
+    if !verifier.verify(alg, key, message.as_bytes(), &signature) {
         return Err(VerifyError::BadSignature);
     }
 

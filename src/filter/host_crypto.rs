@@ -12,14 +12,11 @@ const FUNCTION: &str = "verify_signature";
 pub struct Host;
 
 impl SignatureVerifier for Host {
-    fn verify(&self, alg: Algorithm, key: &Key, message: &[u8], signature_b64: &str) -> bool {
+    fn verify(&self, alg: Algorithm, key: &Key, message: &[u8], sig: &[u8]) -> bool {
         let Some(hash) = signature::host_hash(alg) else {
-            return PureRust.verify(alg, key, message, signature_b64);
+            return PureRust.verify(alg, key, message, sig);
         };
-        let Some(sig) = signature::decode_signature(signature_b64) else {
-            return false;
-        };
-        call(hash, &key.spki_der, &sig, message) == Some(true)
+        call(hash, &key.spki_der, sig, message) == Some(true)
     }
 }
 
