@@ -13,31 +13,12 @@ use common::tokens::{self, access_claims, id_claims, sign, with};
 use common::*;
 use serde_json::{json, Value};
 
-struct Setup {
-    envoy: Envoy,
-    upstream: Server,
-    _jwks: JwksServer,
-}
-
-fn setup() -> Setup {
+fn setup() -> Stack {
     setup_with(json!({}))
 }
 
-/// The filter with one pool provider, plus the top-level `extra` settings.
-fn setup_with(extra: Value) -> Setup {
-    let jwks = JwksServer::start(&tokens::jwks(&[("key1", "k1"), ("key2", "k2")]));
-    let upstream = echo_upstream();
-    let mut config = json!({ "providers": [provider("cognito", jwks.port())] });
-    for (k, v) in extra.as_object().unwrap() {
-        config[k] = v.clone();
-    }
-    let envoy = Envoy::start(&bootstrap(&config, upstream.port, jwks.port()));
-    envoy.wait_for_keys(&sign("key1", "k1", &id_claims(now())));
-    Setup {
-        envoy,
-        upstream,
-        _jwks: jwks,
-    }
+fn setup_with(extra: Value) -> Stack {
+    Stack::start(extra, sign("key1", "k1", &id_claims(now())))
 }
 
 fn assert_invalid_token(r: &Reply, description: &str) {
@@ -140,7 +121,7 @@ fn the_pure_rust_verifier_makes_the_same_decisions() {
     check_bad_tokens(&s);
 }
 
-fn check_bad_tokens(s: &Setup) {
+fn check_bad_tokens(s: &Stack) {
     let now = now();
     let id = || id_claims(now);
     let cases: Vec<(&str, String, &str)> = vec![

@@ -17,26 +17,11 @@ use common::tokens::{self, access_claims, id_claims, id_claims_for, sign, with};
 use common::*;
 use serde_json::{json, Value};
 
-struct Setup {
-    envoy: Envoy,
-    upstream: Server,
-    _jwks: JwksServer,
-}
-
-fn start(extra: Value) -> Setup {
-    let jwks = JwksServer::start(&tokens::jwks(&[("key1", "k1")]));
-    let upstream = echo_upstream();
-    let mut config = json!({ "providers": [provider("cognito", jwks.port())] });
-    for (k, v) in extra.as_object().unwrap() {
-        config[k] = v.clone();
-    }
-    let envoy = Envoy::start(&bootstrap(&config, upstream.port, jwks.port()));
-    envoy.wait_for_keys(&token(id_claims_for(now(), "user3@open-metadata.org")));
-    Setup {
-        envoy,
-        upstream,
-        _jwks: jwks,
-    }
+fn start(extra: Value) -> Stack {
+    Stack::start(
+        extra,
+        token(id_claims_for(now(), "user3@open-metadata.org")),
+    )
 }
 
 fn token(claims: Value) -> String {
@@ -114,7 +99,7 @@ fn the_openmetadata_example_with_every_kind_of_rule() {
     cors_preflight_is_let_through(&s);
 }
 
-fn principals_domain_and_admins(s: &Setup) {
+fn principals_domain_and_admins(s: &Stack) {
     let (port, now) = (s.envoy.port, now());
 
     // An admin: every identity header, as the upstream receives it.
@@ -215,7 +200,7 @@ fn principals_domain_and_admins(s: &Setup) {
         .contains("error=\"invalid_token\""));
 }
 
-fn public_routes(s: &Setup) {
+fn public_routes(s: &Stack) {
     let (port, now) = (s.envoy.port, now());
     let before = s.upstream.hits();
     // No token needed; the query string does not change the route.
@@ -258,7 +243,7 @@ fn public_routes(s: &Setup) {
     assert_eq!(s.upstream.hits(), before + 5);
 }
 
-fn admin_group_and_method_rules(s: &Setup) {
+fn admin_group_and_method_rules(s: &Stack) {
     let (port, now) = (s.envoy.port, now());
     let member = |groups: Value| {
         token(with(
@@ -320,7 +305,7 @@ fn admin_group_and_method_rules(s: &Setup) {
     );
 }
 
-fn scope_principal_and_domain_rules(s: &Setup) {
+fn scope_principal_and_domain_rules(s: &Stack) {
     let (port, now) = (s.envoy.port, now());
 
     // Scopes come from an access token's `scope`; an ID token has none.
@@ -363,7 +348,7 @@ fn scope_principal_and_domain_rules(s: &Setup) {
     );
 }
 
-fn spoofed_identity_headers_never_reach_the_upstream(s: &Setup) {
+fn spoofed_identity_headers_never_reach_the_upstream(s: &Stack) {
     let (port, now) = (s.envoy.port, now());
     let spoofed: [(&str, &str); 6] = [
         ("x-auth-admin", "true"),
@@ -418,7 +403,7 @@ fn spoofed_identity_headers_never_reach_the_upstream(s: &Setup) {
     );
 }
 
-fn cors_preflight_is_let_through(s: &Setup) {
+fn cors_preflight_is_let_through(s: &Stack) {
     let preflight = [
         ("origin", "https://catalog.example.com"),
         ("access-control-request-method", "POST"),

@@ -16,41 +16,21 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
-struct Setup {
-    envoy: Envoy,
-    _jwks: JwksServer,
-    _upstream: Server,
-    good: String,
-}
-
-fn setup(extra: Value) -> Setup {
-    let jwks = JwksServer::start(&tokens::jwks(&[("key1", "k1")]));
-    let upstream = echo_upstream();
-    let mut config =
-        json!({ "providers": [provider("cognito", jwks.port())], "from_cookies": ["id_token"] });
-    for (k, v) in extra.as_object().unwrap() {
-        config[k] = v.clone();
-    }
-    let envoy = Envoy::start(&bootstrap(&config, upstream.port, jwks.port()));
-    let good = sign("key1", "k1", &id_claims(now()));
-    envoy.wait_for_keys(&good);
-    Setup {
-        envoy,
-        _jwks: jwks,
-        _upstream: upstream,
-        good,
-    }
+fn setup(extra: Value) -> Stack {
+    let mut extra = extra;
+    extra["from_cookies"] = json!(["id_token"]);
+    Stack::start(extra, sign("key1", "k1", &id_claims(now())))
 }
 
 /// A 4xx, then the worker still serves a valid token.
-fn refused_and_alive(s: &Setup, name: &str, r: &Reply) {
+fn refused_and_alive(s: &Stack, name: &str, r: &Reply) {
     assert!(
         (400..500).contains(&r.status),
         "{name}: got {} {}",
         r.status,
         r.body
     );
-    let next = get_with_token(s.envoy.port, "/", &s.good);
+    let next = get_with_token(s.envoy.port, "/", &s.ready);
     assert_eq!(
         next.status, 200,
         "{name}: the next valid request: {}",
@@ -58,7 +38,7 @@ fn refused_and_alive(s: &Setup, name: &str, r: &Reply) {
     );
 }
 
-fn with_token(s: &Setup, token: &str) -> Reply {
+fn with_token(s: &Stack, token: &str) -> Reply {
     get_with_token(s.envoy.port, "/", token)
 }
 
@@ -94,7 +74,7 @@ fn hostile_headers_and_tokens() {
         "non-UTF-8 token",
         &request(s.envoy.port, "GET", "/", &[("authorization", &non_utf8)]),
     );
-    let bearer = format!("Bearer {}", s.good);
+    let bearer = format!("Bearer {}", s.ready);
     let r = request(
         s.envoy.port,
         "GET",
@@ -120,7 +100,7 @@ fn hostile_headers_and_tokens() {
     );
     assert_eq!(r.status, 400);
     refused_and_alive(&s, "two Authorization headers", &r);
-    let cookie = format!("id_token={}", s.good);
+    let cookie = format!("id_token={}", s.ready);
     let r = request(
         s.envoy.port,
         "GET",

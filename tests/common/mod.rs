@@ -448,6 +448,35 @@ pub struct Envoy {
     pub dir: tempfile::TempDir,
 }
 
+/// The usual stack: Envoy with the filter (one pool provider, the top-level `extra` settings
+/// merged in), an echo upstream, and a JWKS server holding test keys key1/k1 and key2/k2.
+/// `ready` is a valid token: `start` waits until it passes. All stop when dropped.
+pub struct Stack {
+    pub envoy: Envoy,
+    pub upstream: Server,
+    pub jwks: JwksServer,
+    pub ready: String,
+}
+
+impl Stack {
+    pub fn start(extra: Value, ready: String) -> Stack {
+        let jwks = JwksServer::start(&tokens::jwks(&[("key1", "k1"), ("key2", "k2")]));
+        let upstream = echo_upstream();
+        let mut config = json!({ "providers": [provider("cognito", jwks.port())] });
+        for (k, v) in extra.as_object().expect("extra settings are an object") {
+            config[k] = v.clone();
+        }
+        let envoy = Envoy::start(&bootstrap(&config, upstream.port, jwks.port()));
+        envoy.wait_for_keys(&ready);
+        Stack {
+            envoy,
+            upstream,
+            jwks,
+            ready,
+        }
+    }
+}
+
 /// The filter configuration for one Cognito-style provider whose JWKS is on `jwks_port`.
 pub fn provider(name: &str, jwks_port: u16) -> Value {
     json!({
