@@ -101,8 +101,7 @@ fn main() {
     let t = Instant::now();
     for _ in 0..n {
         std::hint::black_box(
-            cognito_edge_auth::token::extract(&headers, &config.from_headers, &config.from_cookies)
-                .unwrap(),
+            cognito_edge_auth::token::extract(&headers, config.token_sources()).unwrap(),
         );
     }
     println!(

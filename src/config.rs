@@ -6,8 +6,11 @@
 use serde::Deserialize;
 use std::fmt;
 
-/// Tokens longer than this are refused before any parsing.
-pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Tokens longer than `max_token_bytes` are refused before any parsing. The default fits a
+/// Cognito ID token of a user in a hundred long-named groups with room to spare; the bound
+/// stays well inside Envoy's default 60 KiB request-header limit.
+const DEFAULT_MAX_TOKEN_BYTES: usize = 32 * 1024;
+const MAX_TOKEN_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1024..=1024 * 1024;
 
 const DEFAULT_REALM: &str = "cognito-edge-auth";
 const DEFAULT_TIMEOUT_MS: u64 = 3_000;
@@ -17,12 +20,23 @@ const MAX_CLOCK_SKEW_SECONDS: u64 = 300;
 const DEFAULT_STARTUP_WAIT_MS: u64 = 5_000;
 const DEFAULT_TOKEN_CACHE_ENTRIES: usize = 4096;
 const MAX_TOKEN_CACHE_ENTRIES: usize = 1_000_000;
-const DEFAULT_PRINCIPAL_CLAIMS: [&str; 5] = [
+/// `preferred_username` is not among them: users set it themselves.
+const DEFAULT_PRINCIPAL_CLAIMS: [&str; 4] = ["email", "cognito:username", "username", "sub"];
+/// The claims a Cognito pool's `name_claims` may name: Cognito sets them and no user can
+/// change them after sign-up.
+const COGNITO_NAME_CLAIMS: [&str; 3] = ["sub", "cognito:username", "username"];
+/// Claims that users can set themselves (OIDC standard claims, Cognito attributes users
+/// may update): never a name that proves who someone is.
+const USER_SET_CLAIMS: [&str; 9] = [
     "email",
     "preferred_username",
-    "cognito:username",
-    "username",
-    "sub",
+    "name",
+    "nickname",
+    "given_name",
+    "family_name",
+    "middle_name",
+    "profile",
+    "website",
 ];
 const DEFAULT_IDENTITY_HEADER_PREFIX: &str = "x-auth-";
 /// The methods a rule may name.
@@ -88,6 +102,8 @@ pub struct Config {
     pub startup_wait_ms: u64,
     /// Verified tokens remembered per worker (0: no cache).
     pub token_cache_entries: usize,
+    /// Longer tokens are refused before any parsing.
+    pub max_token_bytes: usize,
     /// Verify signatures with the host's native `verify_signature` when it has one.
     pub native_verification: bool,
     /// The level of the one line logged per denied request.
@@ -185,15 +201,50 @@ pub struct Policy {
     pub enforce_principal_domain: bool,
     /// Lowercase; domains accepted besides `principal_domain`.
     pub allowed_domains: Vec<String>,
-    /// A domain taken from a claim counts only with `email_verified` true.
-    pub require_email_verified: bool,
-    /// Lowercase principal names.
+    /// What each provider's tokens can prove, in the order of `Config::providers`.
+    pub trust: Vec<Trust>,
+    /// Principal names, as configured (see `Identity::is_named` for how they compare).
     pub admin_principals: Vec<String>,
     /// `cognito:groups` members of any of these are admins.
     pub admin_groups: Vec<String>,
     pub rules: Vec<Rule>,
     /// What applies when no rule matches: any authenticated caller (fail closed).
     pub fallback: Access,
+}
+
+/// What a provider's tokens can prove about who the caller is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trust {
+    /// Claims whose values name the caller for `admin_principals` and `principals`.
+    pub name_claims: Vec<String>,
+    /// Names compare byte for byte; when false, ignoring ASCII case.
+    pub username_case_sensitive: bool,
+    /// An `email` counts only with `email_verified` true.
+    pub require_email_verified: bool,
+    /// App clients whose user-less access tokens (client credentials) pass
+    /// `enforce_principal_domain`.
+    pub machine_clients: Vec<String>,
+}
+
+/// Trusts nothing beyond a verified email: what a provider gets by default.
+static STRICT_TRUST: Trust = Trust {
+    name_claims: Vec::new(),
+    username_case_sensitive: true,
+    require_email_verified: true,
+    machine_clients: Vec::new(),
+};
+
+impl Policy {
+    /// What the tokens of provider `index` can prove (nothing special for an unknown one).
+    pub fn trust(&self, index: usize) -> &Trust {
+        self.trust.get(index).unwrap_or(&STRICT_TRUST)
+    }
+
+    /// `principal_domain` or one of `allowed_domains` (lowercase `domain`).
+    pub fn is_own_domain(&self, domain: &str) -> bool {
+        self.principal_domain.as_deref() == Some(domain)
+            || self.allowed_domains.iter().any(|d| d == domain)
+    }
 }
 
 /// Where the principal comes from.
@@ -237,7 +288,7 @@ pub enum Access {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Requirement {
     pub admin: bool,
-    /// Lowercase principal names.
+    /// Principal names, as configured.
     pub principals: Vec<String>,
     /// Lowercase email domains.
     pub domains: Vec<String>,
@@ -295,6 +346,7 @@ struct RawConfig {
     realm: Option<String>,
     startup_wait_ms: Option<u64>,
     token_cache: Option<RawTokenCache>,
+    max_token_bytes: Option<usize>,
     denial_log_level: Option<LogLevel>,
     native_verification: Option<bool>,
     principal_claims: Option<Vec<String>>,
@@ -382,6 +434,10 @@ struct RawProvider {
     jwks: Option<RawJwks>,
     local_jwks: Option<serde_json::Value>,
     clock_skew_seconds: Option<u64>,
+    name_claims: Option<Vec<String>>,
+    username_case_sensitive: Option<bool>,
+    require_email_verified: Option<bool>,
+    machine_clients: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -406,8 +462,11 @@ impl RawConfig {
             return Err(err("providers", "at least one provider is required"));
         }
         let mut providers: Vec<Provider> = Vec::with_capacity(self.providers.len());
+        let mut trust = Vec::with_capacity(self.providers.len());
+        let require_email_verified = self.require_email_verified.unwrap_or(true);
         for (i, raw) in self.providers.into_iter().enumerate() {
             let at = format!("providers[{i}]");
+            trust.push(raw.trust(&at, require_email_verified)?);
             let provider = raw.validate(&at)?;
             if providers.iter().any(|p| p.name == provider.name) {
                 return Err(err(format!("{at}.name"), "duplicate provider name"));
@@ -468,6 +527,17 @@ impl RawConfig {
                 format!("must be at most {MAX_TOKEN_CACHE_ENTRIES}"),
             ));
         }
+        let max_token_bytes = self.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES);
+        if !MAX_TOKEN_BYTES_RANGE.contains(&max_token_bytes) {
+            return Err(err(
+                "max_token_bytes",
+                format!(
+                    "must be between {} and {}",
+                    MAX_TOKEN_BYTES_RANGE.start(),
+                    MAX_TOKEN_BYTES_RANGE.end()
+                ),
+            ));
+        }
         let startup_wait_ms = self.startup_wait_ms.unwrap_or(DEFAULT_STARTUP_WAIT_MS);
         if startup_wait_ms > 60_000 {
             return Err(err("startup_wait_ms", "must be at most 60000"));
@@ -481,7 +551,7 @@ impl RawConfig {
                 .transpose()?,
             enforce_principal_domain: self.enforce_principal_domain,
             allowed_domains: each(&self.allowed_domains, "allowed_domains", domain)?,
-            require_email_verified: self.require_email_verified.unwrap_or(true),
+            trust,
             admin_principals: each(&self.admin_principals, "admin_principals", principal_name)?,
             admin_groups: each(&self.admin_groups, "admin_groups", group)?,
             rules: self
@@ -525,6 +595,7 @@ impl RawConfig {
             realm,
             startup_wait_ms,
             token_cache_entries,
+            max_token_bytes,
             native_verification: self.native_verification.unwrap_or(true),
             denial_log_level: self.denial_log_level.unwrap_or(LogLevel::Info),
             policy,
@@ -535,17 +606,38 @@ impl RawConfig {
     }
 }
 
+impl Config {
+    /// Where requests may carry their token.
+    pub fn token_sources(&self) -> crate::token::Sources<'_> {
+        crate::token::Sources {
+            headers: &self.from_headers,
+            cookies: &self.from_cookies,
+            max_bytes: self.max_token_bytes,
+        }
+    }
+}
+
 impl IdentityHeaders {
-    /// Whether an incoming header of this (lowercase) name is removed before forwarding.
-    /// Whether the filter owns header `name` (compared without regard to case).
+    /// Whether the filter owns incoming header `name`: it starts with the prefix or is a
+    /// `claim_to_headers` name, ignoring case and reading `_` as `-` (CGI, WSGI and PHP
+    /// upstreams turn both into the same `HTTP_X_AUTH_…` variable).
     pub fn strips(&self, name: &str) -> bool {
         name.get(..self.prefix.len())
-            .is_some_and(|head| head.eq_ignore_ascii_case(&self.prefix))
+            .is_some_and(|head| same_header_name(head, &self.prefix))
             || self
                 .claim_to_headers
                 .iter()
-                .any(|c| c.header_name.eq_ignore_ascii_case(name))
+                .any(|c| same_header_name(&c.header_name, name))
     }
+}
+
+/// Header names that an upstream could read as the same: ASCII case ignored, `_` read as `-`.
+pub fn same_header_name(a: &str, b: &str) -> bool {
+    let fold = |c: u8| match c {
+        b'_' => b'-',
+        c => c.to_ascii_lowercase(),
+    };
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
 }
 
 fn principal_source(
@@ -797,10 +889,13 @@ fn principal_name(v: &str, at: &str) -> Result<String, ConfigError> {
             "principals are names, the part before '@' (e.g. user1 for user1@example.com)",
         ));
     }
-    if v.trim().is_empty() || v.chars().any(char::is_control) {
-        return Err(err(at, "must be a non-empty name"));
+    if !crate::policy::is_name(v) {
+        return Err(err(
+            at,
+            "must be a name of visible ASCII without quotes, ',', ';' or '\\' (a token's name never matches anything else)",
+        ));
     }
-    Ok(v.to_lowercase())
+    Ok(v.to_string())
 }
 
 fn group(v: &str, at: &str) -> Result<String, ConfigError> {
@@ -885,6 +980,62 @@ fn is_header_name(name: &str) -> bool {
 }
 
 impl RawProvider {
+    /// What this provider's tokens may prove (its `name_claims`, case sensitivity, email
+    /// verification and machine clients), checked against what kind of issuer it is.
+    fn trust(&self, at: &str, require_email_verified: bool) -> Result<Trust, ConfigError> {
+        let cognito = self.user_pool_id.is_some();
+        let name_claims = match &self.name_claims {
+            None => Vec::new(),
+            Some(list) if list.is_empty() => return Err(err(
+                format!("{at}.name_claims"),
+                "must list at least one claim; leave it out to match names by verified email only",
+            )),
+            Some(list) => each(list, &format!("{at}.name_claims"), claim_name)?,
+        };
+        for (i, claim) in name_claims.iter().enumerate() {
+            let field = format!("{at}.name_claims[{i}]");
+            if USER_SET_CLAIMS.contains(&claim.as_str()) {
+                return Err(err(
+                    field,
+                    format!("{claim} is set by users or is an email: it cannot name an administrator or a principal"),
+                ));
+            }
+            if cognito && !COGNITO_NAME_CLAIMS.contains(&claim.as_str()) {
+                return Err(err(
+                    field,
+                    format!(
+                        "a user pool's names that users cannot change are {}",
+                        COGNITO_NAME_CLAIMS.join(", ")
+                    ),
+                ));
+            }
+        }
+        let machine_clients = self.machine_clients.clone().unwrap_or_default();
+        if !machine_clients.is_empty() && !cognito {
+            return Err(err(
+                format!("{at}.machine_clients"),
+                "only applies to Cognito providers (with user_pool_id)",
+            ));
+        }
+        if let Some(i) = machine_clients
+            .iter()
+            .position(|c| !self.client_ids.contains(c))
+        {
+            return Err(err(
+                format!("{at}.machine_clients[{i}]"),
+                "must be one of the provider's client_ids",
+            ));
+        }
+        Ok(Trust {
+            name_claims,
+            username_case_sensitive: self.username_case_sensitive.unwrap_or(true),
+            require_email_verified: self
+                .require_email_verified
+                .unwrap_or(require_email_verified),
+            machine_clients,
+        })
+    }
+
     fn validate(self, at: &str) -> Result<Provider, ConfigError> {
         if self.name.is_empty()
             || !self
@@ -1431,21 +1582,20 @@ mod tests {
         assert_eq!(
             p.principal,
             PrincipalSource::Claims(
-                [
-                    "email",
-                    "preferred_username",
-                    "cognito:username",
-                    "username",
-                    "sub"
-                ]
-                .map(String::from)
-                .to_vec()
+                ["email", "cognito:username", "username", "sub"]
+                    .map(String::from)
+                    .to_vec()
             )
         );
         assert_eq!(p.principal_domain, None);
         assert!(!p.enforce_principal_domain);
         assert!(p.allowed_domains.is_empty());
-        assert!(p.require_email_verified);
+        assert_eq!(
+            p.trust,
+            vec![STRICT_TRUST.clone()],
+            "a provider proves nothing but verified emails"
+        );
+        assert_eq!(c.max_token_bytes, 32 * 1024);
         assert!(p.admin_principals.is_empty() && p.admin_groups.is_empty());
         assert!(p.rules.is_empty());
         assert_eq!(p.fallback, Access::Require(vec![Requirement::default()]));
@@ -1515,7 +1665,11 @@ mod tests {
                 "sub".into()
             ])
         );
-        assert_eq!(p.admin_principals, ["user1", "user2"]);
+        assert_eq!(
+            p.admin_principals,
+            ["User1", "user2"],
+            "names as configured"
+        );
         assert_eq!(p.principal_domain.as_deref(), Some("open-metadata.org"));
         assert_eq!(p.admin_groups, ["Admins"], "group names keep their case");
         assert_eq!(p.rules.len(), 4);

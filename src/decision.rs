@@ -96,7 +96,12 @@ pub fn decide(
     let realm = config.realm.as_str();
     // Stripped on every forwarded request, whatever the route: a client never speaks for
     // the filter.
-    let remove = incoming_identity_headers(request.headers, config);
+    let mut remove = incoming_identity_headers(request.headers, config);
+    // With `forward: false` no credential in a token header reaches the upstream, recognised
+    // or not, whatever the route.
+    if !config.forward {
+        remove.extend(token_headers(request.headers, &config.from_headers));
+    }
     if config.bypass_cors_preflight && policy::is_cors_preflight(request.method, request.headers) {
         return allow(remove, Vec::new(), "cors_preflight");
     }
@@ -113,7 +118,7 @@ pub fn decide(
     let public = matches!(route.access, Access::Public);
 
     // On a public route a token is optional, but one that is sent must be valid.
-    let token = match token::extract(request.headers, &config.from_headers, &config.from_cookies) {
+    let token = match token::extract(request.headers, config.token_sources()) {
         Ok(Some(token)) => token,
         Ok(None) if public => return allow(remove, Vec::new(), "public"),
         Ok(None) => return deny(response::missing_token(realm), "missing", None),
@@ -152,10 +157,6 @@ pub fn decide(
 
     match policy::authorize(&claims, route.access, &config.policy) {
         Ok(identity) => {
-            let mut remove = remove;
-            if !config.forward {
-                remove.extend(token_headers(request.headers, &config.from_headers));
-            }
             let provider = config
                 .providers
                 .get(claims.provider)
@@ -203,17 +204,14 @@ fn incoming_identity_headers(headers: &[(String, Vec<u8>)], config: &Config) -> 
     names
 }
 
-/// The headers that carried the token: those of `from_headers` with the source's prefix.
+/// The token headers (`from_headers`, `_` read as `-`), whatever they hold: with
+/// `forward: false` no credential in them reaches the upstream.
 fn token_headers(headers: &[(String, Vec<u8>)], sources: &[HeaderSource]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
-    for (name, value) in headers {
-        let carries = sources.iter().any(|s| {
-            s.name.eq_ignore_ascii_case(name)
-                && value
-                    .get(..s.value_prefix.len())
-                    .is_some_and(|p| p.eq_ignore_ascii_case(s.value_prefix.as_bytes()))
-        });
-        if carries && !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+    for (name, _) in headers {
+        if token::is_token_header(name, sources)
+            && !names.iter().any(|n| n.eq_ignore_ascii_case(name))
+        {
             names.push(name.to_ascii_lowercase());
         }
     }
@@ -526,6 +524,22 @@ mod tests {
         );
         let a = allowed(get(&plus(bearer(&tenant), "x-tenant", "evil"), &c));
         assert_eq!(set(&a, "x-tenant"), Some("acme"));
+        // Underscore twins: CGI/WSGI upstreams read x_auth_principal as X-Auth-Principal.
+        let twins = plus(
+            plus(
+                plus(vec![], "x_auth_principal", "root"),
+                "X_Auth-Admin",
+                "true",
+            ),
+            "x_tenant",
+            "evil",
+        );
+        let public = config_with(json!({
+            "claim_to_headers": [{ "header_name": "x-tenant", "claim_name": "custom:tenant" }],
+            "rules": [{ "match": { "prefix": "/" }, "allow": "public" }]
+        }));
+        let a = allowed(get(&twins, &public));
+        assert_eq!(a.remove, ["x_auth_principal", "x_auth-admin", "x_tenant"]);
     }
 
     #[test]
@@ -543,7 +557,49 @@ mod tests {
             "x-jwt",
             &id_token(),
         );
-        assert_eq!(allowed(get(&headers, &custom)).remove, ["x-jwt"]);
+        assert_eq!(
+            allowed(get(&headers, &custom)).remove,
+            ["x-jwt"],
+            "authorization is not a token header here"
+        );
+        let both = config_with(json!({ "forward": false, "from_headers": [
+            { "name": "authorization", "value_prefix": "Bearer " }, { "name": "x-jwt" }] }));
+        let headers = plus(bearer(&id_token()), "x_jwt", "");
+        assert_eq!(
+            allowed(get(&headers, &both)).remove,
+            ["authorization", "x_jwt"],
+            "every token header goes, whatever it holds"
+        );
+        let public = config_with(json!({ "forward": false,
+            "rules": [{ "match": { "prefix": "/" }, "allow": "public" }] }));
+        let basic = vec![("authorization".into(), b"Basic eDp5".to_vec())];
+        assert_eq!(allowed(get(&basic, &public)).remove, ["authorization"]);
+    }
+
+    #[test]
+    fn a_token_header_in_another_form_is_refused_even_on_public_routes() {
+        let public =
+            config_with(json!({ "rules": [{ "match": { "prefix": "/" }, "allow": "public" }] }));
+        let token = id_token();
+        for (value, status) in [
+            (format!("Bearer\t{token}"), 401),
+            (format!("Bearer:{token}"), 401),
+            ("Bearer".to_string(), 401),
+            (format!("Basic eDp5, Bearer {token}"), 400),
+        ] {
+            let headers = vec![("authorization".to_string(), value.clone().into_bytes())];
+            let d = denied(get(&headers, &public));
+            assert_eq!(d.response.status, status, "{value}");
+        }
+        let big = config_with(json!({ "max_token_bytes": 1024 }));
+        let padded = sign(
+            "key1",
+            "k1",
+            &with(id_claims(), "custom:pad", "x".repeat(2000).into()),
+        );
+        assert!(allowed(get(&bearer(&padded), &config_with(json!({})))).reason == "authorized");
+        let d = denied(get(&bearer(&padded), &big));
+        assert_eq!((d.response.status, d.reason), (401, "invalid"));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! `WWW-Authenticate` quoted string.
 
 use crate::config::IdentityHeaders;
-use crate::policy::Identity;
+use crate::policy::{is_safe_value, Identity};
 use crate::verify::Claims;
 use serde_json::{json, Value};
 
@@ -55,33 +55,33 @@ pub fn unavailable(retry_after_seconds: u64, description: &str) -> Response {
 
 /// The headers that tell the upstream who the verified caller is, in a fixed order.
 ///
-/// A value that would not survive verbatim as a header value (empty, control characters
-/// such as CR or LF, surrounding whitespace) is left out rather than altered.
+/// A value that could be misread upstream (empty, surrounding whitespace, control
+/// characters such as CR or LF, quotes, `,` or `;` — see [`is_safe_value`]) is left out
+/// rather than altered; list values (groups, array claims) are joined with `,` from items
+/// that are each safe.
 pub fn identity_headers(
     identity: &Identity,
     claims: &Claims,
     provider: &str,
     names: &IdentityHeaders,
 ) -> Vec<(String, String)> {
-    let groups = identity
-        .groups
-        .iter()
-        .filter(|g| !g.contains(',') && safe(g))
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(",");
+    let safe = |v: Option<String>| v.filter(|v| is_safe_value(v));
+    let groups = identity.groups.join(",");
     let fixed: [(&str, Option<String>); 9] = [
-        (&names.principal, Some(identity.principal.clone())),
-        (&names.email, identity.email.clone()),
+        (&names.principal, safe(Some(identity.principal.clone()))),
+        (
+            &names.email,
+            safe(identity.verified_email().map(str::to_string)),
+        ),
         (&names.sub, claim_value(claims.all.get("sub"))),
-        (&names.groups, Some(groups)),
+        (&names.groups, Some(groups).filter(|g| !g.is_empty())),
         (&names.admin, Some(identity.admin.to_string())),
         (
             &names.token_use,
             claims.token_use.map(|t| t.as_str().to_string()),
         ),
-        (&names.client_id, claims.client_id.clone()),
-        (&names.issuer, Some(claims.issuer.clone())),
+        (&names.client_id, safe(claims.client_id.clone())),
+        (&names.issuer, safe(Some(claims.issuer.clone()))),
         (&names.provider, Some(provider.to_string())),
     ];
     let copied = names.claim_to_headers.iter().map(|c| {
@@ -93,34 +93,28 @@ pub fn identity_headers(
     fixed
         .into_iter()
         .chain(copied)
-        .filter_map(|(name, value)| Some((name.to_string(), value.filter(|v| safe(v))?)))
+        .filter_map(|(name, value)| Some((name.to_string(), value?)))
         .collect()
 }
 
 /// A claim as a header value: strings as they are, numbers and booleans as JSON writes
-/// them, arrays of those joined by commas. Objects, and arrays holding objects or values
-/// with commas, have no faithful header form.
+/// them, arrays of those joined by commas. Objects, and arrays holding objects or unsafe
+/// values, have no faithful header form.
 fn claim_value(claim: Option<&Value>) -> Option<String> {
     let scalar = |v: &Value| match v {
-        Value::String(s) => Some(s.clone()),
+        Value::String(s) => Some(s.clone()).filter(|s| is_safe_value(s)),
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
     };
     match claim? {
-        Value::Array(items) => {
-            let items: Option<Vec<String>> = items
-                .iter()
-                .map(|v| scalar(v).filter(|s| !s.contains(',')))
-                .collect();
+        Value::Array(items) if !items.is_empty() => {
+            let items: Option<Vec<String>> = items.iter().map(scalar).collect();
             Some(items?.join(","))
         }
+        Value::Array(_) => None,
         other => scalar(other),
     }
-}
-
-fn safe(value: &str) -> bool {
-    !value.is_empty() && value.trim() == value && !value.chars().any(char::is_control)
 }
 
 fn bearer_error(status: u32, realm: &str, error: &str, description: &str) -> Response {
@@ -206,14 +200,12 @@ mod tests {
                 { "header_name": "x-absent", "claim_name": "nope" },
             ]
         }));
-        let identity = Identity {
-            principal: "alice".into(),
-            email: Some("alice@example.com".into()),
-            domain: Some("example.com".into()),
-            domain_verified: true,
-            admin: true,
-            groups: vec!["a".into(), "b,c".into(), "d".into()],
-        };
+        let admin = crate::policy::tests::policy(serde_json::json!({ "admin_groups": ["d"] }));
+        let identity = crate::policy::tests::identify_in(
+            &admin,
+            serde_json::json!({ "email": "alice@example.com", "email_verified": true, "cognito:groups": ["a", "b,c", "d"] }),
+        )
+        .unwrap();
         let claims = claims(serde_json::json!({
             "sub": "s-1", "custom:tenant": "acme", "custom:level": 3, "roles": ["r1", true]
         }));
@@ -247,14 +239,11 @@ mod tests {
         let config = config(serde_json::json!({
             "claim_to_headers": [{ "header_name": "x-c", "claim_name": "c" }]
         }));
-        let identity = Identity {
-            principal: "bob".into(),
-            email: None,
-            domain: None,
-            domain_verified: false,
-            admin: false,
-            groups: vec![],
-        };
+        let identity = crate::policy::tests::identify_in(
+            &config.policy,
+            serde_json::json!({ "username": "bob", "email": "bob@example.com" }),
+        )
+        .unwrap();
         for bad in [
             serde_json::json!("a\r\nx-auth-admin: true"),
             serde_json::json!("a\u{0}b"),
