@@ -221,11 +221,11 @@ fn check_bad_tokens(s: &Stack) {
             "oversize",
             format!(
                 "{}.{}.{}",
-                "a".repeat(4000),
-                "b".repeat(4000),
+                "a".repeat(17000),
+                "b".repeat(16000),
                 "c".repeat(200)
             ),
-            "the token is longer than 8192 bytes",
+            "the token is longer than this gateway accepts",
         ),
     ];
     let before = s.upstream.hits();

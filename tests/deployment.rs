@@ -168,7 +168,12 @@ fn openmetadata_example_mirrors_the_seed_configuration() {
     assert_eq!(c["principal_domain"], "open-metadata.org");
     assert_eq!(
         c["principal_claims"],
-        json!(["email", "preferred_username", "sub"])
+        json!(["email", "cognito:username", "username", "sub"]),
+        "preferred_username is set by users: not a principal"
+    );
+    assert_eq!(
+        bots["require_email_verified"], false,
+        "OpenMetadata vouches for its bots' emails"
     );
     let public: Vec<&str> = c["rules"]
         .as_array()
@@ -321,6 +326,10 @@ fn openmetadata_config_admits_users_and_bots_and_leaves_the_ui_public() {
     assert_eq!(header_of(&user, "x-auth-principal"), "user1");
     assert_eq!(header_of(&user, "x-auth-admin"), "true");
     assert_eq!(header_of(&robot, "x-auth-principal"), "ingestion-bot");
+    assert_eq!(
+        header_of(&robot, "x-auth-email"),
+        "ingestion-bot@open-metadata.org"
+    );
     assert_eq!(header_of(&robot, "x-auth-provider"), "openmetadata-bots");
     for path in [
         "/healthz",

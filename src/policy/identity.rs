@@ -92,15 +92,15 @@ impl Identity {
             } => {
                 let from = email_claim.as_deref().unwrap_or(EMAIL_CLAIM);
                 let email = email(all, from, trust);
+                let principal = principal_from(all, username, from, email.as_ref(), trust)
+                    .ok_or_else(|| {
+                        Refusal::NoPrincipal(format!("the token has no usable {username} claim"))
+                    })?;
                 if email_claim.is_some() && email.is_none() {
                     return Err(Refusal::NoPrincipal(format!(
                         "the token's {from} claim is not a usable email address"
                     )));
                 }
-                let principal = principal_from(all, username, from, email.as_ref(), trust)
-                    .ok_or_else(|| {
-                        Refusal::NoPrincipal(format!("the token has no usable {username} claim"))
-                    })?;
                 (principal, email)
             }
         };
