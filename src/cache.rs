@@ -1,9 +1,10 @@
 //! The verified-token cache: claims of tokens whose signature and claims already held.
 //!
-//! Per worker, bounded, keyed by two independent 64-bit hashes of the whole token (so a hit
-//! needs the byte-identical token). An entry lives no longer than the token's `exp`, and is
-//! not used once its signing key has left the provider's key set. It only saves the
-//! verification: the policy is still evaluated on every request.
+//! Per worker, bounded in entries and in bytes, keyed by two independent 64-bit hashes of
+//! the whole token (so a hit needs the byte-identical token). An entry lives exactly as long
+//! as `verify` would accept the token (`exp` plus the clock skew), and is not used once its
+//! signing key has left the provider's key set. It only saves the verification: the policy
+//! is still evaluated on every request.
 
 use crate::jwks::KeySet;
 use crate::verify::Claims;
@@ -12,11 +13,23 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::rc::Rc;
 
+/// The default bound on what the cached entries cost, per worker.
+pub const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// What an entry costs beyond its token's length (the hash map slot, the claims' maps).
+const ENTRY_OVERHEAD_BYTES: usize = 512;
+
 pub struct TokenCache {
     max_entries: usize,
+    max_bytes: usize,
+    /// The summed cost of the entries: their tokens' lengths plus a fixed overhead each
+    /// (the decoded claims are smaller than the token that carried them).
+    bytes: usize,
     entries: HashMap<u64, Entry>,
-    /// Insertion order, for evicting the oldest entry when full.
-    order: VecDeque<u64>,
+    /// Insertion order, for evicting the oldest entry: (index, sequence number). An item
+    /// whose entry was replaced or dropped stays until it reaches the front or the queue is
+    /// compacted, so the queue never holds more than twice the entries (plus a little).
+    order: VecDeque<(u64, u64)>,
+    next_seq: u64,
     index_hash: RandomState,
     check_hash: RandomState,
     /// Lookups since the last [`TokenCache::take_counts`]: (hits, misses).
@@ -27,23 +40,33 @@ struct Entry {
     check: u64,
     key_fingerprint: u64,
     claims: Rc<Claims>,
+    seq: u64,
+    cost: usize,
 }
 
 impl TokenCache {
-    /// A cache of at most `max_entries` tokens; 0 turns it off.
+    /// A cache of at most `max_entries` tokens and [`DEFAULT_MAX_BYTES`]; 0 turns it off.
     pub fn new(max_entries: usize) -> TokenCache {
+        TokenCache::with_limits(max_entries, DEFAULT_MAX_BYTES)
+    }
+
+    /// A cache of at most `max_entries` tokens costing at most `max_bytes` in all.
+    pub fn with_limits(max_entries: usize, max_bytes: usize) -> TokenCache {
         TokenCache {
             max_entries,
+            max_bytes,
+            bytes: 0,
             entries: HashMap::new(),
             order: VecDeque::new(),
+            next_seq: 0,
             index_hash: RandomState::new(),
             check_hash: RandomState::new(),
             counts: (0, 0),
         }
     }
 
-    /// The claims of `token` if it was verified before, has not expired at `now` and its
-    /// key is still in the provider's key set.
+    /// The claims of `token` if it was verified before, `verify` would still accept it at
+    /// `now`, and its key is still in the provider's key set.
     pub fn get(&mut self, token: &str, now: u64, keys: &[Option<KeySet>]) -> Option<Rc<Claims>> {
         if self.max_entries == 0 {
             return None;
@@ -51,7 +74,7 @@ impl TokenCache {
         let index = self.index_hash.hash_one(token);
         let check = self.check_hash.hash_one(token);
         let usable = self.entries.get(&index).is_some_and(|e| {
-            e.check == check && now < e.claims.expires_at && key_still_there(e, keys)
+            e.check == check && now < e.claims.valid_until && key_still_there(e, keys)
         });
         if usable {
             self.counts.0 = self.counts.0.saturating_add(1);
@@ -59,7 +82,7 @@ impl TokenCache {
             self.counts.1 = self.counts.1.saturating_add(1);
             // A stale entry under this hash (expired, key rotated out) goes now.
             if self.entries.get(&index).is_some_and(|e| e.check == check) {
-                self.entries.remove(&index);
+                self.remove(index);
             }
             return None;
         }
@@ -68,24 +91,36 @@ impl TokenCache {
 
     /// Remembers a verified token. `key_fingerprint` identifies the key that signed it.
     pub fn insert(&mut self, token: &str, claims: Rc<Claims>, key_fingerprint: u64) {
-        if self.max_entries == 0 {
+        let cost = token.len().saturating_add(ENTRY_OVERHEAD_BYTES);
+        if self.max_entries == 0 || cost > self.max_bytes {
             return;
-        }
-        while self.entries.len() >= self.max_entries {
-            let Some(oldest) = self.order.pop_front() else {
-                break;
-            };
-            self.entries.remove(&oldest);
         }
         let index = self.index_hash.hash_one(token);
         let check = self.check_hash.hash_one(token);
+        self.remove(index);
+        while self.entries.len() >= self.max_entries
+            || self.bytes.saturating_add(cost) > self.max_bytes
+        {
+            if !self.evict_oldest() {
+                break;
+            }
+        }
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
         let entry = Entry {
             check,
             key_fingerprint,
             claims,
+            seq,
+            cost,
         };
-        if self.entries.insert(index, entry).is_none() {
-            self.order.push_back(index);
+        self.entries.insert(index, entry);
+        self.bytes = self.bytes.saturating_add(cost);
+        self.order.push_back((index, seq));
+        if self.order.len() > self.entries.len().saturating_mul(2).saturating_add(64) {
+            let entries = &self.entries;
+            self.order
+                .retain(|(i, s)| entries.get(i).is_some_and(|e| e.seq == *s));
         }
     }
 
@@ -100,6 +135,28 @@ impl TokenCache {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// What the entries cost in all (see [`TokenCache::with_limits`]).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn remove(&mut self, index: u64) {
+        if let Some(e) = self.entries.remove(&index) {
+            self.bytes = self.bytes.saturating_sub(e.cost);
+        }
+    }
+
+    /// Drops the oldest live entry; false when there is none.
+    fn evict_oldest(&mut self) -> bool {
+        while let Some((index, seq)) = self.order.pop_front() {
+            if self.entries.get(&index).is_some_and(|e| e.seq == seq) {
+                self.remove(index);
+                return true;
+            }
+        }
+        false
     }
 }
 
@@ -139,10 +196,82 @@ mod tests {
         assert_eq!(cache.get(&token, NOW, &keys()), Some(claims.clone()));
         assert_eq!(cache.get(&token, NOW + 99, &keys()), Some(claims));
         assert!(
-            cache.get(&token, NOW + 100, &keys()).is_none(),
-            "not past exp"
+            cache.get(&token, NOW + 159, &keys()).is_some(),
+            "within the clock skew (60 s) verify still accepts it, and so does the cache"
+        );
+        assert!(
+            cache.get(&token, NOW + 160, &keys()).is_none(),
+            "not past exp + skew"
         );
         assert!(cache.is_empty(), "the expired entry is dropped");
+        assert_eq!(cache.bytes(), 0);
+    }
+
+    #[test]
+    fn a_token_inside_the_skew_window_is_a_hit_not_a_reinsert() {
+        // Expired 10 s ago, inside the 60 s skew: verify accepts it.
+        let token = sign("key1", "k1", &with(id_claims(), "exp", (NOW - 10).into()));
+        let mut cache = TokenCache::new(10);
+        let (claims, fp) = verified(&token);
+        assert_eq!(claims.valid_until, NOW + 50);
+        cache.insert(&token, claims, fp);
+        for _ in 0..1000 {
+            assert!(cache.get(&token, NOW, &keys()).is_some());
+        }
+        assert_eq!((cache.len(), cache.order.len()), (1, 1));
+    }
+
+    #[test]
+    fn nothing_grows_without_bound_while_the_cache_is_not_full() {
+        // Entries that go stale and come back (expired, re-verified) or are replaced leave
+        // at most a bounded number of queue items behind.
+        let token = sign("key1", "k1", &id_claims());
+        let mut cache = TokenCache::new(4096);
+        let (claims, fp) = verified(&token);
+        for _ in 0..20_000 {
+            cache.insert(&token, claims.clone(), fp);
+            assert!(
+                cache.get(&token, u64::MAX, &keys()).is_none(),
+                "stale: dropped"
+            );
+        }
+        cache.insert(&token, claims.clone(), fp);
+        assert_eq!(cache.len(), 1);
+        assert!(cache.order.len() <= 2 + 64, "{}", cache.order.len());
+        for _ in 0..20_000 {
+            cache.insert(&token, claims.clone(), fp);
+        }
+        assert!(cache.order.len() <= 2 + 64, "{}", cache.order.len());
+        assert_eq!(cache.bytes(), token.len() + ENTRY_OVERHEAD_BYTES);
+    }
+
+    #[test]
+    fn the_cache_is_bounded_in_bytes() {
+        let tokens: Vec<String> = (0..6)
+            .map(|i| {
+                sign(
+                    "key1",
+                    "k1",
+                    &with(id_claims(), "pad", "x".repeat(1000 * (i + 1)).into()),
+                )
+            })
+            .collect();
+        let budget = tokens[4].len() + tokens[5].len() + 2 * ENTRY_OVERHEAD_BYTES;
+        let mut cache = TokenCache::with_limits(100, budget);
+        for t in &tokens {
+            let (claims, fp) = verified(t);
+            cache.insert(t, claims, fp);
+            assert!(cache.bytes() <= budget);
+        }
+        assert_eq!(cache.len(), 2, "the oldest went to make room");
+        assert!(cache.get(&tokens[5], NOW, &keys()).is_some());
+        assert!(cache.get(&tokens[4], NOW, &keys()).is_some());
+        assert!(cache.get(&tokens[0], NOW, &keys()).is_none());
+        // A token larger than the whole budget is not cached (and evicts nothing).
+        let mut small = TokenCache::with_limits(100, 1024);
+        let (claims, fp) = verified(&tokens[5]);
+        small.insert(&tokens[5], claims, fp);
+        assert!(small.is_empty());
     }
 
     #[test]

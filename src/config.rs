@@ -20,6 +20,7 @@ const MAX_CLOCK_SKEW_SECONDS: u64 = 300;
 const DEFAULT_STARTUP_WAIT_MS: u64 = 5_000;
 const DEFAULT_TOKEN_CACHE_ENTRIES: usize = 4096;
 const MAX_TOKEN_CACHE_ENTRIES: usize = 1_000_000;
+const MAX_TOKEN_CACHE_BYTES: usize = 1 << 30;
 /// `preferred_username` is not among them: users set it themselves.
 const DEFAULT_PRINCIPAL_CLAIMS: [&str; 4] = ["email", "cognito:username", "username", "sub"];
 /// The claims a Cognito pool's `name_claims` may name: Cognito sets them and no user can
@@ -102,6 +103,8 @@ pub struct Config {
     pub startup_wait_ms: u64,
     /// Verified tokens remembered per worker (0: no cache).
     pub token_cache_entries: usize,
+    /// What the remembered tokens may cost per worker, in bytes.
+    pub token_cache_bytes: usize,
     /// Longer tokens are refused before any parsing.
     pub max_token_bytes: usize,
     /// Verify signatures with the host's native `verify_signature` when it has one.
@@ -418,7 +421,8 @@ struct RawRequirement {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTokenCache {
-    max_entries: usize,
+    max_entries: Option<usize>,
+    max_bytes: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -520,7 +524,20 @@ impl RawConfig {
 
         let token_cache_entries = self
             .token_cache
-            .map_or(DEFAULT_TOKEN_CACHE_ENTRIES, |c| c.max_entries);
+            .as_ref()
+            .and_then(|c| c.max_entries)
+            .unwrap_or(DEFAULT_TOKEN_CACHE_ENTRIES);
+        let token_cache_bytes = self
+            .token_cache
+            .as_ref()
+            .and_then(|c| c.max_bytes)
+            .unwrap_or(crate::cache::DEFAULT_MAX_BYTES);
+        if !(4096..=MAX_TOKEN_CACHE_BYTES).contains(&token_cache_bytes) {
+            return Err(err(
+                "token_cache.max_bytes",
+                format!("must be between 4096 and {MAX_TOKEN_CACHE_BYTES}"),
+            ));
+        }
         if token_cache_entries > MAX_TOKEN_CACHE_ENTRIES {
             return Err(err(
                 "token_cache.max_entries",
@@ -595,6 +612,7 @@ impl RawConfig {
             realm,
             startup_wait_ms,
             token_cache_entries,
+            token_cache_bytes,
             max_token_bytes,
             native_verification: self.native_verification.unwrap_or(true),
             denial_log_level: self.denial_log_level.unwrap_or(LogLevel::Info),
@@ -1335,6 +1353,7 @@ mod tests {
         assert!(p.cognito);
         assert_eq!(c.startup_wait_ms, 5000);
         assert_eq!(c.token_cache_entries, 4096);
+        assert_eq!(c.token_cache_bytes, 16 * 1024 * 1024);
         assert!(c.native_verification);
         assert_eq!(c.denial_log_level, LogLevel::Info);
         assert_eq!(
@@ -1537,6 +1556,10 @@ mod tests {
         assert_eq!(parse(&cache).unwrap().token_cache_entries, 0);
         cache["token_cache"] = serde_json::json!({ "max_entries": 2_000_000 });
         assert_eq!(field_of(cache.clone()), "token_cache.max_entries");
+        cache["token_cache"] = serde_json::json!({ "max_bytes": 100 });
+        assert_eq!(field_of(cache.clone()), "token_cache.max_bytes");
+        cache["token_cache"] = serde_json::json!({ "max_bytes": 1_000_000 });
+        assert_eq!(parse(&cache).unwrap().token_cache_bytes, 1_000_000);
         cache["token_cache"] = serde_json::json!({ "size": 1 });
         assert_eq!(field_of(cache), "token_cache.size");
         let mut level = minimal();

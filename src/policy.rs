@@ -316,6 +316,7 @@ pub(crate) mod tests {
 
             kid: "k1".into(),
             expires_at: 0,
+            valid_until: 0,
             all: all.as_object().unwrap().clone(),
         }
     }

@@ -26,6 +26,9 @@ pub struct Claims {
     pub kid: String,
     /// `exp`, in whole seconds since the epoch.
     pub expires_at: u64,
+    /// The first second at which `verify` refuses the token: `exp` plus the provider's
+    /// clock skew. The token cache keeps it exactly that long.
+    pub valid_until: u64,
     /// Every claim of the payload, for the policy and `claim_to_headers`.
     pub all: Map<String, Value>,
 }
@@ -186,6 +189,7 @@ pub fn verify(
         client_id,
         kid,
         expires_at,
+        valid_until: expires_at.saturating_add(provider.clock_skew_seconds),
         all: claims,
     })
 }

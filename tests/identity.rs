@@ -223,7 +223,11 @@ fn look_alikes_and_outsiders_get_nothing_the_admin_gets_in() {
     );
     // Counted by reason (the counters reach Envoy on the filter's next tick).
     wait_for_stat(&envoy, "wasmcustom.cognito_edge_auth.denied.domain", 4);
-    wait_for_stat(&envoy, "wasmcustom.cognito_edge_auth.denied.unverified_email", 1);
+    wait_for_stat(
+        &envoy,
+        "wasmcustom.cognito_edge_auth.denied.unverified_email",
+        1,
+    );
 }
 
 /// Names from the pool's own claims, declared by the operator: the admin gets in with both

@@ -113,8 +113,11 @@ impl RootContext for Root {
             }
         }
         info!("cognito-edge-auth: configured {n} provider(s)");
-        let (config_native, cache_entries) =
-            (config.native_verification, config.token_cache_entries);
+        let (config_native, cache_entries, cache_bytes) = (
+            config.native_verification,
+            config.token_cache_entries,
+            config.token_cache_bytes,
+        );
         self.worker = random_id();
         let metrics = Metrics::define(&config);
         self.shared = Some(Rc::new(Shared {
@@ -129,7 +132,7 @@ impl RootContext for Root {
                 info!("cognito-edge-auth: native_verification is off: verifying in pure Rust");
                 Box::new(PureRust)
             },
-            cache: RefCell::new(TokenCache::new(cache_entries)),
+            cache: RefCell::new(TokenCache::with_limits(cache_entries, cache_bytes)),
             metrics: RefCell::new(metrics),
         }));
         if let Some(shared) = &self.shared {
