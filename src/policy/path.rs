@@ -510,6 +510,18 @@ pub mod models {
         out
     }
 
+    /// Whether `path` starts with `pattern` to an upstream that compares with Unicode case
+    /// mapping (ASP.NET's OrdinalIgnoreCase upper-cases, JavaScript's `/i` regexes fold).
+    pub fn unicode_ci_prefix(path: &str, pattern: &str) -> bool {
+        let same = |a: char, b: char| {
+            a == b || a.to_uppercase().eq(b.to_uppercase()) || a.to_lowercase().eq(b.to_lowercase())
+        };
+        let mut chars = path.chars();
+        pattern
+            .chars()
+            .all(|p| chars.next().is_some_and(|c| same(c, p)))
+    }
+
     /// Resolves `.` and `..` segments and merges empty ones, as servlet containers do.
     pub fn resolve_dots(path: &str) -> String {
         let trailing = path.ends_with('/') && path.len() > 1;
