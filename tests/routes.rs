@@ -1,6 +1,6 @@
 //! End to end: route rules mean what the upstream does. Real upstream frameworks — Flask /
-//! Werkzeug and Python's stdlib wsgiref (and a Jetty 9.4 servlet when Debian's jetty9 is
-//! installed) — behind a real Envoy with the filter, over HTTP/1.1 and HTTP/2 cleartext
+//! Werkzeug and Python's stdlib wsgiref (sources in tests/upstreams/) — behind a real Envoy
+//! with the filter, over HTTP/1.1 and HTTP/2 cleartext
 //! (h2c, prior knowledge), under `envoy/production.yaml`'s path settings and under Envoy's
 //! defaults (what the README's minimal snippet and an Istio `WasmPlugin` get).
 //!
