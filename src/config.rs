@@ -266,12 +266,15 @@ pub enum PrincipalSource {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     pub path: PathMatch,
-    /// Upper case; empty for every method.
+    /// Upper case; empty for every method. `GET` also covers `HEAD`.
     pub methods: Vec<String>,
+    /// `false`: the path is compared ASCII-case-insensitively (for Express, ASP.NET, IIS).
+    pub case_sensitive: bool,
     pub access: Access,
 }
 
-/// Compared with the request path without its query string.
+/// Compared with the request path without its query string, percent escapes decoded
+/// (see `policy::path`); the pattern is stored decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathMatch {
     Exact(String),
@@ -366,6 +369,7 @@ struct RawConfig {
     admin_groups: Vec<String>,
     #[serde(default)]
     rules: Vec<RawRule>,
+    path_case_sensitive: Option<bool>,
     #[serde(default)]
     bypass_cors_preflight: bool,
     forward: Option<bool>,
@@ -397,6 +401,7 @@ struct RawMatch {
     exact: Option<String>,
     prefix: Option<String>,
     methods: Option<Vec<String>>,
+    case_sensitive: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -575,7 +580,7 @@ impl RawConfig {
                 .rules
                 .into_iter()
                 .enumerate()
-                .map(|(i, r)| r.validate(&format!("rules[{i}]")))
+                .map(|(i, r)| r.validate(&format!("rules[{i}]"), self.path_case_sensitive))
                 .collect::<Result<_, _>>()?,
             fallback: Access::Require(vec![Requirement::default()]),
         };
@@ -692,11 +697,22 @@ fn principal_source(
 }
 
 impl RawRule {
-    fn validate(self, at: &str) -> Result<Rule, ConfigError> {
+    fn validate(self, at: &str, path_case_sensitive: Option<bool>) -> Result<Rule, ConfigError> {
         let m = self.matcher;
+        let case_sensitive = m.case_sensitive.or(path_case_sensitive).unwrap_or(true);
         let path = match (m.exact, m.prefix) {
-            (Some(p), None) => PathMatch::Exact(path_pattern(p, &format!("{at}.match.exact"))?),
-            (None, Some(p)) => PathMatch::Prefix(path_pattern(p, &format!("{at}.match.prefix"))?),
+            (Some(p), None) => PathMatch::Exact(path_pattern(
+                p,
+                false,
+                case_sensitive,
+                &format!("{at}.match.exact"),
+            )?),
+            (None, Some(p)) => PathMatch::Prefix(path_pattern(
+                p,
+                true,
+                case_sensitive,
+                &format!("{at}.match.prefix"),
+            )?),
             (Some(_), Some(_)) => {
                 return Err(err(
                     format!("{at}.match"),
@@ -746,6 +762,7 @@ impl RawRule {
         Ok(Rule {
             path,
             methods,
+            case_sensitive,
             access,
         })
     }
@@ -973,8 +990,14 @@ fn method(v: &str, at: &str) -> Result<String, ConfigError> {
     }
 }
 
-/// Paths are matched without the query string, so a pattern cannot hold one.
-fn path_pattern(p: String, at: &str) -> Result<String, ConfigError> {
+/// Paths are matched without the query string, so a pattern cannot hold one; and decoded,
+/// so the pattern is stored decoded.
+fn path_pattern(
+    p: String,
+    prefix: bool,
+    case_sensitive: bool,
+    at: &str,
+) -> Result<String, ConfigError> {
     if !p.starts_with('/') || !p.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(err(
             at,
@@ -987,7 +1010,7 @@ fn path_pattern(p: String, at: &str) -> Result<String, ConfigError> {
             "must not hold '?' or '#': rules match the path without its query string",
         ));
     }
-    Ok(p)
+    crate::policy::path::pattern(&p, prefix, case_sensitive).map_err(|m| err(at, m))
 }
 
 fn is_header_name(name: &str) -> bool {
@@ -1985,6 +2008,31 @@ mod tests {
                 json!({ "match": { "exact": "/a?b=c" }, "allow": "public" }),
                 "rules[0].match.exact",
                 "query string",
+            ),
+            (
+                json!({ "match": { "prefix": "/a/../b" }, "allow": "public" }),
+                "rules[0].match.prefix",
+                "never match",
+            ),
+            (
+                json!({ "match": { "exact": "/a;b" }, "allow": "public" }),
+                "rules[0].match.exact",
+                "never match",
+            ),
+            (
+                json!({ "match": { "prefix": "/a%2F" }, "allow": "public" }),
+                "rules[0].match.prefix",
+                "never match",
+            ),
+            (
+                json!({ "match": { "prefix": "/caf%C3%A9", "case_sensitive": false }, "allow": "public" }),
+                "rules[0].match.prefix",
+                "must be ASCII",
+            ),
+            (
+                json!({ "match": { "prefix": "/", "case_sensitive": "no" }, "allow": "public" }),
+                "rules[0].match.case_sensitive",
+                "invalid type",
             ),
             (
                 json!({ "match": { "prefix": "/", "methods": [] }, "allow": "public" }),

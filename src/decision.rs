@@ -110,7 +110,7 @@ pub fn decide(
         Err(e) => {
             return deny(
                 response::invalid_request(realm, e.description()),
-                "path_not_normal",
+                e.reason(),
                 None,
             )
         }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 const PREFIX: &str = "cognito_edge_auth";
 
 /// The denial reasons defined up front, so dashboards see them at zero.
-const DENY_REASONS: [&str; 15] = [
+const DENY_REASONS: [&str; 16] = [
     "missing",
     "invalid",
     "expired",
@@ -22,6 +22,7 @@ const DENY_REASONS: [&str; 15] = [
     "no_keys",
     "no_principal",
     "path_not_normal",
+    "method_not_normal",
     "domain",
     "unverified_email",
     "not_admin",

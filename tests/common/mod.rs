@@ -717,3 +717,56 @@ impl Drop for Envoy {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Upstream servers run as processes (real frameworks)
+
+/// A server process that binds an OS-chosen port and prints it as its first stdout line;
+/// killed on drop.
+pub struct Process {
+    child: Child,
+    pub port: u16,
+}
+
+impl Process {
+    /// Starts `program args` and waits until it has printed its port and the port answers.
+    pub fn start(program: &std::path::Path, args: &[&str]) -> Process {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+        let mut line = String::new();
+        let stdout = child.stdout.take().unwrap();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let mut process = Process { child, port: 0 };
+        process.port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{} printed {line:?}, not a port", program.display()));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", process.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "{} never listened",
+                program.display()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        process
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Python of the venv that holds Envoy (the Makefile installs the test frameworks there).
+pub fn venv_python() -> PathBuf {
+    envoy_bin().with_file_name("python")
+}
