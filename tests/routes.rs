@@ -64,6 +64,7 @@ fn edge(upstream_port: u16, paths: Paths, extra: Value) -> Edge {
     let mut config = json!({
         "providers": [provider("cognito", jwks.port())],
         "admin_principals": ["boss"],
+        "principal_domain": "example.com",
         "rules": rules(),
     });
     for (k, v) in extra.as_object().unwrap() {
