@@ -16,8 +16,6 @@ mod common;
 use common::tokens::{self, id_claims, sign, with};
 use common::*;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 
 const PASSWORD: &str = "Correct-Horse-9";
 
@@ -315,45 +313,6 @@ fn wait_for_stat(envoy: &Envoy, name: &str, at_least: u64) {
 // A WSGI upstream (Python's wsgiref): `x_auth_principal` and `x-auth-principal` are the same
 // HTTP_X_AUTH_PRINCIPAL to it.
 
-struct Wsgi {
-    child: Child,
-    port: u16,
-}
-
-impl Wsgi {
-    fn start() -> Wsgi {
-        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/upstreams/wsgi_environ.py"
-        );
-        let mut child = Command::new(python)
-            .arg(script)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        // The script prints its port once it listens: that line is the readiness event.
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().parse().unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("wsgi upstream did not start: {line:?}")
-        });
-        Wsgi { child, port }
-    }
-}
-
-impl Drop for Wsgi {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn environ(r: &Reply) -> Value {
     assert_eq!(r.status, 200, "not forwarded: {}", r.body);
     r.json()["environ"].clone()
@@ -361,7 +320,11 @@ fn environ(r: &Reply) -> Value {
 
 #[test]
 fn underscore_twins_of_identity_headers_never_reach_a_wsgi_upstream() {
-    let wsgi = Wsgi::start();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/upstreams/wsgiref_app.py"
+    );
+    let wsgi = Process::start(&venv_python(), &[script]);
     let jwks = JwksServer::start(&tokens::jwks(&[("key1", "k1")]));
     let config = json!({
         "providers": [provider("cognito", jwks.port())],

@@ -1,7 +1,7 @@
 """A WSGI app on Python's stdlib wsgiref server, behind the filter in tests/routes.rs.
 
 It routes on the first segment of PATH_INFO, as wsgiref decodes it, and upper-cases the
-method as frameworks do. With `--ignore-case` it routes without regard to case, as Express
+method as frameworks do, and answers with the CGI variables it made of the headers. With `--ignore-case` it routes without regard to case, as Express
 (by default), ASP.NET and IIS do. It binds an OS-chosen loopback port and prints it first.
 """
 import json
@@ -27,6 +27,8 @@ def app(environ, start_response):
         "path": path,
         "query": environ.get("QUERY_STRING", ""),
         "principal": environ.get("HTTP_X_AUTH_PRINCIPAL"),
+        # Every header as the app sees it: `x-a_b` and `x_a-b` are both HTTP_X_A_B here.
+        "environ": {k: v for k, v in environ.items() if k.startswith("HTTP_")},
     }).encode()
     start_response("200 OK", [("content-type", "application/json"), ("content-length", str(len(body)))])
     return [] if method == "HEAD" else [body]
