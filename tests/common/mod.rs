@@ -759,6 +759,48 @@ impl Process {
     }
 }
 
+impl Process {
+    /// Starts `command` and waits until a line of its stderr contains `marker`, taking the
+    /// port from that line (the digits after its last `:`), as Jetty logs
+    /// `Started ServerConnector@…{HTTP/1.1, (http/1.1)}{127.0.0.1:41234}`. The rest of its
+    /// stderr is drained in the background.
+    pub fn start_logging_port(mut command: Command, marker: &str) -> Process {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut seen = Vec::new();
+        let port = loop {
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{command:?} exited before logging {marker:?}:\n{}",
+                    seen.join("\n")
+                );
+            };
+            if line.contains(marker) {
+                let digits: String = line
+                    .rsplit(':')
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                break digits
+                    .parse::<u16>()
+                    .unwrap_or_else(|_| panic!("no port in {line:?}"));
+            }
+            seen.push(line);
+        };
+        thread::spawn(move || lines.for_each(drop));
+        Process { child, port }
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
