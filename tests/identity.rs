@@ -71,6 +71,38 @@ fn sign_in(moto: &Moto, pool: &Pool, username: &str) -> (String, String) {
     )
 }
 
+/// (ID token, access token) of each person in the pool.
+struct People {
+    /// `user1`, with the verified email user1@open-metadata.org.
+    admin: (String, String),
+    /// `alice`, with the verified email alice@example.com.
+    outsider: (String, String),
+    /// `USER1`, who signed itself up with user1@open-metadata.org as its email.
+    look_alike: (String, String),
+}
+
+fn people(moto: &Moto) -> (Pool, People) {
+    let pool = make_pool(moto);
+    admin_create(moto, &pool, "user1", "user1@open-metadata.org");
+    admin_create(moto, &pool, "alice", "alice@example.com");
+    // The look-alike signs itself up: its email is whatever it typed, never verified.
+    moto.cognito(
+        "SignUp",
+        json!({ "ClientId": pool.client, "Username": "USER1", "Password": PASSWORD,
+                "UserAttributes": [{ "Name": "email", "Value": "user1@open-metadata.org" }] }),
+    );
+    moto.cognito(
+        "AdminConfirmSignUp",
+        json!({ "UserPoolId": pool.id, "Username": "USER1" }),
+    );
+    let people = People {
+        admin: sign_in(moto, &pool, "user1"),
+        outsider: sign_in(moto, &pool, "alice"),
+        look_alike: sign_in(moto, &pool, "USER1"),
+    };
+    (pool, people)
+}
+
 fn claims_of(token: &str) -> Value {
     use base64::Engine;
     let payload = token.split('.').nth(1).unwrap();
@@ -133,22 +165,10 @@ const NO_VERIFIED_EMAIL: &str = "the token has no verified email address to chec
 #[test]
 fn look_alikes_and_outsiders_get_nothing_the_admin_gets_in() {
     let moto = Moto::start();
-    let pool = make_pool(&moto);
-    admin_create(&moto, &pool, "user1", "user1@open-metadata.org");
-    admin_create(&moto, &pool, "alice", "alice@example.com");
-    // The look-alike signs itself up: its email is whatever it typed, never verified.
-    moto.cognito(
-        "SignUp",
-        json!({ "ClientId": pool.client, "Username": "USER1", "Password": PASSWORD,
-                "UserAttributes": [{ "Name": "email", "Value": "user1@open-metadata.org" }] }),
-    );
-    moto.cognito(
-        "AdminConfirmSignUp",
-        json!({ "UserPoolId": pool.id, "Username": "USER1" }),
-    );
-    let (admin_id, admin_access) = sign_in(&moto, &pool, "user1");
-    let (alice_id, alice_access) = sign_in(&moto, &pool, "alice");
-    let (fake_id, fake_access) = sign_in(&moto, &pool, "USER1");
+    let (pool, people) = people(&moto);
+    let (admin_id, admin_access) = people.admin;
+    let (alice_id, alice_access) = people.outsider;
+    let (fake_id, fake_access) = people.look_alike;
     assert_eq!(claims_of(&admin_id)["email"], "user1@open-metadata.org");
     assert_eq!(
         claims_of(&fake_id)["email"],
@@ -233,21 +253,10 @@ fn look_alikes_and_outsiders_get_nothing_the_admin_gets_in() {
 #[test]
 fn declared_name_claims_compare_exactly_in_a_case_sensitive_pool() {
     let moto = Moto::start();
-    let pool = make_pool(&moto);
-    admin_create(&moto, &pool, "user1", "user1@open-metadata.org");
-    admin_create(&moto, &pool, "alice", "alice@example.com");
-    moto.cognito(
-        "SignUp",
-        json!({ "ClientId": pool.client, "Username": "USER1", "Password": PASSWORD,
-                "UserAttributes": [{ "Name": "email", "Value": "user1@open-metadata.org" }] }),
-    );
-    moto.cognito(
-        "AdminConfirmSignUp",
-        json!({ "UserPoolId": pool.id, "Username": "USER1" }),
-    );
-    let (admin_id, admin_access) = sign_in(&moto, &pool, "user1");
-    let (fake_id, fake_access) = sign_in(&moto, &pool, "USER1");
-    let (_, alice_access) = sign_in(&moto, &pool, "alice");
+    let (pool, people) = people(&moto);
+    let (admin_id, admin_access) = people.admin;
+    let (fake_id, fake_access) = people.look_alike;
+    let (_, alice_access) = people.outsider;
 
     let (envoy, _upstream) = envoy_for(
         &moto,
