@@ -30,9 +30,19 @@ test: lint unit e2e
 unit:
 	cargo test --lib
 
+## e2e: the end-to-end tests under cargo-nextest (.config/nextest.toml): a PASS/FAIL line per
+## test with its time, SLOW lines naming a test still running, a stuck test terminated after
+## 120 s, no retries. Without nextest (and no way to install it): cargo test, without the times.
+E2E_ENV := CEA_WASM=$(abspath $(WASM)) ENVOY_BIN=$(abspath $(ENVOY)) MOTO_SERVER=$(abspath $(VENV))/bin/moto_server
 e2e: build $(ENVOY)
-	CEA_WASM=$(abspath $(WASM)) ENVOY_BIN=$(abspath $(ENVOY)) MOTO_SERVER=$(abspath $(VENV))/bin/moto_server \
-		cargo test --test '*'
+	@cargo nextest --version >/dev/null 2>&1 || ./scripts/install-nextest.sh || true
+	@if cargo nextest --version >/dev/null 2>&1; then \
+		echo "$(E2E_ENV) cargo nextest run --test '*'"; \
+		$(E2E_ENV) cargo nextest run --test '*'; \
+	else \
+		echo "cargo-nextest is not available: cargo test, without per-test times"; \
+		$(E2E_ENV) cargo test --test '*'; \
+	fi
 
 lint: .target-installed
 	cargo fmt --check
