@@ -248,20 +248,33 @@ fn outages_and_bad_answers_keep_the_last_good_keys() {
         envoy.wait_for_log(logged);
     }
 
+    // A good answer that never comes in time: held (not delayed, which a stalled Envoy could
+    // outlast) past the 500 ms timeout. The fetch fails (Envoy answers the call itself with a
+    // 504); it does not succeed late.
+    let count = |envoy: &Envoy, what: &str| envoy.log().matches(what).count();
+    let timed_out = "JWKS fetch failed: HTTP status 504";
     jwks.set(200, &tokens::jwks(&[("key1", "k1")]));
-    jwks.set_delay(Duration::from_millis(1500)); // over the 500 ms timeout
-    let n = jwks.fetches();
+    jwks.hold();
+    let (n, before) = (jwks.fetches(), count(&envoy, timed_out));
     jwks.wait_for_fetches(n + 2);
+    wait_until("a timed-out fetch logged", PATIENCE, || {
+        (count(&envoy, timed_out) > before).then_some(())
+    });
     assert_eq!(
         status(&envoy, &good),
         200,
         "timeout: the last good keys stay"
     );
-    jwks.set_delay(Duration::ZERO);
+    jwks.release();
 
+    // A connection closed without an answer: Envoy answers the call with a 503.
     jwks.hang_up();
-    let n = jwks.fetches();
+    let hung_up = "JWKS fetch failed: HTTP status 503";
+    let (n, before) = (jwks.fetches(), count(&envoy, hung_up));
     jwks.wait_for_fetches(n + 2);
+    wait_until("a hung-up fetch logged", PATIENCE, || {
+        (count(&envoy, hung_up) > before).then_some(())
+    });
     assert_eq!(
         status(&envoy, &good),
         200,
