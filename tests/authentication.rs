@@ -281,7 +281,12 @@ fn before_any_key_is_loaded_requests_get_503_with_retry_after() {
     let jwks = JwksServer::start("");
     jwks.set(500, "down");
     let upstream = echo_upstream();
-    let config = json!({ "providers": [provider("cognito", jwks.port())] });
+    // Explicit timing: no start-up wait (the 503 comes at once), and a 2 s refresh interval,
+    // which caps the retry backoff at 2 s, so the keys come soon after the JWKS recovers
+    // (with the default 600 s the retries back off to 1, 2, 4, 8, 16 … s).
+    let mut p = provider("cognito", jwks.port());
+    p["jwks"]["refresh_interval_seconds"] = 2.into();
+    let config = json!({ "providers": [p], "startup_wait_ms": 0 });
     let envoy = Envoy::start(&bootstrap(&config, upstream.port, jwks.port()));
     let r = get_with_token(envoy.port, "/", &sign("key1", "k1", &id_claims(now())));
     assert_eq!(r.status, 503, "{}", r.body);
@@ -290,6 +295,7 @@ fn before_any_key_is_loaded_requests_get_503_with_retry_after() {
     // Once the JWKS answers, the same token goes through.
     jwks.set(200, &tokens::jwks(&[("key1", "k1")]));
     envoy.wait_for_keys(&sign("key1", "k1", &id_claims(now())));
+    assert_eq!(upstream.hits(), 1);
 }
 
 #[test]

@@ -1047,7 +1047,7 @@ fn header_of(reply: &Reply, name: &str) -> String {
 
 /// Retries while the keys load (503); the reply once it is 200.
 fn wait_for_200(envoy: &Envoy, path: &str, token: &str) -> Reply {
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + PATIENCE;
     loop {
         let r = get_with_token(envoy.port, path, token);
         if r.status == 200 {

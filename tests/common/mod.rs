@@ -1,7 +1,13 @@
 //! End-to-end harness: a real Envoy with the built filter, plus HTTP servers the test controls.
 //!
 //! Every process and server started here stops when its handle is dropped, also when a test
-//! fails. Ports are chosen by the OS; Envoy runs with `--use-dynamic-base-id`.
+//! fails. Ports are chosen by the OS and never handed over: test servers keep the listener
+//! they bound to port 0, Envoy and moto bind port 0 themselves and tell us which port they got
+//! (Envoy through `--admin-address-path` and `/listeners`, moto on stderr). Envoy runs with
+//! `--use-dynamic-base-id`.
+//!
+//! Tests wait for events, never for a guessed time: [`wait_until`] polls a condition until a
+//! generous deadline ([`PATIENCE`]) and fails with a message that says what never happened.
 
 #![allow(dead_code)]
 #![allow(
@@ -19,9 +25,30 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long a test waits for something that should happen within a second or two: long enough
+/// that a loaded machine never runs out of it, short enough that a stuck test fails.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Polls `done` every 20 ms until it returns `Some`, and returns that; panics naming `what`
+/// once `timeout` has passed.
+pub fn wait_until<T>(what: &str, timeout: Duration, mut done: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(v) = done() {
+            return v;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "waited {timeout:?} for {what}, in vain"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
 
 pub fn now() -> u64 {
     SystemTime::now()
@@ -116,9 +143,63 @@ pub fn send(
     req.extend_from_slice(b"\r\n");
     req.extend_from_slice(body);
     stream.write_all(&req)?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
+    let raw = read_reply(&mut stream, method == "HEAD")?;
     Ok(parse_reply(&raw))
+}
+
+/// Reads one reply: up to the end of its body as framed by `content-length` or chunked
+/// encoding, else to the end of the stream. Not waiting for the close matters: Envoy delays
+/// closing a connection after a local reply (`delayed_close_timeout`, 1 s) until the client
+/// closes it first.
+fn read_reply(stream: &mut TcpStream, head_only: bool) -> std::io::Result<Vec<u8>> {
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(end) = reply_end(&raw, head_only) {
+            raw.truncate(end);
+            return Ok(raw);
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(raw);
+        }
+        raw.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Where the reply in `raw` ends, once it is all there (`None`: read on).
+fn reply_end(raw: &[u8], head_only: bool) -> Option<usize> {
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
+    let status: u16 = head.split(' ').nth(1)?.parse().ok()?;
+    if head_only || status == 204 || status == 304 || (100..200).contains(&status) {
+        return Some(head_end);
+    }
+    let header = |name: &str| {
+        head.lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(n, _)| n.trim() == name)
+            .map(|(_, v)| v.trim().to_string())
+    };
+    if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        // Walk the chunks: size line, data, CRLF; the last one has size 0 (no trailers here).
+        let mut at = head_end;
+        loop {
+            let line_end = raw[at..].windows(2).position(|w| w == b"\r\n")? + at;
+            let size_text = String::from_utf8_lossy(&raw[at..line_end]);
+            let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+            at = line_end + 2;
+            if size == 0 {
+                return (raw.len() >= at + 2).then_some(at + 2);
+            }
+            at += size + 2;
+            if raw.len() < at {
+                return None;
+            }
+        }
+    }
+    let length: usize = header("content-length")?.parse().ok()?;
+    (raw.len() >= head_end + length).then_some(head_end + length)
 }
 
 pub fn get(port: u16, path: &str) -> Reply {
@@ -201,6 +282,8 @@ type Handler = Arc<dyn Fn(&ServerRequest) -> Canned + Send + Sync>;
 pub struct Server {
     pub port: u16,
     pub hits: Arc<AtomicUsize>,
+    /// When each request arrived (its headers read), in order.
+    arrivals: Arc<Mutex<Vec<Instant>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -209,23 +292,34 @@ impl Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let hits = Arc::new(AtomicUsize::new(0));
+        let arrivals = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (h, s) = (hits.clone(), stop.clone());
+        let (h, a, s) = (hits.clone(), arrivals.clone(), stop.clone());
         thread::spawn(move || {
             for conn in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (handler, hits) = (handler.clone(), h.clone());
-                thread::spawn(move || serve(conn, &*handler, &hits));
+                let (handler, hits, arrivals) = (handler.clone(), h.clone(), a.clone());
+                thread::spawn(move || serve(conn, &*handler, &hits, &arrivals));
             }
         });
-        Server { port, hits, stop }
+        Server {
+            port,
+            hits,
+            arrivals,
+            stop,
+        }
     }
 
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
+    }
+
+    /// When each request so far arrived, in order.
+    pub fn arrivals(&self) -> Vec<Instant> {
+        self.arrivals.lock().unwrap().clone()
     }
 }
 
@@ -254,6 +348,7 @@ fn serve(
     conn: TcpStream,
     handler: &(dyn Fn(&ServerRequest) -> Canned + Send + Sync),
     hits: &AtomicUsize,
+    arrivals: &Mutex<Vec<Instant>>,
 ) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut line = String::new();
@@ -273,6 +368,7 @@ fn serve(
             headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
     }
+    arrivals.lock().unwrap().push(Instant::now());
     hits.fetch_add(1, Ordering::SeqCst);
     let reply = handler(&ServerRequest {
         method,
@@ -312,6 +408,8 @@ pub fn echo_upstream() -> Server {
 pub struct JwksServer {
     pub server: Server,
     answer: Arc<Mutex<Canned>>,
+    /// While true, fetches are held unanswered (see [`JwksServer::hold`]).
+    held: Arc<(Mutex<bool>, Condvar)>,
 }
 
 impl JwksServer {
@@ -322,11 +420,36 @@ impl JwksServer {
             delay: Duration::ZERO,
             hang_up: false,
         }));
-        let a = answer.clone();
+        let held = Arc::new((Mutex::new(false), Condvar::new()));
+        let (a, h) = (answer.clone(), held.clone());
         let server = Server::start(Arc::new(move |_req: &ServerRequest| {
+            let (lock, released) = &*h;
+            let guard = lock.lock().unwrap();
+            // Bounded, so a failed test's held fetch cannot keep a thread forever.
+            drop(
+                released
+                    .wait_timeout_while(guard, PATIENCE * 2, |held| *held)
+                    .unwrap(),
+            );
             a.lock().unwrap().clone()
         }));
-        JwksServer { server, answer }
+        JwksServer {
+            server,
+            answer,
+            held,
+        }
+    }
+
+    /// From now on, each fetch is held unanswered until [`JwksServer::release`] (an event the
+    /// test controls, unlike a delay that a loaded machine may outlast).
+    pub fn hold(&self) {
+        *self.held.0.lock().unwrap() = true;
+    }
+
+    /// Answers the held fetches, and every later one at once.
+    pub fn release(&self) {
+        *self.held.0.lock().unwrap() = false;
+        self.held.1.notify_all();
     }
 
     pub fn set(&self, status: u16, body: &str) {
@@ -351,17 +474,16 @@ impl JwksServer {
         self.server.stop();
     }
 
-    /// Waits until the server has been asked at least `n` times in all, or panics after 15 s.
+    /// Waits until the server has been asked at least `n` times in all (a fetch counts when its
+    /// request arrives, before it is answered), or panics after [`PATIENCE`].
     pub fn wait_for_fetches(&self, n: usize) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while self.fetches() < n {
-            assert!(
-                Instant::now() < deadline,
-                "only {} JWKS fetches, waited for {n}",
-                self.fetches()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
+        let what = format!("{n} JWKS fetches in all");
+        wait_until(&what, PATIENCE, || (self.fetches() >= n).then_some(()));
+    }
+
+    /// When each fetch so far arrived, in order.
+    pub fn fetch_times(&self) -> Vec<Instant> {
+        self.server.arrivals()
     }
 
     pub fn fetches(&self) -> usize {
@@ -373,39 +495,61 @@ impl JwksServer {
     }
 }
 
+impl Drop for JwksServer {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // moto, the Cognito emulator
 
-/// A moto server on a free loopback port; killed on drop.
+/// A moto server on a loopback port it chose itself; killed on drop.
 pub struct Moto {
     child: Child,
     pub port: u16,
 }
 
 impl Moto {
+    /// Starts moto on port 0 and reads the port it bound from its start-up line
+    /// (`Running on http://127.0.0.1:PORT`): a port chosen by us and bound later by moto could be
+    /// taken in between.
     pub fn start() -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let bin = env_path("MOTO_SERVER", ".venv/bin/moto_server");
-        let child = Command::new(bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let moto = Moto { child, port };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while try_request(port, "GET", "/moto-api/", &[]).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto did not start on port {port}"
-            );
-            thread::sleep(Duration::from_millis(100));
-        }
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        // Reads moto's log to its end, so moto never blocks on a full pipe.
+        thread::spawn(move || {
+            let mut seen = Vec::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(port) = line
+                    .split_once("Running on http://127.0.0.1:")
+                    .and_then(|(_, rest)| rest.trim().trim_end_matches('/').parse::<u16>().ok())
+                {
+                    let _ = tx.send(Ok(port));
+                } else if seen.len() < 50 {
+                    seen.push(line);
+                }
+            }
+            let _ = tx.send(Err(seen.join("\n")));
+        });
+        let mut moto = Moto { child, port: 0 };
+        moto.port = match rx.recv_timeout(PATIENCE) {
+            Ok(Ok(port)) => port,
+            Ok(Err(log)) => panic!("moto exited before it listened:\n{log}"),
+            Err(_) => panic!("moto did not say which port it listens on within {PATIENCE:?}"),
+        };
+        let port = moto.port;
+        wait_until(&format!("moto to answer on port {port}"), PATIENCE, || {
+            try_request(port, "GET", "/moto-api/", &[]).ok()
+        });
         moto
     }
 
@@ -561,7 +705,7 @@ impl Envoy {
     pub fn start_with(bootstrap: &Value, concurrency: u32) -> Envoy {
         let (mut child, dir) = Self::spawn(bootstrap, concurrency);
         let admin_file = dir.path().join("admin");
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + PATIENCE * 2;
         let admin_port = loop {
             if let Some(status) = child.try_wait().unwrap() {
                 panic!("envoy exited with {status} during start:\n{}", log_of(&dir));
@@ -616,7 +760,7 @@ impl Envoy {
     /// Runs Envoy with a bootstrap that must be refused; returns its exit code and log.
     pub fn expect_refusal(bootstrap: &Value) -> (Option<i32>, String) {
         let (mut child, dir) = Self::spawn(bootstrap, 1);
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + PATIENCE * 2;
         loop {
             if let Some(status) = child.try_wait().unwrap() {
                 return (status.code(), log_of(&dir));
@@ -658,9 +802,10 @@ impl Envoy {
         log_of(&self.dir)
     }
 
-    /// Waits until `token` is accepted (the JWKS has been fetched), or panics after 15 s.
+    /// Waits until `token` is accepted (the JWKS has been fetched), or panics after
+    /// [`PATIENCE`]. Until then the filter must answer 503 (no keys yet).
     pub fn wait_for_keys(&self, token: &str) {
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + PATIENCE;
         loop {
             let r = get_with_token(self.port, "/", token);
             if r.status == 200 {
@@ -674,10 +819,40 @@ impl Envoy {
             );
             assert!(
                 Instant::now() < deadline,
-                "keys never loaded:\n{}",
+                "keys never loaded within {PATIENCE:?}:\n{}",
                 self.log()
             );
             thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until the counter or gauge `name` is at least `at_least`, and returns its value;
+    /// panics after [`PATIENCE`]. (The filter's per-request counts reach Envoy on a tick.)
+    pub fn wait_for_stat(&self, name: &str, at_least: u64) -> u64 {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let value = self.stat(name);
+            if let Some(v) = value.filter(|v| *v >= at_least) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} is {value:?} after {PATIENCE:?}, waited for {at_least}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until Envoy's log holds `needle`, or panics after [`PATIENCE`] with the log.
+    pub fn wait_for_log(&self, needle: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "the log never said {needle:?}:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(20));
         }
     }
 
