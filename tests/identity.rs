@@ -240,12 +240,8 @@ fn look_alikes_and_outsiders_get_nothing_the_admin_gets_in() {
         NO_VERIFIED_EMAIL,
     );
     // Counted by reason (the counters reach Envoy on the filter's next tick).
-    wait_for_stat(&envoy, "wasmcustom.cognito_edge_auth.denied.domain", 4);
-    wait_for_stat(
-        &envoy,
-        "wasmcustom.cognito_edge_auth.denied.unverified_email",
-        1,
-    );
+    envoy.wait_for_stat("wasmcustom.cognito_edge_auth.denied.domain", 4);
+    envoy.wait_for_stat("wasmcustom.cognito_edge_auth.denied.unverified_email", 1);
 }
 
 /// Names from the pool's own claims, declared by the operator: the admin gets in with both
@@ -304,18 +300,6 @@ fn declared_name_claims_compare_exactly_in_a_case_sensitive_pool() {
         Some("alice")
     );
     assert_eq!(upstream_header(&r, "x-auth-email"), None);
-}
-
-fn wait_for_stat(envoy: &Envoy, name: &str, at_least: u64) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while envoy.stat(name).unwrap_or(0) < at_least {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{name} stayed at {:?}, waited for {at_least}",
-            envoy.stat(name)
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }
 
 // ---------------------------------------------------------------------------------------
