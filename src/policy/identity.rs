@@ -160,12 +160,7 @@ impl Identity {
 
     /// Whether the caller's verified email is of one of `domains` (lowercase).
     pub fn email_domain_in(&self, domains: &[String]) -> Result<(), DomainFailure> {
-        match &self.email {
-            None => Err(DomainFailure::NoEmail),
-            Some(e) if !domains.contains(&e.domain) => Err(DomainFailure::OtherDomain),
-            Some(e) if !e.verified => Err(DomainFailure::Unverified),
-            Some(_) => Ok(()),
-        }
+        self.verified_email_of(|d| domains.iter().any(|x| x == d))
     }
 
     /// `enforce_principal_domain`: a verified email of `principal_domain` or an allowed
@@ -174,9 +169,13 @@ impl Identity {
         if self.machine {
             return Ok(());
         }
+        self.verified_email_of(|d| policy.is_own_domain(d))
+    }
+
+    fn verified_email_of(&self, domain_ok: impl Fn(&str) -> bool) -> Result<(), DomainFailure> {
         match &self.email {
             None => Err(DomainFailure::NoEmail),
-            Some(e) if !policy.is_own_domain(&e.domain) => Err(DomainFailure::OtherDomain),
+            Some(e) if !domain_ok(&e.domain) => Err(DomainFailure::OtherDomain),
             Some(e) if !e.verified => Err(DomainFailure::Unverified),
             Some(_) => Ok(()),
         }
