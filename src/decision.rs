@@ -577,6 +577,27 @@ mod tests {
     }
 
     #[test]
+    fn cognito_id_tokens_of_users_in_many_groups_fit_the_default_bound() {
+        // A hundred groups with names of 82 and 122 characters: 12 KB and 17 KB tokens.
+        for (name_len, min, max) in [(82, 12_000, 13_000), (122, 17_000, 18_000)] {
+            let groups: Vec<String> = (0..100)
+                .map(|i| format!("{i:03}-{}", "g".repeat(name_len - 4)))
+                .collect();
+            let token = sign(
+                "key1",
+                "k1",
+                &with(id_claims(), "cognito:groups", json!(groups)),
+            );
+            assert!((min..max).contains(&token.len()), "{} bytes", token.len());
+            let a = allowed(get(&bearer(&token), &config()));
+            assert_eq!(
+                set(&a, "x-auth-groups").map(|g| g.split(',').count()),
+                Some(100)
+            );
+        }
+    }
+
+    #[test]
     fn a_token_header_in_another_form_is_refused_even_on_public_routes() {
         let public =
             config_with(json!({ "rules": [{ "match": { "prefix": "/" }, "allow": "public" }] }));
