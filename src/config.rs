@@ -6,6 +6,9 @@
 use serde::Deserialize;
 use std::fmt;
 
+mod revocation;
+pub use revocation::{RemoteList, Revocation};
+
 /// Tokens longer than `max_token_bytes` are refused before any parsing. The default fits a
 /// Cognito ID token of a user in a hundred long-named groups with room to spare; the bound
 /// stays well inside Envoy's default 60 KiB request-header limit.
@@ -136,6 +139,11 @@ pub struct Provider {
     pub algorithms: Vec<jsonwebtoken::Algorithm>,
     pub keys: KeySource,
     pub clock_skew_seconds: u64,
+    /// Tokens without `exp` are refused. Always true for a Cognito pool; a plain issuer may
+    /// turn it off (`require_expiration: false`, OpenMetadata's "Unlimited" bot tokens).
+    pub require_expiration: bool,
+    /// Tokens this provider issued that are refused although they verify.
+    pub revocation: revocation::Revocation,
 }
 
 /// Where a provider's keys come from.
@@ -442,6 +450,9 @@ struct RawProvider {
     username_case_sensitive: Option<bool>,
     require_email_verified: Option<bool>,
     machine_clients: Option<Vec<String>>,
+    require_expiration: Option<bool>,
+    revoked: Option<revocation::RawRevoked>,
+    revocation_list: Option<revocation::RawRevocationList>,
 }
 
 #[derive(Deserialize)]
@@ -1180,6 +1191,19 @@ impl RawProvider {
             }
         };
 
+        if cognito && self.require_expiration == Some(false) {
+            return Err(err(
+                format!("{at}.require_expiration"),
+                "a Cognito pool's tokens always carry exp: only a plain issuer (without user_pool_id) may accept tokens without one",
+            ));
+        }
+        let revocation = revocation::validate(
+            self.revoked,
+            self.revocation_list,
+            self.username_case_sensitive.unwrap_or(true),
+            at,
+        )?;
+
         Ok(Provider {
             name: self.name,
             issuers,
@@ -1189,6 +1213,8 @@ impl RawProvider {
             algorithms,
             keys,
             clock_skew_seconds,
+            require_expiration: self.require_expiration.unwrap_or(true),
+            revocation,
         })
     }
 }

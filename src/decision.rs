@@ -6,6 +6,7 @@ use crate::config::{Access, Config, HeaderSource};
 use crate::jwks::KeySet;
 use crate::policy::{self, Refusal};
 use crate::response::{self, Response};
+use crate::revocation::RevocationList;
 use crate::signature::SignatureVerifier;
 use crate::token::{self, ExtractError};
 use crate::verify::{self, Claims, VerifyError};
@@ -83,12 +84,30 @@ impl Decision {
     }
 }
 
+/// The `error_description` of a token on a revocation list.
+pub const REVOKED: &str = "the token has been revoked";
+
 /// Decides a request at time `now`, verifying its token with the worker's key sets and
-/// signature verifier unless the token cache already holds it.
+/// signature verifier unless the token cache already holds it. Only the inline revocation
+/// lists apply (see [`decide_with`]).
 pub fn decide(
     request: &Request,
     config: &Config,
     keys: &[Option<KeySet>],
+    signatures: &dyn SignatureVerifier,
+    cache: &mut TokenCache,
+    now: u64,
+) -> Decision {
+    decide_with(request, config, keys, &[], signatures, cache, now)
+}
+
+/// As [`decide`], with `fetched[i]` the last good fetched revocation list of provider i
+/// (`None` while there is none). A listed token is refused, cached or not.
+pub fn decide_with(
+    request: &Request,
+    config: &Config,
+    keys: &[Option<KeySet>],
+    fetched: &[Option<RevocationList>],
     signatures: &dyn SignatureVerifier,
     cache: &mut TokenCache,
     now: u64,
@@ -155,6 +174,12 @@ pub fn decide(
         }
     };
 
+    // After the cache: a list that changes applies to tokens verified before it did.
+    if is_revoked(&claims, config, fetched) {
+        return deny(response::invalid_token(realm, REVOKED), "revoked", None)
+            .naming_provider(config, claims.provider);
+    }
+
     match policy::authorize(&claims, route.access, &config.policy) {
         Ok(identity) => {
             let provider = config
@@ -187,6 +212,16 @@ pub fn decide(
         }
     }
     .naming_provider(config, claims.provider)
+}
+
+/// Whether the provider's inline or fetched revocation list holds the token.
+fn is_revoked(claims: &Claims, config: &Config, fetched: &[Option<RevocationList>]) -> bool {
+    let inline = config
+        .providers
+        .get(claims.provider)
+        .and_then(|p| p.revocation.inline.as_ref());
+    let fetched = fetched.get(claims.provider).and_then(Option::as_ref);
+    inline.is_some_and(|l| l.revokes(claims)) || fetched.is_some_and(|l| l.revokes(claims))
 }
 
 /// The names of the incoming headers the filter owns, once each.
@@ -716,5 +751,76 @@ mod tests {
         );
         let d = denied(get(&bearer("not-a-jwt"), &config()));
         assert_eq!((d.provider, d.principal), (None, None));
+    }
+
+    #[test]
+    fn a_revoked_token_is_refused_also_from_the_cache_and_on_public_routes() {
+        let token = id_token();
+        let headers = bearer(&token);
+        let request = |path: &'static [u8]| Request {
+            method: b"GET",
+            path,
+            headers: &headers,
+        };
+        let mut cfg =
+            config_with(json!({ "rules": [{ "match": { "prefix": "/pub" }, "allow": "public" }] }));
+        let mut cache = TokenCache::new(16);
+        let run = |cfg: &Config, fetched: &[Option<RevocationList>], cache: &mut TokenCache| {
+            decide_with(&request(b"/"), cfg, &keys(), fetched, &PureRust, cache, NOW)
+        };
+        assert!(matches!(run(&cfg, &[], &mut cache), Decision::Allow(_)));
+        assert_eq!(cache.len(), 1);
+
+        // A fetched list that names the token's sub: refused, although the cache holds it.
+        let list =
+            |v: serde_json::Value| RevocationList::parse(v.to_string().as_bytes(), true).unwrap();
+        let by_sub = [Some(list(
+            json!({ "sub": ["7c1e0b1c-0000-4000-8000-000000000001"] }),
+        ))];
+        let d = denied(run(&cfg, &by_sub, &mut cache));
+        assert_eq!((d.response.status, d.reason), (401, "revoked"));
+        assert_eq!(d.provider.as_deref(), Some("cognito"));
+        assert!(d.response.body.contains(REVOKED), "{}", d.response.body);
+        assert!(d
+            .response
+            .headers
+            .iter()
+            .any(|(n, v)| n == "www-authenticate" && v.contains("error=\"invalid_token\"")));
+        let public = decide_with(
+            &request(b"/pub"),
+            &cfg,
+            &keys(),
+            &by_sub,
+            &PureRust,
+            &mut cache,
+            NOW,
+        );
+        assert_eq!(
+            denied(public).reason,
+            "revoked",
+            "a token that is sent must be valid"
+        );
+
+        // Another provider's list does not apply; an unrelated entry does not either.
+        let other = [None, by_sub[0].clone()];
+        assert!(matches!(run(&cfg, &other, &mut cache), Decision::Allow(_)));
+        let unrelated = [Some(list(json!({ "username": ["bob"], "jti": ["x"] })))];
+        assert!(matches!(
+            run(&cfg, &unrelated, &mut cache),
+            Decision::Allow(_)
+        ));
+
+        // The inline list of the configuration applies through `decide` too.
+        cfg.providers[0].revocation.inline = Some(list(json!({ "username": ["alice"] })));
+        assert!(matches!(run(&cfg, &[], &mut cache), Decision::Deny(_)));
+        let d = denied(decide(
+            &request(b"/"),
+            &cfg,
+            &keys(),
+            &PureRust,
+            &mut cache,
+            NOW,
+        ));
+        assert_eq!(d.reason, "revoked");
     }
 }

@@ -6,7 +6,7 @@
 use super::millis;
 use super::root::{Shared, Waiter};
 use crate::config::{KeySource, LogLevel};
-use crate::decision::{decide, Allowed, Decision, Denied, Request};
+use crate::decision::{decide_with, Allowed, Decision, Denied, Request};
 use crate::refresh::Refetch;
 use crate::verify::VerifyError;
 use log::debug;
@@ -77,12 +77,14 @@ pub fn process(shared: &Shared, now_ms: u64, may_wait: bool) -> Outcome {
 
     let decision = {
         let keys = shared.keys.borrow();
+        let lists = shared.revocation.lists.borrow();
         let mut cache = shared.cache.borrow_mut();
         let verifier = shared.verifier.as_ref();
-        let d = decide(
+        let d = decide_with(
             &request,
             &shared.config,
             &keys,
+            &lists,
             verifier,
             &mut cache,
             now_ms / 1000,

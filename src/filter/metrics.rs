@@ -13,7 +13,7 @@ use std::collections::HashMap;
 const PREFIX: &str = "cognito_edge_auth";
 
 /// The denial reasons defined up front, so dashboards see them at zero.
-const DENY_REASONS: [&str; 15] = [
+const DENY_REASONS: [&str; 16] = [
     "missing",
     "invalid",
     "expired",
@@ -29,6 +29,7 @@ const DENY_REASONS: [&str; 15] = [
     "groups",
     "insufficient_scope",
     "forbidden",
+    "revoked",
 ];
 
 #[derive(Default)]
@@ -47,6 +48,10 @@ struct ProviderMetrics {
     fetch_success: Option<u32>,
     fetch_failure: Option<u32>,
     keys: Option<u32>,
+    /// Defined only for a provider with a fetched revocation list.
+    list_success: Option<u32>,
+    list_failure: Option<u32>,
+    list_entries: Option<u32>,
 }
 
 impl Metrics {
@@ -69,6 +74,7 @@ impl Metrics {
                 fetch_success: counter(&format!("jwks.{}.fetch_success", p.name)),
                 fetch_failure: counter(&format!("jwks.{}.fetch_failure", p.name)),
                 keys: define(MetricType::Gauge, &format!("jwks.{}.keys", p.name)),
+                ..revocation_metrics(p)
             })
             .collect();
         m
@@ -113,10 +119,35 @@ impl Metrics {
         }
     }
 
+    pub fn list_fetched(&self, provider: usize, ok: bool) {
+        if let Some(p) = self.providers.get(provider) {
+            add(if ok { p.list_success } else { p.list_failure }, 1);
+        }
+    }
+
+    pub fn list_loaded(&self, provider: usize, entries: usize) {
+        if let Some(id) = self.providers.get(provider).and_then(|p| p.list_entries) {
+            let _ = hostcalls::record_metric(id, entries as u64);
+        }
+    }
+
     pub fn keys_loaded(&self, provider: usize, count: usize) {
         if let Some(id) = self.providers.get(provider).and_then(|p| p.keys) {
             let _ = hostcalls::record_metric(id, count as u64);
         }
+    }
+}
+
+fn revocation_metrics(p: &crate::config::Provider) -> ProviderMetrics {
+    if p.revocation.remote.is_none() {
+        return ProviderMetrics::default();
+    }
+    let name = |what: &str| format!("revocation.{}.{what}", p.name);
+    ProviderMetrics {
+        list_success: counter(&name("fetch_success")),
+        list_failure: counter(&name("fetch_failure")),
+        list_entries: define(MetricType::Gauge, &name("entries")),
+        ..ProviderMetrics::default()
     }
 }
 

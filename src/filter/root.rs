@@ -11,6 +11,7 @@ use crate::cache::TokenCache;
 use crate::signature::{PureRust, SignatureVerifier};
 
 use super::millis;
+use super::revocation;
 use super::shared_data;
 use crate::config::{Config, KeySource, Provider, RemoteJwks};
 use crate::jwks::{KeySet, Parsed, MAX_JWKS_BYTES};
@@ -42,6 +43,8 @@ pub struct Shared {
     /// Verified tokens of this worker.
     pub cache: RefCell<TokenCache>,
     pub metrics: RefCell<Metrics>,
+    /// The fetched revocation lists of this worker.
+    pub revocation: revocation::Lists,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -67,8 +70,15 @@ pub struct Root {
     shared: Option<Rc<Shared>>,
     /// This VM's id for fetch leases.
     worker: u64,
-    /// Outstanding `dispatch_http_call` tokens → provider index.
-    pending: HashMap<u32, usize>,
+    /// Outstanding `dispatch_http_call` tokens → what they fetch.
+    pending: HashMap<u32, Fetch>,
+}
+
+/// What an outstanding call fetches, for which provider.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fetch {
+    Jwks(usize),
+    RevocationList(usize),
 }
 
 impl Context for Root {
@@ -79,12 +89,20 @@ impl Context for Root {
         body_size: usize,
         _trailers: usize,
     ) {
-        let Some(index) = self.pending.remove(&token) else {
-            return;
-        };
-        let result = self.read_jwks_response(body_size);
-        self.finish_fetch(index, result);
-        self.wake_waiters();
+        match self.pending.remove(&token) {
+            Some(Fetch::Jwks(index)) => {
+                let result = self.read_jwks_response(body_size);
+                self.finish_fetch(index, result);
+                self.wake_waiters();
+            }
+            Some(Fetch::RevocationList(index)) => {
+                if let Some(shared) = &self.shared {
+                    let now = millis(self.get_current_time());
+                    revocation::finished(shared, self.worker, index, body_size, now);
+                }
+            }
+            None => {}
+        }
     }
 }
 
@@ -120,6 +138,7 @@ impl RootContext for Root {
         );
         self.worker = random_id();
         let metrics = Metrics::define(&config);
+        let lists = revocation::Lists::new(&config);
         self.shared = Some(Rc::new(Shared {
             config,
             keys: RefCell::new(keys),
@@ -134,6 +153,7 @@ impl RootContext for Root {
             },
             cache: RefCell::new(TokenCache::with_limits(cache_entries, cache_bytes)),
             metrics: RefCell::new(metrics),
+            revocation: lists,
         }));
         if let Some(shared) = &self.shared {
             for (index, keys) in shared.keys.borrow().iter().enumerate() {
@@ -163,7 +183,7 @@ impl RootContext for Root {
             };
 
             sync(&shared, index, provider, store);
-            let in_flight = self.pending.values().any(|&p| p == index);
+            let in_flight = self.pending.values().any(|&f| f == Fetch::Jwks(index));
             if !in_flight
                 && store
                     .update(|s| s.take_lease(self.worker, now, jwks.timeout_ms))
@@ -171,6 +191,13 @@ impl RootContext for Root {
             {
                 self.start_fetch(index, jwks, now);
             }
+        }
+        let pending = &self.pending;
+        let started = revocation::tick(&shared, self.worker, now, |index| {
+            pending.values().any(|&f| f == Fetch::RevocationList(index))
+        });
+        for (token, index) in started {
+            self.pending.insert(token, Fetch::RevocationList(index));
         }
         self.wake_waiters();
     }
@@ -252,7 +279,7 @@ impl Root {
         let timeout = Duration::from_millis(jwks.timeout_ms);
         match self.dispatch_http_call(&jwks.cluster, headers, None, vec![], timeout) {
             Ok(token) => {
-                self.pending.insert(token, index);
+                self.pending.insert(token, Fetch::Jwks(index));
             }
             Err(status) => {
                 let reason = format!("cannot call cluster {}: {status:?}", jwks.cluster);
