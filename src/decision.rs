@@ -4,6 +4,7 @@
 use crate::cache::TokenCache;
 use crate::config::{Access, Config, HeaderSource};
 use crate::jwks::KeySet;
+use crate::online::{self, Answer, Answers, TokenKey};
 use crate::policy::{self, Refusal};
 use crate::response::{self, Response};
 use crate::revocation::RevocationList;
@@ -33,6 +34,19 @@ pub enum Decision {
     Allow(Allowed),
     /// Answer the request with `response` and do not forward it.
     Deny(Denied),
+    /// Ask Cognito whether the access token is live, keep the answer, then decide the
+    /// request again (the glue pauses it meanwhile).
+    Check(Check),
+}
+
+/// An online check the glue must make: `GetUser` with `token` through provider
+/// `provider`'s `online_check`, the answer kept under `key`.
+#[derive(Debug)]
+pub struct Check {
+    pub provider: usize,
+    pub key: TokenKey,
+    /// The access token, for the call's body only: never logged.
+    pub token: String,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -84,8 +98,11 @@ impl Decision {
     }
 }
 
-/// The `error_description` of a token on a revocation list.
+/// The `error_description` of a token on a revocation list, or signed out in Cognito.
 pub const REVOKED: &str = "the token has been revoked";
+/// The `error_description` on an `active` route for a token that cannot be checked online.
+pub const NOT_CHECKABLE: &str =
+    "this route requires an access token that can be checked with its issuer";
 
 /// Decides a request at time `now`, verifying its token with the worker's key sets and
 /// signature verifier unless the token cache already holds it. Only the inline revocation
@@ -98,16 +115,28 @@ pub fn decide(
     cache: &mut TokenCache,
     now: u64,
 ) -> Decision {
-    decide_with(request, config, keys, &[], signatures, cache, now)
+    let lists = Lists {
+        fetched: &[],
+        online: &online::NoAnswers,
+    };
+    decide_with(request, config, keys, &lists, signatures, cache, now)
 }
 
-/// As [`decide`], with `fetched[i]` the last good fetched revocation list of provider i
-/// (`None` while there is none). A listed token is refused, cached or not.
+/// What the glue knows beyond the configuration and the keys: the fetched revocation lists
+/// (`fetched[i]` for provider i, `None` while there is none) and the kept online answers.
+pub struct Lists<'a> {
+    pub fetched: &'a [Option<RevocationList>],
+    pub online: &'a dyn Answers,
+}
+
+/// As [`decide`], with the fetched revocation lists and the online answers the glue keeps.
+/// A listed token is refused, cached or not; an access token that must be checked online
+/// and has no current answer gives [`Decision::Check`].
 pub fn decide_with(
     request: &Request,
     config: &Config,
     keys: &[Option<KeySet>],
-    fetched: &[Option<RevocationList>],
+    lists: &Lists,
     signatures: &dyn SignatureVerifier,
     cache: &mut TokenCache,
     now: u64,
@@ -175,7 +204,7 @@ pub fn decide_with(
     };
 
     // After the cache: a list that changes applies to tokens verified before it did.
-    if is_revoked(&claims, config, fetched) {
+    if is_revoked(&claims, config, lists.fetched) {
         return deny(response::invalid_token(realm, REVOKED), "revoked", None)
             .naming_provider(config, claims.provider);
     }
@@ -186,6 +215,15 @@ pub fn decide_with(
                 .providers
                 .get(claims.provider)
                 .map_or("", |p| p.name.as_str());
+            if identity.is_some() {
+                let needs_active =
+                    matches!(route.access, Access::Require(r) if r.iter().any(|r| r.active));
+                if let Some(d) =
+                    online_step(config, &claims, token, needs_active, lists.online, now)
+                {
+                    return d.naming_provider(config, claims.provider);
+                }
+            }
             let (set, reason) = match identity {
                 Some(i) => (
                     response::identity_headers(&i, &claims, provider, &config.identity),
@@ -212,6 +250,58 @@ pub fn decide_with(
         }
     }
     .naming_provider(config, claims.provider)
+}
+
+/// The online check, where the provider has one and the token is an access token, on every
+/// request or on an `active` route: `None` to go on and allow.
+fn online_step(
+    config: &Config,
+    claims: &Claims,
+    token: &str,
+    needs_active: bool,
+    answers: &dyn Answers,
+    now: u64,
+) -> Option<Decision> {
+    let realm = config.realm.as_str();
+    let check = config
+        .providers
+        .get(claims.provider)
+        .and_then(|p| p.online_check.as_ref())
+        .filter(|_| claims.token_use == Some(crate::config::TokenUse::Access));
+    let Some(check) = check.filter(|c| c.every_request || needs_active) else {
+        return needs_active.then(|| {
+            deny(
+                response::invalid_token(realm, NOT_CHECKABLE),
+                "not_checkable",
+                None,
+            )
+        });
+    };
+    let key = TokenKey::of(token);
+    match online::lookup(answers, claims.provider, &key, now.saturating_mul(1000)) {
+        Some(Answer::Active) => None,
+        Some(Answer::Revoked) => Some(deny(
+            response::invalid_token(realm, REVOKED),
+            "revoked",
+            None,
+        )),
+        Some(Answer::Unreachable) => match check.when_unreachable {
+            crate::config::WhenUnreachable::Allow => None,
+            crate::config::WhenUnreachable::Deny => Some(deny(
+                response::unavailable(
+                    online::RETRY_AFTER_SECONDS,
+                    "the token cannot be checked with its issuer right now",
+                ),
+                "online_unavailable",
+                None,
+            )),
+        },
+        None => Some(Decision::Check(Check {
+            provider: claims.provider,
+            key,
+            token: token.to_string(),
+        })),
+    }
 }
 
 /// Whether the provider's inline or fetched revocation list holds the token.
@@ -352,6 +442,7 @@ mod tests {
         match d {
             Decision::Deny(d) => d,
             Decision::Allow(a) => panic!("allowed: {a:?}"),
+            Decision::Check(c) => panic!("check: {:?}", c.key),
         }
     }
 
@@ -359,6 +450,7 @@ mod tests {
         match d {
             Decision::Allow(a) => a,
             Decision::Deny(d) => panic!("denied: {d:?}"),
+            Decision::Check(c) => panic!("check: {:?}", c.key),
         }
     }
 
@@ -766,7 +858,11 @@ mod tests {
             config_with(json!({ "rules": [{ "match": { "prefix": "/pub" }, "allow": "public" }] }));
         let mut cache = TokenCache::new(16);
         let run = |cfg: &Config, fetched: &[Option<RevocationList>], cache: &mut TokenCache| {
-            decide_with(&request(b"/"), cfg, &keys(), fetched, &PureRust, cache, NOW)
+            let lists = Lists {
+                fetched,
+                online: &online::NoAnswers,
+            };
+            decide_with(&request(b"/"), cfg, &keys(), &lists, &PureRust, cache, NOW)
         };
         assert!(matches!(run(&cfg, &[], &mut cache), Decision::Allow(_)));
         assert_eq!(cache.len(), 1);
@@ -790,7 +886,10 @@ mod tests {
             &request(b"/pub"),
             &cfg,
             &keys(),
-            &by_sub,
+            &Lists {
+                fetched: &by_sub,
+                online: &online::NoAnswers,
+            },
             &PureRust,
             &mut cache,
             NOW,
@@ -822,5 +921,145 @@ mod tests {
             NOW,
         ));
         assert_eq!(d.reason, "revoked");
+    }
+
+    /// Kept online answers, by token, for the tests.
+    struct Kept(std::collections::HashMap<String, online::Record>);
+
+    impl Answers for Kept {
+        fn record(&self, _: usize, key: &TokenKey) -> Option<online::Record> {
+            self.0.get(&key.hex).cloned()
+        }
+    }
+
+    fn online_config(extra: serde_json::Value) -> Config {
+        let mut online = json!({ "cluster": "cognito_idp" });
+        for (k, v) in extra.as_object().unwrap() {
+            online[k] = v.clone();
+        }
+        let full = json!({ "providers": [{
+            "name": "cognito", "user_pool_id": "us-east-1_Abc123", "client_ids": ["client1"],
+            "jwks": { "cluster": "c", "uri": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Abc123/.well-known/jwks.json" },
+            "online_check": online,
+        }], "rules": [
+            { "match": { "prefix": "/admin" }, "require": { "active": true } },
+            { "match": { "prefix": "/pub" }, "allow": "public" },
+        ] });
+        Config::parse(full.to_string().as_bytes()).unwrap()
+    }
+
+    fn decide_online(
+        cfg: &Config,
+        path: &'static str,
+        token: &str,
+        kept: &Kept,
+        now: u64,
+    ) -> Decision {
+        let headers = bearer(token);
+        let request = Request {
+            method: b"GET",
+            path: path.as_bytes(),
+            headers: &headers,
+        };
+        let lists = Lists {
+            fetched: &[],
+            online: kept,
+        };
+        decide_with(
+            &request,
+            cfg,
+            &keys(),
+            &lists,
+            &PureRust,
+            &mut TokenCache::new(16),
+            now,
+        )
+    }
+
+    #[test]
+    fn the_online_check_asks_then_decides_on_the_kept_answer() {
+        let cfg = online_config(json!({}));
+        let access = sign("key1", "k1", &access_claims());
+        let id = sign("key1", "k1", &id_claims());
+        let mut kept = Kept(Default::default());
+
+        // Not an active route, not every request: no check.
+        assert!(matches!(
+            decide_online(&cfg, "/", &access, &kept, NOW),
+            Decision::Allow(_)
+        ));
+        // An active route: check this access token, then resume.
+        let Decision::Check(check) = decide_online(&cfg, "/admin", &access, &kept, NOW) else {
+            panic!("no check asked")
+        };
+        assert_eq!(
+            (check.provider, check.key.clone()),
+            (0, TokenKey::of(&access))
+        );
+        assert_eq!(check.token, access);
+        // An ID token cannot be checked: refused on an active route, with a reason.
+        let d = denied(decide_online(&cfg, "/admin", &id, &kept, NOW));
+        assert_eq!((d.response.status, d.reason), (401, "not_checkable"));
+        assert!(d.response.body.contains(NOT_CHECKABLE));
+
+        let now_ms = NOW * 1000;
+        let keep = |kept: &mut Kept, answer| {
+            kept.0.insert(
+                check.key.hex.clone(),
+                online::record(&check.key, answer, now_ms, 60_000),
+            );
+        };
+        keep(&mut kept, Answer::Active);
+        assert!(matches!(
+            decide_online(&cfg, "/admin", &access, &kept, NOW),
+            Decision::Allow(_)
+        ));
+        assert!(
+            matches!(
+                decide_online(&cfg, "/admin", &access, &kept, NOW + 60),
+                Decision::Check(_)
+            ),
+            "asked again once the answer is older than cache_seconds"
+        );
+        keep(&mut kept, Answer::Revoked);
+        let d = denied(decide_online(&cfg, "/admin", &access, &kept, NOW));
+        assert_eq!((d.response.status, d.reason), (401, "revoked"));
+        assert!(d.response.body.contains(REVOKED));
+        assert_eq!(d.provider.as_deref(), Some("cognito"));
+        keep(&mut kept, Answer::Unreachable);
+        let d = denied(decide_online(&cfg, "/admin", &access, &kept, NOW));
+        assert_eq!(
+            (d.response.status, d.reason),
+            (503, "online_unavailable"),
+            "fail closed"
+        );
+        assert!(d
+            .response
+            .headers
+            .iter()
+            .any(|(n, v)| n == "retry-after" && v == "1"));
+
+        let open = online_config(json!({ "when_unreachable": "allow" }));
+        assert!(matches!(
+            decide_online(&open, "/admin", &access, &kept, NOW),
+            Decision::Allow(_)
+        ));
+
+        // every_request: checked on every route, also public ones with a token; ID tokens pass
+        // (they cannot be checked) except on active routes.
+        let every = online_config(json!({ "every_request": true }));
+        let fresh = Kept(Default::default());
+        assert!(matches!(
+            decide_online(&every, "/", &access, &fresh, NOW),
+            Decision::Check(_)
+        ));
+        assert!(matches!(
+            decide_online(&every, "/pub", &access, &fresh, NOW),
+            Decision::Check(_)
+        ));
+        assert!(matches!(
+            decide_online(&every, "/", &id, &fresh, NOW),
+            Decision::Allow(_)
+        ));
     }
 }

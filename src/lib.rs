@@ -6,6 +6,7 @@ pub mod cache;
 pub mod config;
 pub mod decision;
 pub mod jwks;
+pub mod online;
 pub mod policy;
 pub mod refresh;
 pub mod response;

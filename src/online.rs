@@ -1,0 +1,237 @@
+//! The online check of Cognito access tokens: is a token that verifies offline still live in
+//! Cognito (not signed out with `GlobalSignOut`, `AdminUserGlobalSignOut` or `RevokeToken`)?
+//!
+//! The filter asks with `GetUser`, which needs no AWS credentials: the access token is the
+//! credential. Answers are kept for `cache_seconds` in shared data, so every worker of the
+//! process uses them; they are keyed by a SHA-256 of the token (never the token), in a fixed
+//! number of slots so that a flood of distinct tokens cannot grow memory without bound.
+//!
+//! Everything here is pure: the core asks for a check ([`crate::decision::Decision::Check`]),
+//! the glue makes the call, turns the response into an [`Answer`] with [`answer_of`], stores
+//! the [`Record`] and decides the request again.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The `X-Amz-Target` of the call.
+pub const GET_USER_TARGET: &str = "AWSCognitoIdentityProviderService.GetUser";
+pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+/// Answers live in this many shared-data slots per provider (a newer answer whose hash
+/// falls in the same slot replaces an older one).
+pub const SLOTS: u32 = 65_536;
+/// An "unreachable" answer is kept this long (or `cache_seconds`, if shorter) before the
+/// next request asks again.
+pub const UNREACHABLE_RETRY_MS: u64 = 5_000;
+/// How long a client is told to wait when Cognito cannot be reached or too many checks are
+/// under way.
+pub const RETRY_AFTER_SECONDS: u64 = 1;
+
+/// What Cognito said about a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Answer {
+    /// `GetUser` succeeded: the token is live.
+    Active,
+    /// `NotAuthorizedException` (signed out, revoked, expired) or `UserNotFoundException`.
+    Revoked,
+    /// No answer, a timeout, a 5xx, throttling or anything else: we do not know.
+    Unreachable,
+}
+
+/// A kept answer, as stored in shared data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The token's SHA-256, hex: a slot holds one token's answer at a time.
+    pub key: String,
+    pub answer: Answer,
+    /// Valid until this time (ms since the epoch).
+    pub until_ms: u64,
+}
+
+/// Where the kept answers come from (the glue reads shared data; tests use a map).
+pub trait Answers {
+    /// The record in the slot of `key` for provider `provider`, if any.
+    fn record(&self, provider: usize, key: &TokenKey) -> Option<Record>;
+}
+
+/// No answers at all (every token needs a check).
+pub struct NoAnswers;
+
+impl Answers for NoAnswers {
+    fn record(&self, _: usize, _: &TokenKey) -> Option<Record> {
+        None
+    }
+}
+
+/// A token's SHA-256, in hex, and its slot.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TokenKey {
+    pub hex: String,
+    pub slot: u32,
+}
+
+impl TokenKey {
+    pub fn of(token: &str) -> TokenKey {
+        let digest = Sha256::digest(token.as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let slot = digest
+            .first_chunk::<4>()
+            .map_or(0, |b| u32::from_be_bytes(*b) % SLOTS);
+        TokenKey { hex, slot }
+    }
+}
+
+/// The kept answer for `key` at `now_ms`, if there is a current one for this very token.
+pub fn lookup(
+    answers: &dyn Answers,
+    provider: usize,
+    key: &TokenKey,
+    now_ms: u64,
+) -> Option<Answer> {
+    answers
+        .record(provider, key)
+        .filter(|r| r.key == key.hex && now_ms < r.until_ms)
+        .map(|r| r.answer)
+}
+
+/// The record to keep for `answer`: `cache_ms` for a definite answer, a short while for
+/// "unreachable" (so a Cognito outage costs one call per token per few seconds).
+pub fn record(key: &TokenKey, answer: Answer, now_ms: u64, cache_ms: u64) -> Record {
+    let keep = match answer {
+        Answer::Active | Answer::Revoked => cache_ms,
+        Answer::Unreachable => UNREACHABLE_RETRY_MS.min(cache_ms),
+    };
+    Record {
+        key: key.hex.clone(),
+        answer,
+        until_ms: now_ms.saturating_add(keep),
+    }
+}
+
+/// What `GetUser`'s response means: HTTP status (`None`: no response) and body.
+pub fn answer_of(status: Option<u32>, body: &[u8]) -> Answer {
+    #[derive(Deserialize)]
+    struct AwsError {
+        #[serde(rename = "__type")]
+        kind: Option<String>,
+    }
+    match status {
+        Some(200) => Answer::Active,
+        Some(400) => {
+            let kind = serde_json::from_slice::<AwsError>(body)
+                .ok()
+                .and_then(|e| e.kind)
+                .unwrap_or_default();
+            // The type may carry a namespace prefix: `…#NotAuthorizedException`.
+            let name = kind.rsplit('#').next().unwrap_or_default();
+            match name {
+                "NotAuthorizedException" | "UserNotFoundException" => Answer::Revoked,
+                _ => Answer::Unreachable,
+            }
+        }
+        _ => Answer::Unreachable,
+    }
+}
+
+/// The body of the `GetUser` call for `token`. Serialized by serde, so a token cannot
+/// break out of its string (it is a compact JWT anyway).
+pub fn get_user_body(token: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "AccessToken": token })).unwrap_or_default()
+}
+
+impl Record {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Record> {
+        serde_json::from_slice(bytes).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct Map(HashMap<(usize, u32), Record>);
+
+    impl Answers for Map {
+        fn record(&self, provider: usize, key: &TokenKey) -> Option<Record> {
+            self.0.get(&(provider, key.slot)).cloned()
+        }
+    }
+
+    #[test]
+    fn get_user_answers() {
+        assert_eq!(
+            answer_of(Some(200), b"{\"Username\":\"alice\"}"),
+            Answer::Active
+        );
+        let e = |t: &str| format!("{{\"__type\":\"{t}\",\"message\":\"x\"}}").into_bytes();
+        assert_eq!(
+            answer_of(Some(400), &e("NotAuthorizedException")),
+            Answer::Revoked,
+            "moto and Cognito after GlobalSignOut"
+        );
+        assert_eq!(
+            answer_of(
+                Some(400),
+                &e("com.amazonaws.cognito#NotAuthorizedException")
+            ),
+            Answer::Revoked
+        );
+        assert_eq!(
+            answer_of(Some(400), &e("UserNotFoundException")),
+            Answer::Revoked
+        );
+        for (status, body) in [
+            (Some(400), e("TooManyRequestsException")),
+            (Some(400), b"not json".to_vec()),
+            (Some(403), e("NotAuthorizedException")),
+            (Some(500), Vec::new()),
+            (Some(503), Vec::new()),
+            (None, Vec::new()),
+        ] {
+            assert_eq!(answer_of(status, &body), Answer::Unreachable, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn keys_are_hashes_never_the_token() {
+        let a = TokenKey::of("eyJhbGciOi.payload.sig");
+        assert_eq!(a.hex.len(), 64);
+        assert!(!a.hex.contains("eyJ"));
+        assert!(a.slot < SLOTS);
+        assert_eq!(a, TokenKey::of("eyJhbGciOi.payload.sig"));
+        assert_ne!(a.hex, TokenKey::of("eyJhbGciOi.payload.siG").hex);
+        let body = String::from_utf8(get_user_body("t\"x")).unwrap();
+        assert_eq!(body, r#"{"AccessToken":"t\"x"}"#);
+    }
+
+    #[test]
+    fn answers_are_kept_for_their_time_and_only_for_their_token() {
+        let key = TokenKey::of("token-a");
+        let t = 1_800_000_000_000;
+        let mut m = Map(HashMap::new());
+        assert_eq!(lookup(&m, 0, &key, t), None, "never asked");
+        m.0.insert((0, key.slot), record(&key, Answer::Active, t, 60_000));
+        assert_eq!(lookup(&m, 0, &key, t + 59_999), Some(Answer::Active));
+        assert_eq!(lookup(&m, 0, &key, t + 60_000), None, "then asked again");
+        assert_eq!(lookup(&m, 1, &key, t), None, "another provider's slot");
+        // Another token in the same slot is not this token's answer.
+        let mut other = record(&key, Answer::Revoked, t, 60_000);
+        other.key = TokenKey::of("token-b").hex;
+        m.0.insert((0, key.slot), other);
+        assert_eq!(lookup(&m, 0, &key, t), None);
+
+        let unreachable = record(&key, Answer::Unreachable, t, 60_000);
+        assert_eq!(unreachable.until_ms, t + UNREACHABLE_RETRY_MS);
+        assert_eq!(
+            record(&key, Answer::Unreachable, t, 1_000).until_ms,
+            t + 1_000
+        );
+        assert_eq!(Record::decode(&unreachable.encode()), Some(unreachable));
+        assert_eq!(Record::decode(b"junk"), None);
+    }
+}
