@@ -13,7 +13,7 @@ use std::collections::HashMap;
 const PREFIX: &str = "cognito_edge_auth";
 
 /// The denial reasons defined up front, so dashboards see them at zero.
-const DENY_REASONS: [&str; 16] = [
+const DENY_REASONS: [&str; 19] = [
     "missing",
     "invalid",
     "expired",
@@ -30,6 +30,9 @@ const DENY_REASONS: [&str; 16] = [
     "insufficient_scope",
     "forbidden",
     "revoked",
+    "not_checkable",
+    "online_unavailable",
+    "online_busy",
 ];
 
 #[derive(Default)]

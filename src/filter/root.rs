@@ -11,6 +11,7 @@ use crate::cache::TokenCache;
 use crate::signature::{PureRust, SignatureVerifier};
 
 use super::millis;
+use super::online;
 use super::revocation;
 use super::shared_data;
 use crate::config::{Config, KeySource, Provider, RemoteJwks};
@@ -45,6 +46,8 @@ pub struct Shared {
     pub metrics: RefCell<Metrics>,
     /// The fetched revocation lists of this worker.
     pub revocation: revocation::Lists,
+    /// Online checks under way, and the answers this worker got.
+    pub online: online::State,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -63,6 +66,9 @@ pub struct Waiter {
     pub first_keys: bool,
     /// …or at this time at the latest (ms since the epoch).
     pub deadline_ms: u64,
+    /// Waits for the online check of this token hash instead (then only the deadline and
+    /// the check's answer wake it).
+    pub online: Option<String>,
 }
 
 #[derive(Default)]
@@ -101,7 +107,12 @@ impl Context for Root {
                     revocation::finished(shared, self.worker, index, body_size, now);
                 }
             }
-            None => {}
+            None => {
+                if let Some(shared) = self.shared.as_ref().filter(|s| online::is_call(s, token)) {
+                    let now = millis(self.get_current_time());
+                    online::finished(shared, token, body_size, now);
+                }
+            }
         }
     }
 }
@@ -154,6 +165,7 @@ impl RootContext for Root {
             cache: RefCell::new(TokenCache::with_limits(cache_entries, cache_bytes)),
             metrics: RefCell::new(metrics),
             revocation: lists,
+            online: online::State::default(),
         }));
         if let Some(shared) = &self.shared {
             for (index, keys) in shared.keys.borrow().iter().enumerate() {
@@ -382,6 +394,9 @@ impl Root {
             let seen = shared.seen.borrow();
             let mut waiters = shared.waiters.borrow_mut();
             let (ready, waiting) = waiters.drain(..).partition(|w: &Waiter| {
+                if w.online.is_some() {
+                    return now >= w.deadline_ms;
+                }
                 let has_keys = keys.get(w.provider).is_some_and(Option::is_some);
                 let fetched = seen
                     .get(w.provider)
