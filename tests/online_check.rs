@@ -1,0 +1,218 @@
+//! End to end against moto, the Cognito emulator: the online check of access tokens
+//! (`GetUser`). Sign in, call (200), `GlobalSignOut`, call again → 401 within the configured
+//! cache time on every worker; and what requests get while the emulator cannot be reached.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const CACHE_SECONDS: u64 = 2;
+
+struct Pool {
+    id: String,
+    client: String,
+}
+
+fn make_pool(moto: &Moto) -> Pool {
+    let pool = moto.cognito("CreateUserPool", json!({ "PoolName": "online-check" }));
+    let id = pool["UserPool"]["Id"].as_str().unwrap().to_string();
+    let c = moto.cognito(
+        "CreateUserPoolClient",
+        json!({ "UserPoolId": id, "ClientName": "web", "ExplicitAuthFlows": ["ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"] }),
+    );
+    let client = c["UserPoolClient"]["ClientId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    moto.cognito(
+        "AdminCreateUser",
+        json!({ "UserPoolId": id, "Username": "alice", "MessageAction": "SUPPRESS",
+                "UserAttributes": [{ "Name": "email", "Value": "alice@example.com" }, { "Name": "email_verified", "Value": "true" }] }),
+    );
+    moto.cognito(
+        "AdminSetUserPassword",
+        json!({ "UserPoolId": id, "Username": "alice", "Password": "Correct-Horse-9", "Permanent": true }),
+    );
+    Pool { id, client }
+}
+
+/// (ID token, access token) for alice.
+fn sign_in(moto: &Moto, pool: &Pool) -> (String, String) {
+    let auth = moto.cognito(
+        "AdminInitiateAuth",
+        json!({ "UserPoolId": pool.id, "ClientId": pool.client, "AuthFlow": "ADMIN_USER_PASSWORD_AUTH",
+                "AuthParameters": { "USERNAME": "alice", "PASSWORD": "Correct-Horse-9" } }),
+    );
+    let r = &auth["AuthenticationResult"];
+    (
+        r["IdToken"].as_str().unwrap().into(),
+        r["AccessToken"].as_str().unwrap().into(),
+    )
+}
+
+/// The filter configuration: the pool with an online check through cluster `cognito_idp`;
+/// `/account` requires a live token, everything else a valid one.
+fn config(moto: &Moto, pool: &Pool, keys: Value, online: Value) -> Value {
+    let mut check =
+        json!({ "cluster": "cognito_idp", "cache_seconds": CACHE_SECONDS, "timeout_ms": 1000 });
+    for (k, v) in online.as_object().unwrap() {
+        check[k] = v.clone();
+    }
+    let mut provider = json!({
+        "name": "cognito",
+        "user_pool_id": pool.id,
+        "client_ids": [pool.client],
+        "online_check": check,
+    });
+    if keys.is_null() {
+        provider["jwks"] = json!({ "cluster": "cognito_idp",
+            "uri": format!("http://127.0.0.1:{}/{}/.well-known/jwks.json", moto.port, pool.id) });
+    } else {
+        provider["local_jwks"] = keys;
+    }
+    json!({ "providers": [provider], "rules": [
+        { "match": { "prefix": "/account" }, "require": { "active": true } },
+        { "match": { "prefix": "/" }, "require": { "authenticated": true } },
+    ]})
+}
+
+fn status(envoy: &Envoy, path: &str, token: &str) -> Reply {
+    get_with_token(envoy.port, path, token)
+}
+
+#[test]
+fn a_signed_out_access_token_is_refused_within_the_cache_time_on_every_worker() {
+    let moto = Moto::start();
+    let pool = make_pool(&moto);
+    let upstream = echo_upstream();
+    let clusters = vec![
+        cluster("upstream", upstream.port),
+        cluster("cognito_idp", moto.port),
+    ];
+    let cfg = config(&moto, &pool, Value::Null, json!({}));
+    let envoy = Envoy::start_with(&bootstrap_with_clusters(&cfg, clusters), 2);
+    let (id_token, access) = sign_in(&moto, &pool);
+    envoy.wait_for_keys(&id_token);
+
+    // Signed in: the live access token passes the checked route, on both workers (each
+    // request is a new connection; Envoy spreads them over its workers).
+    for _ in 0..10 {
+        let r = status(&envoy, "/account", &access);
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    eprintln!("GET /account (signed in) x10 → 200");
+    // An ID token cannot be checked with GetUser: refused on the checked route only.
+    let r = status(&envoy, "/account", &id_token);
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.json()["error_description"],
+        "this route requires an access token that can be checked with its issuer"
+    );
+    assert_eq!(status(&envoy, "/catalog", &id_token).status, 200);
+
+    moto.cognito("GlobalSignOut", json!({ "AccessToken": access }));
+    let signed_out = Instant::now();
+    eprintln!("GlobalSignOut → 200");
+    let mut statuses = Vec::new();
+    let took = loop {
+        let r = status(&envoy, "/account", &access);
+        statuses.push(r.status);
+        if r.status == 401 {
+            assert_eq!(r.json()["error"], "invalid_token");
+            assert_eq!(r.json()["error_description"], "the token has been revoked");
+            break signed_out.elapsed();
+        }
+        assert_eq!(r.status, 200, "before the answer expires: {}", r.body);
+        assert!(
+            signed_out.elapsed() < Duration::from_secs(CACHE_SECONDS + 10),
+            "still accepted long after the cache time:\n{}",
+            envoy.log()
+        );
+        thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!(
+        "GET /account after sign-out: {} x 200, then 401 after {took:?}",
+        statuses.len() - 1
+    );
+    assert!(
+        took <= Duration::from_secs(CACHE_SECONDS) + Duration::from_millis(1500),
+        "within the cache time ({CACHE_SECONDS} s) plus a second: {took:?}"
+    );
+    // From now on, every worker refuses it (the answer is in shared data).
+    for i in 0..20 {
+        let r = status(&envoy, "/account", &access);
+        assert_eq!(r.status, 401, "request {i} after the first 401");
+    }
+    eprintln!("GET /account x20 → 401");
+    // Routes without `active` still accept the offline-verified token (documented).
+    assert_eq!(status(&envoy, "/catalog", &access).status, 200);
+    // A new sign-in gives a live token again.
+    let (_, fresh) = sign_in(&moto, &pool);
+    assert_eq!(status(&envoy, "/account", &fresh).status, 200);
+    assert!(!envoy.log().contains(&access), "the token is never logged");
+}
+
+#[test]
+fn while_the_emulator_cannot_be_reached_checks_fail_closed_or_open_as_configured() {
+    let mut moto = Some(Moto::start());
+    let m = moto.as_ref().unwrap();
+    let pool = make_pool(m);
+    let keys: Value =
+        serde_json::from_str(&get(m.port, &format!("/{}/.well-known/jwks.json", pool.id)).body)
+            .unwrap();
+    let upstream = echo_upstream();
+    let start = |online: Value| {
+        let cfg = config(m, &pool, keys.clone(), online);
+        let clusters = vec![
+            cluster("upstream", upstream.port),
+            cluster("cognito_idp", m.port),
+        ];
+        Envoy::start_with(&bootstrap_with_clusters(&cfg, clusters), 2)
+    };
+    let closed = start(json!({}));
+    let open = start(json!({ "when_unreachable": "allow" }));
+    let (_, access) = sign_in(m, &pool);
+    assert_eq!(status(&closed, "/account", &access).status, 200);
+    assert_eq!(status(&open, "/account", &access).status, 200);
+
+    moto.take(); // the emulator stops: connections are refused from now on
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let r = loop {
+        let r = status(&closed, "/account", &access);
+        if r.status == 503 {
+            break r;
+        }
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(Instant::now() < deadline, "never 503:\n{}", closed.log());
+        thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!("emulator down, when_unreachable deny: GET /account → 503");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(r.json()["error"], "temporarily_unavailable");
+    assert_eq!(
+        status(&closed, "/catalog", &access).status,
+        200,
+        "routes without active do not need Cognito"
+    );
+
+    // Fail open: once its kept answer has expired, the check fails and the token passes.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !open.log().contains("online check: Unreachable") {
+        let r = status(&open, "/account", &access);
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(Instant::now() < deadline, "never checked:\n{}", open.log());
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(status(&open, "/account", &access).status, 200);
+    eprintln!("emulator down, when_unreachable allow: GET /account → 200");
+}
