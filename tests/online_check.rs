@@ -216,3 +216,89 @@ fn while_the_emulator_cannot_be_reached_checks_fail_closed_or_open_as_configured
     assert_eq!(status(&open, "/account", &access).status, 200);
     eprintln!("emulator down, when_unreachable allow: GET /account → 200");
 }
+
+/// A slow stand-in for Cognito: counts its calls, checks their form, answers 200 after 1.5 s.
+#[test]
+fn calls_are_bounded_per_worker_and_shared_by_requests_with_the_same_token() {
+    use common::tokens::{access_claims, sign, with};
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<ServerRequest>>> = Arc::default();
+    let s = seen.clone();
+    let cognito = Server::start(Arc::new(move |r: &ServerRequest| {
+        s.lock().unwrap().push(ServerRequest {
+            method: r.method.clone(),
+            path: r.path.clone(),
+            headers: r.headers.clone(),
+        });
+        Canned {
+            status: 200,
+            body: br#"{"Username":"alice","UserAttributes":[]}"#.to_vec(),
+            delay: Duration::from_millis(1500),
+            hang_up: false,
+        }
+    }));
+    let jwks = JwksServer::start(&common::tokens::jwks(&[("key1", "k1")]));
+    let upstream = echo_upstream();
+    let mut p = provider("cognito", jwks.port());
+    p["online_check"] =
+        json!({ "cluster": "cognito_idp", "max_in_flight": 1, "every_request": true });
+    let cfg = json!({ "providers": [p] });
+    let clusters = vec![
+        cluster("upstream", upstream.port),
+        cluster("jwks", jwks.port()),
+        cluster("cognito_idp", cognito.port),
+    ];
+    let envoy = Envoy::start(&bootstrap_with_clusters(&cfg, clusters));
+    let token = |jti: &str| sign("key1", "k1", &with(access_claims(now()), "jti", jti.into()));
+    let (a, b) = (token("a"), token("b"));
+    // Keys first (an ID token is not checked online).
+    envoy.wait_for_keys(&sign("key1", "k1", &common::tokens::id_claims(now())));
+
+    let port = envoy.port;
+    let first: Vec<_> = [a.clone(), a.clone()]
+        .into_iter()
+        .map(|t| thread::spawn(move || get_with_token(port, "/", &t).status))
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    // One check under way: a second distinct token gets 503 at once, not a call.
+    let busy = get_with_token(port, "/", &b);
+    assert_eq!(busy.status, 503, "{}", busy.body);
+    assert_eq!(busy.header("retry-after"), Some("1"));
+    let statuses: Vec<u16> = first.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(
+        statuses,
+        vec![200, 200],
+        "both requests waited for the one answer"
+    );
+    assert_eq!(
+        cognito.hits(),
+        1,
+        "one call for two requests with the same token"
+    );
+    assert_eq!(get_with_token(port, "/", &a).status, 200, "the kept answer");
+    assert_eq!(cognito.hits(), 1);
+
+    let calls = seen.lock().unwrap();
+    let call = &calls[0];
+    assert_eq!((call.method.as_str(), call.path.as_str()), ("POST", "/"));
+    let header = |n: &str| {
+        call.headers
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(
+        header("x-amz-target"),
+        Some("AWSCognitoIdentityProviderService.GetUser")
+    );
+    assert_eq!(header("content-type"), Some("application/x-amz-json-1.1"));
+    assert_eq!(
+        header(":authority").or(header("host")),
+        Some("cognito-idp.us-east-1.amazonaws.com")
+    );
+    assert_eq!(header("authorization"), None, "no AWS credentials");
+    assert_eq!(
+        envoy.stat("wasmcustom.cognito_edge_auth.denied.online_busy"),
+        Some(1)
+    );
+}
