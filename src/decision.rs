@@ -4,7 +4,7 @@
 use crate::cache::TokenCache;
 use crate::config::{Access, Config, HeaderSource};
 use crate::jwks::KeySet;
-use crate::online::{self, Answer, Answers, TokenKey};
+use crate::online::{self, Answers, Step, TokenKey};
 use crate::policy::{self, Refusal};
 use crate::response::{self, Response};
 use crate::revocation::RevocationList;
@@ -252,8 +252,7 @@ pub fn decide_with(
     .naming_provider(config, claims.provider)
 }
 
-/// The online check, where the provider has one and the token is an access token, on every
-/// request or on an `active` route: `None` to go on and allow.
+/// The online check's verdict as a decision: `None` to go on and allow.
 fn online_step(
     config: &Config,
     claims: &Claims,
@@ -263,40 +262,27 @@ fn online_step(
     now: u64,
 ) -> Option<Decision> {
     let realm = config.realm.as_str();
-    let check = config
-        .providers
-        .get(claims.provider)
-        .and_then(|p| p.online_check.as_ref())
-        .filter(|_| claims.token_use == Some(crate::config::TokenUse::Access));
-    let Some(check) = check.filter(|c| c.every_request || needs_active) else {
-        return needs_active.then(|| {
-            deny(
-                response::invalid_token(realm, NOT_CHECKABLE),
-                "not_checkable",
-                None,
-            )
-        });
-    };
-    let key = TokenKey::of(token);
-    match online::lookup(answers, claims.provider, &key, now.saturating_mul(1000)) {
-        Some(Answer::Active) => None,
-        Some(Answer::Revoked) => Some(deny(
+    match online::step(config, claims, token, needs_active, answers, now) {
+        Step::Pass => None,
+        Step::NotCheckable => Some(deny(
+            response::invalid_token(realm, NOT_CHECKABLE),
+            "not_checkable",
+            None,
+        )),
+        Step::Revoked => Some(deny(
             response::invalid_token(realm, REVOKED),
             "revoked",
             None,
         )),
-        Some(Answer::Unreachable) => match check.when_unreachable {
-            crate::config::WhenUnreachable::Allow => None,
-            crate::config::WhenUnreachable::Deny => Some(deny(
-                response::unavailable(
-                    online::RETRY_AFTER_SECONDS,
-                    "the token cannot be checked with its issuer right now",
-                ),
-                "online_unavailable",
-                None,
-            )),
-        },
-        None => Some(Decision::Check(Check {
+        Step::Unavailable => Some(deny(
+            response::unavailable(
+                online::RETRY_AFTER_SECONDS,
+                "the token cannot be checked with its issuer right now",
+            ),
+            "online_unavailable",
+            None,
+        )),
+        Step::Ask(key) => Some(Decision::Check(Check {
             provider: claims.provider,
             key,
             token: token.to_string(),
@@ -843,223 +829,5 @@ mod tests {
         );
         let d = denied(get(&bearer("not-a-jwt"), &config()));
         assert_eq!((d.provider, d.principal), (None, None));
-    }
-
-    #[test]
-    fn a_revoked_token_is_refused_also_from_the_cache_and_on_public_routes() {
-        let token = id_token();
-        let headers = bearer(&token);
-        let request = |path: &'static [u8]| Request {
-            method: b"GET",
-            path,
-            headers: &headers,
-        };
-        let mut cfg =
-            config_with(json!({ "rules": [{ "match": { "prefix": "/pub" }, "allow": "public" }] }));
-        let mut cache = TokenCache::new(16);
-        let run = |cfg: &Config, fetched: &[Option<RevocationList>], cache: &mut TokenCache| {
-            let lists = Lists {
-                fetched,
-                online: &online::NoAnswers,
-            };
-            decide_with(&request(b"/"), cfg, &keys(), &lists, &PureRust, cache, NOW)
-        };
-        assert!(matches!(run(&cfg, &[], &mut cache), Decision::Allow(_)));
-        assert_eq!(cache.len(), 1);
-
-        // A fetched list that names the token's sub: refused, although the cache holds it.
-        let list =
-            |v: serde_json::Value| RevocationList::parse(v.to_string().as_bytes(), true).unwrap();
-        let by_sub = [Some(list(
-            json!({ "sub": ["7c1e0b1c-0000-4000-8000-000000000001"] }),
-        ))];
-        let d = denied(run(&cfg, &by_sub, &mut cache));
-        assert_eq!((d.response.status, d.reason), (401, "revoked"));
-        assert_eq!(d.provider.as_deref(), Some("cognito"));
-        assert!(d.response.body.contains(REVOKED), "{}", d.response.body);
-        assert!(d
-            .response
-            .headers
-            .iter()
-            .any(|(n, v)| n == "www-authenticate" && v.contains("error=\"invalid_token\"")));
-        let public = decide_with(
-            &request(b"/pub"),
-            &cfg,
-            &keys(),
-            &Lists {
-                fetched: &by_sub,
-                online: &online::NoAnswers,
-            },
-            &PureRust,
-            &mut cache,
-            NOW,
-        );
-        assert_eq!(
-            denied(public).reason,
-            "revoked",
-            "a token that is sent must be valid"
-        );
-
-        // Another provider's list does not apply; an unrelated entry does not either.
-        let other = [None, by_sub[0].clone()];
-        assert!(matches!(run(&cfg, &other, &mut cache), Decision::Allow(_)));
-        let unrelated = [Some(list(json!({ "username": ["bob"], "jti": ["x"] })))];
-        assert!(matches!(
-            run(&cfg, &unrelated, &mut cache),
-            Decision::Allow(_)
-        ));
-
-        // The inline list of the configuration applies through `decide` too.
-        cfg.providers[0].revocation.inline = Some(list(json!({ "username": ["alice"] })));
-        assert!(matches!(run(&cfg, &[], &mut cache), Decision::Deny(_)));
-        let d = denied(decide(
-            &request(b"/"),
-            &cfg,
-            &keys(),
-            &PureRust,
-            &mut cache,
-            NOW,
-        ));
-        assert_eq!(d.reason, "revoked");
-    }
-
-    /// Kept online answers, by token, for the tests.
-    struct Kept(std::collections::HashMap<String, online::Record>);
-
-    impl Answers for Kept {
-        fn record(&self, _: usize, key: &TokenKey) -> Option<online::Record> {
-            self.0.get(&key.hex).cloned()
-        }
-    }
-
-    fn online_config(extra: serde_json::Value) -> Config {
-        let mut online = json!({ "cluster": "cognito_idp" });
-        for (k, v) in extra.as_object().unwrap() {
-            online[k] = v.clone();
-        }
-        let full = json!({ "providers": [{
-            "name": "cognito", "user_pool_id": "us-east-1_Abc123", "client_ids": ["client1"],
-            "jwks": { "cluster": "c", "uri": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Abc123/.well-known/jwks.json" },
-            "online_check": online,
-        }], "rules": [
-            { "match": { "prefix": "/admin" }, "require": { "active": true } },
-            { "match": { "prefix": "/pub" }, "allow": "public" },
-        ] });
-        Config::parse(full.to_string().as_bytes()).unwrap()
-    }
-
-    fn decide_online(
-        cfg: &Config,
-        path: &'static str,
-        token: &str,
-        kept: &Kept,
-        now: u64,
-    ) -> Decision {
-        let headers = bearer(token);
-        let request = Request {
-            method: b"GET",
-            path: path.as_bytes(),
-            headers: &headers,
-        };
-        let lists = Lists {
-            fetched: &[],
-            online: kept,
-        };
-        decide_with(
-            &request,
-            cfg,
-            &keys(),
-            &lists,
-            &PureRust,
-            &mut TokenCache::new(16),
-            now,
-        )
-    }
-
-    #[test]
-    fn the_online_check_asks_then_decides_on_the_kept_answer() {
-        let cfg = online_config(json!({}));
-        let access = sign("key1", "k1", &access_claims());
-        let id = sign("key1", "k1", &id_claims());
-        let mut kept = Kept(Default::default());
-
-        // Not an active route, not every request: no check.
-        assert!(matches!(
-            decide_online(&cfg, "/", &access, &kept, NOW),
-            Decision::Allow(_)
-        ));
-        // An active route: check this access token, then resume.
-        let Decision::Check(check) = decide_online(&cfg, "/admin", &access, &kept, NOW) else {
-            panic!("no check asked")
-        };
-        assert_eq!(
-            (check.provider, check.key.clone()),
-            (0, TokenKey::of(&access))
-        );
-        assert_eq!(check.token, access);
-        // An ID token cannot be checked: refused on an active route, with a reason.
-        let d = denied(decide_online(&cfg, "/admin", &id, &kept, NOW));
-        assert_eq!((d.response.status, d.reason), (401, "not_checkable"));
-        assert!(d.response.body.contains(NOT_CHECKABLE));
-
-        let now_ms = NOW * 1000;
-        let keep = |kept: &mut Kept, answer| {
-            kept.0.insert(
-                check.key.hex.clone(),
-                online::record(&check.key, answer, now_ms, 60_000),
-            );
-        };
-        keep(&mut kept, Answer::Active);
-        assert!(matches!(
-            decide_online(&cfg, "/admin", &access, &kept, NOW),
-            Decision::Allow(_)
-        ));
-        assert!(
-            matches!(
-                decide_online(&cfg, "/admin", &access, &kept, NOW + 60),
-                Decision::Check(_)
-            ),
-            "asked again once the answer is older than cache_seconds"
-        );
-        keep(&mut kept, Answer::Revoked);
-        let d = denied(decide_online(&cfg, "/admin", &access, &kept, NOW));
-        assert_eq!((d.response.status, d.reason), (401, "revoked"));
-        assert!(d.response.body.contains(REVOKED));
-        assert_eq!(d.provider.as_deref(), Some("cognito"));
-        keep(&mut kept, Answer::Unreachable);
-        let d = denied(decide_online(&cfg, "/admin", &access, &kept, NOW));
-        assert_eq!(
-            (d.response.status, d.reason),
-            (503, "online_unavailable"),
-            "fail closed"
-        );
-        assert!(d
-            .response
-            .headers
-            .iter()
-            .any(|(n, v)| n == "retry-after" && v == "1"));
-
-        let open = online_config(json!({ "when_unreachable": "allow" }));
-        assert!(matches!(
-            decide_online(&open, "/admin", &access, &kept, NOW),
-            Decision::Allow(_)
-        ));
-
-        // every_request: checked on every route, also public ones with a token; ID tokens pass
-        // (they cannot be checked) except on active routes.
-        let every = online_config(json!({ "every_request": true }));
-        let fresh = Kept(Default::default());
-        assert!(matches!(
-            decide_online(&every, "/", &access, &fresh, NOW),
-            Decision::Check(_)
-        ));
-        assert!(matches!(
-            decide_online(&every, "/pub", &access, &fresh, NOW),
-            Decision::Check(_)
-        ));
-        assert!(matches!(
-            decide_online(&every, "/", &id, &fresh, NOW),
-            Decision::Allow(_)
-        ));
     }
 }

@@ -10,6 +10,8 @@
 //! the glue makes the call, turns the response into an [`Answer`] with [`answer_of`], stores
 //! the [`Record`] and decides the request again.
 
+use crate::config::{Config, TokenUse, WhenUnreachable};
+use crate::verify::Claims;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -133,6 +135,56 @@ pub fn answer_of(status: Option<u32>, body: &[u8]) -> Answer {
     }
 }
 
+/// What the online check makes of a verified token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing to check, or a live token (or Cognito unreachable and `allow`): go on.
+    Pass,
+    /// An `active` route, and a token that cannot be checked (an ID token, or a provider
+    /// without `online_check`).
+    NotCheckable,
+    /// Cognito said the token is dead.
+    Revoked,
+    /// Cognito cannot be reached and `when_unreachable` is `deny`.
+    Unavailable,
+    /// No current answer: ask Cognito about the token with this key.
+    Ask(TokenKey),
+}
+
+/// The online check for a verified token, where its provider has one and the token is an
+/// access token, on every request (`every_request`) or on an `active` route (`needs_active`).
+pub fn step(
+    config: &Config,
+    claims: &Claims,
+    token: &str,
+    needs_active: bool,
+    answers: &dyn Answers,
+    now: u64,
+) -> Step {
+    let check = config
+        .providers
+        .get(claims.provider)
+        .and_then(|p| p.online_check.as_ref())
+        .filter(|_| claims.token_use == Some(TokenUse::Access));
+    let Some(check) = check.filter(|c| c.every_request || needs_active) else {
+        return if needs_active {
+            Step::NotCheckable
+        } else {
+            Step::Pass
+        };
+    };
+    let key = TokenKey::of(token);
+    match lookup(answers, claims.provider, &key, now.saturating_mul(1000)) {
+        Some(Answer::Active) => Step::Pass,
+        Some(Answer::Revoked) => Step::Revoked,
+        Some(Answer::Unreachable) => match check.when_unreachable {
+            WhenUnreachable::Allow => Step::Pass,
+            WhenUnreachable::Deny => Step::Unavailable,
+        },
+        None => Step::Ask(key),
+    }
+}
+
 /// The body of the `GetUser` call for `token`. Serialized by serde, so a token cannot
 /// break out of its string (it is a compact JWT anyway).
 pub fn get_user_body(token: &str) -> Vec<u8> {
@@ -233,5 +285,165 @@ mod tests {
         );
         assert_eq!(Record::decode(&unreachable.encode()), Some(unreachable));
         assert_eq!(Record::decode(b"junk"), None);
+    }
+
+    use crate::cache::TokenCache;
+    use crate::decision::{decide_with, Decision, Denied, Lists, Request, NOT_CHECKABLE, REVOKED};
+    use crate::signature::PureRust;
+    use crate::verify::tests::{access_claims, id_claims, keys, sign, NOW};
+    use serde_json::json;
+
+    fn bearer(token: &str) -> Vec<(String, Vec<u8>)> {
+        vec![(
+            "authorization".into(),
+            format!("Bearer {token}").into_bytes(),
+        )]
+    }
+
+    fn denied(d: Decision) -> Denied {
+        match d {
+            Decision::Deny(d) => d,
+            other => panic!("not denied: {other:?}"),
+        }
+    }
+
+    /// Kept online answers, by token, for the tests.
+    struct Kept(std::collections::HashMap<String, Record>);
+
+    impl Answers for Kept {
+        fn record(&self, _: usize, key: &TokenKey) -> Option<Record> {
+            self.0.get(&key.hex).cloned()
+        }
+    }
+
+    fn online_config(extra: serde_json::Value) -> Config {
+        let mut online = json!({ "cluster": "cognito_idp" });
+        for (k, v) in extra.as_object().unwrap() {
+            online[k] = v.clone();
+        }
+        let full = json!({ "providers": [{
+            "name": "cognito", "user_pool_id": "us-east-1_Abc123", "client_ids": ["client1"],
+            "jwks": { "cluster": "c", "uri": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Abc123/.well-known/jwks.json" },
+            "online_check": online,
+        }], "rules": [
+            { "match": { "prefix": "/admin" }, "require": { "active": true } },
+            { "match": { "prefix": "/pub" }, "allow": "public" },
+        ] });
+        Config::parse(full.to_string().as_bytes()).unwrap()
+    }
+
+    fn decide_online(
+        cfg: &Config,
+        path: &'static str,
+        token: &str,
+        kept: &Kept,
+        now: u64,
+    ) -> Decision {
+        let headers = bearer(token);
+        let request = Request {
+            method: b"GET",
+            path: path.as_bytes(),
+            headers: &headers,
+        };
+        let lists = Lists {
+            fetched: &[],
+            online: kept,
+        };
+        decide_with(
+            &request,
+            cfg,
+            &keys(),
+            &lists,
+            &PureRust,
+            &mut TokenCache::new(16),
+            now,
+        )
+    }
+
+    #[test]
+    fn the_online_check_asks_then_decides_on_the_kept_answer() {
+        let cfg = online_config(json!({}));
+        let access = sign("key1", "k1", &access_claims());
+        let id = sign("key1", "k1", &id_claims());
+        let mut kept = Kept(Default::default());
+
+        // Not an active route, not every request: no check.
+        assert!(matches!(
+            decide_online(&cfg, "/", &access, &kept, NOW),
+            Decision::Allow(_)
+        ));
+        // An active route: check this access token, then resume.
+        let Decision::Check(check) = decide_online(&cfg, "/admin", &access, &kept, NOW) else {
+            panic!("no check asked")
+        };
+        assert_eq!(
+            (check.provider, check.key.clone()),
+            (0, TokenKey::of(&access))
+        );
+        assert_eq!(check.token, access);
+        // An ID token cannot be checked: refused on an active route, with a reason.
+        let d = denied(decide_online(&cfg, "/admin", &id, &kept, NOW));
+        assert_eq!((d.response.status, d.reason), (401, "not_checkable"));
+        assert!(d.response.body.contains(NOT_CHECKABLE));
+
+        let now_ms = NOW * 1000;
+        let keep = |kept: &mut Kept, answer| {
+            kept.0.insert(
+                check.key.hex.clone(),
+                record(&check.key, answer, now_ms, 60_000),
+            );
+        };
+        keep(&mut kept, Answer::Active);
+        assert!(matches!(
+            decide_online(&cfg, "/admin", &access, &kept, NOW),
+            Decision::Allow(_)
+        ));
+        assert!(
+            matches!(
+                decide_online(&cfg, "/admin", &access, &kept, NOW + 60),
+                Decision::Check(_)
+            ),
+            "asked again once the answer is older than cache_seconds"
+        );
+        keep(&mut kept, Answer::Revoked);
+        let d = denied(decide_online(&cfg, "/admin", &access, &kept, NOW));
+        assert_eq!((d.response.status, d.reason), (401, "revoked"));
+        assert!(d.response.body.contains(REVOKED));
+        assert_eq!(d.provider.as_deref(), Some("cognito"));
+        keep(&mut kept, Answer::Unreachable);
+        let d = denied(decide_online(&cfg, "/admin", &access, &kept, NOW));
+        assert_eq!(
+            (d.response.status, d.reason),
+            (503, "online_unavailable"),
+            "fail closed"
+        );
+        assert!(d
+            .response
+            .headers
+            .iter()
+            .any(|(n, v)| n == "retry-after" && v == "1"));
+
+        let open = online_config(json!({ "when_unreachable": "allow" }));
+        assert!(matches!(
+            decide_online(&open, "/admin", &access, &kept, NOW),
+            Decision::Allow(_)
+        ));
+
+        // every_request: checked on every route, also public ones with a token; ID tokens pass
+        // (they cannot be checked) except on active routes.
+        let every = online_config(json!({ "every_request": true }));
+        let fresh = Kept(Default::default());
+        assert!(matches!(
+            decide_online(&every, "/", &access, &fresh, NOW),
+            Decision::Check(_)
+        ));
+        assert!(matches!(
+            decide_online(&every, "/pub", &access, &fresh, NOW),
+            Decision::Check(_)
+        ));
+        assert!(matches!(
+            decide_online(&every, "/", &id, &fresh, NOW),
+            Decision::Allow(_)
+        ));
     }
 }

@@ -269,4 +269,108 @@ mod tests {
             .to_string()
             .contains("4194304-byte bound"));
     }
+
+    use crate::cache::TokenCache;
+    use crate::config::Config;
+    use crate::decision::{decide, decide_with, Decision, Denied, Lists, Request, REVOKED};
+    use crate::online;
+    use crate::policy::tests::config as config_with;
+    use crate::signature::PureRust;
+    use crate::verify::tests::{id_claims, keys, sign, NOW};
+
+    fn bearer(token: &str) -> Vec<(String, Vec<u8>)> {
+        vec![(
+            "authorization".into(),
+            format!("Bearer {token}").into_bytes(),
+        )]
+    }
+
+    fn id_token() -> String {
+        sign("key1", "k1", &id_claims())
+    }
+
+    fn denied(d: Decision) -> Denied {
+        match d {
+            Decision::Deny(d) => d,
+            other => panic!("not denied: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_revoked_token_is_refused_also_from_the_cache_and_on_public_routes() {
+        let token = id_token();
+        let headers = bearer(&token);
+        let request = |path: &'static [u8]| Request {
+            method: b"GET",
+            path,
+            headers: &headers,
+        };
+        let mut cfg =
+            config_with(json!({ "rules": [{ "match": { "prefix": "/pub" }, "allow": "public" }] }));
+        let mut cache = TokenCache::new(16);
+        let run = |cfg: &Config, fetched: &[Option<RevocationList>], cache: &mut TokenCache| {
+            let lists = Lists {
+                fetched,
+                online: &online::NoAnswers,
+            };
+            decide_with(&request(b"/"), cfg, &keys(), &lists, &PureRust, cache, NOW)
+        };
+        assert!(matches!(run(&cfg, &[], &mut cache), Decision::Allow(_)));
+        assert_eq!(cache.len(), 1);
+
+        // A fetched list that names the token's sub: refused, although the cache holds it.
+        let list =
+            |v: serde_json::Value| RevocationList::parse(v.to_string().as_bytes(), true).unwrap();
+        let by_sub = [Some(list(
+            json!({ "sub": ["7c1e0b1c-0000-4000-8000-000000000001"] }),
+        ))];
+        let d = denied(run(&cfg, &by_sub, &mut cache));
+        assert_eq!((d.response.status, d.reason), (401, "revoked"));
+        assert_eq!(d.provider.as_deref(), Some("cognito"));
+        assert!(d.response.body.contains(REVOKED), "{}", d.response.body);
+        assert!(d
+            .response
+            .headers
+            .iter()
+            .any(|(n, v)| n == "www-authenticate" && v.contains("error=\"invalid_token\"")));
+        let public = decide_with(
+            &request(b"/pub"),
+            &cfg,
+            &keys(),
+            &Lists {
+                fetched: &by_sub,
+                online: &online::NoAnswers,
+            },
+            &PureRust,
+            &mut cache,
+            NOW,
+        );
+        assert_eq!(
+            denied(public).reason,
+            "revoked",
+            "a token that is sent must be valid"
+        );
+
+        // Another provider's list does not apply; an unrelated entry does not either.
+        let other = [None, by_sub[0].clone()];
+        assert!(matches!(run(&cfg, &other, &mut cache), Decision::Allow(_)));
+        let unrelated = [Some(list(json!({ "username": ["bob"], "jti": ["x"] })))];
+        assert!(matches!(
+            run(&cfg, &unrelated, &mut cache),
+            Decision::Allow(_)
+        ));
+
+        // The inline list of the configuration applies through `decide` too.
+        cfg.providers[0].revocation.inline = Some(list(json!({ "username": ["alice"] })));
+        assert!(matches!(run(&cfg, &[], &mut cache), Decision::Deny(_)));
+        let d = denied(decide(
+            &request(b"/"),
+            &cfg,
+            &keys(),
+            &PureRust,
+            &mut cache,
+            NOW,
+        ));
+        assert_eq!(d.reason, "revoked");
+    }
 }

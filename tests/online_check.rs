@@ -145,8 +145,8 @@ fn a_signed_out_access_token_is_refused_within_the_cache_time_on_every_worker() 
         statuses.len() - 1
     );
     assert!(
-        took <= Duration::from_secs(CACHE_SECONDS) + Duration::from_millis(1500),
-        "within the cache time ({CACHE_SECONDS} s) plus a second: {took:?}"
+        took <= Duration::from_secs(CACHE_SECONDS) + Duration::from_millis(2500),
+        "within the cache time ({CACHE_SECONDS} s, answers read to the second) and a check: {took:?}"
     );
     // From now on, every worker refuses it (the answer is in shared data).
     for i in 0..20 {
