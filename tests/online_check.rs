@@ -154,6 +154,18 @@ fn a_signed_out_access_token_is_refused_within_the_cache_time_on_every_worker() 
         assert_eq!(r.status, 401, "request {i} after the first 401");
     }
     eprintln!("GET /account x20 → 401");
+    assert!(
+        envoy
+            .stat("wasmcustom.cognito_edge_auth.online.cognito.revoked")
+            .unwrap_or(0)
+            >= 1
+    );
+    assert!(
+        envoy
+            .stat("wasmcustom.cognito_edge_auth.online.cognito.active")
+            .unwrap_or(0)
+            >= 1
+    );
     // Routes without `active` still accept the offline-verified token (documented).
     assert_eq!(status(&envoy, "/catalog", &access).status, 200);
     // A new sign-in gives a live token again.

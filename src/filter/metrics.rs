@@ -55,6 +55,10 @@ struct ProviderMetrics {
     list_success: Option<u32>,
     list_failure: Option<u32>,
     list_entries: Option<u32>,
+    /// Defined only for a provider with an online check: answers by kind.
+    online_active: Option<u32>,
+    online_revoked: Option<u32>,
+    online_unreachable: Option<u32>,
 }
 
 impl Metrics {
@@ -77,7 +81,7 @@ impl Metrics {
                 fetch_success: counter(&format!("jwks.{}.fetch_success", p.name)),
                 fetch_failure: counter(&format!("jwks.{}.fetch_failure", p.name)),
                 keys: define(MetricType::Gauge, &format!("jwks.{}.keys", p.name)),
-                ..revocation_metrics(p)
+                ..online_metrics(p, revocation_metrics(p))
             })
             .collect();
         m
@@ -134,10 +138,38 @@ impl Metrics {
         }
     }
 
+    /// One answer of an online check.
+    pub fn online_answer(&self, provider: usize, answer: crate::online::Answer) {
+        use crate::online::Answer;
+        if let Some(p) = self.providers.get(provider) {
+            add(
+                match answer {
+                    Answer::Active => p.online_active,
+                    Answer::Revoked => p.online_revoked,
+                    Answer::Unreachable => p.online_unreachable,
+                },
+                1,
+            );
+        }
+    }
+
     pub fn keys_loaded(&self, provider: usize, count: usize) {
         if let Some(id) = self.providers.get(provider).and_then(|p| p.keys) {
             let _ = hostcalls::record_metric(id, count as u64);
         }
+    }
+}
+
+fn online_metrics(p: &crate::config::Provider, base: ProviderMetrics) -> ProviderMetrics {
+    if p.online_check.is_none() {
+        return base;
+    }
+    let name = |what: &str| format!("online.{}.{what}", p.name);
+    ProviderMetrics {
+        online_active: counter(&name("active")),
+        online_revoked: counter(&name("revoked")),
+        online_unreachable: counter(&name("unreachable")),
+        ..base
     }
 }
 

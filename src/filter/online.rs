@@ -169,6 +169,7 @@ pub fn finished(shared: &Shared, token: u32, body_size: usize, now_ms: u64) {
         provider.map_or("-", |p| p.name.as_str()),
         status.map_or_else(|| "none".to_string(), |s| s.to_string())
     );
+    shared.metrics.borrow().online_answer(call.provider, answer);
     let record = online::record(&call.key, answer, now_ms, cache_ms);
     if let Some(name) = slot_key(shared, call.provider, &call.key) {
         let _ = hostcalls::set_shared_data(&name, Some(&record.encode()), None);
