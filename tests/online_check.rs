@@ -86,6 +86,23 @@ fn config(moto: &Moto, pool: &Pool, keys: Value, online: Value) -> Value {
     ]})
 }
 
+/// Connections accepted so far by each worker of the main listener.
+fn per_worker_connections(envoy: &Envoy) -> Vec<u64> {
+    let r = get(
+        envoy.admin_port,
+        "/stats?filter=worker_[0-9]+\\.downstream_cx_total$",
+    );
+    let mut counts: Vec<(String, u64)> = r
+        .body
+        .lines()
+        .filter(|l| l.starts_with("listener.127.0.0.1_"))
+        .filter_map(|l| l.split_once(": "))
+        .filter_map(|(n, v)| Some((n.to_string(), v.trim().parse().ok()?)))
+        .collect();
+    counts.sort();
+    counts.into_iter().map(|(_, v)| v).collect()
+}
+
 fn status(envoy: &Envoy, path: &str, token: &str) -> Reply {
     get_with_token(envoy.port, path, token)
 }
@@ -106,11 +123,14 @@ fn a_signed_out_access_token_is_refused_within_the_cache_time_on_every_worker() 
 
     // Signed in: the live access token passes the checked route, on both workers (each
     // request is a new connection; Envoy spreads them over its workers).
+    let before = per_worker_connections(&envoy);
     for _ in 0..10 {
         let r = status(&envoy, "/account", &access);
         assert_eq!(r.status, 200, "{}", r.body);
     }
-    eprintln!("GET /account (signed in) x10 → 200");
+    let after = per_worker_connections(&envoy);
+    let served: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    eprintln!("GET /account (signed in) x10 → 200 (connections per worker: {served:?})");
     // An ID token cannot be checked with GetUser: refused on the checked route only.
     let r = status(&envoy, "/account", &id_token);
     assert_eq!(r.status, 401);
@@ -149,11 +169,19 @@ fn a_signed_out_access_token_is_refused_within_the_cache_time_on_every_worker() 
         "within the cache time ({CACHE_SECONDS} s, answers read to the second) and a check: {took:?}"
     );
     // From now on, every worker refuses it (the answer is in shared data).
+    let before = per_worker_connections(&envoy);
     for i in 0..20 {
         let r = status(&envoy, "/account", &access);
         assert_eq!(r.status, 401, "request {i} after the first 401");
     }
-    eprintln!("GET /account x20 → 401");
+    let after = per_worker_connections(&envoy);
+    let served: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    eprintln!("GET /account x20 → 401 (connections per worker: {served:?})");
+    assert_eq!(served.len(), 2, "two workers: {after:?}");
+    assert!(
+        served.iter().all(|&n| n > 0),
+        "both workers answered 401: {served:?}"
+    );
     assert!(
         envoy
             .stat("wasmcustom.cognito_edge_auth.online.cognito.revoked")
