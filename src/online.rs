@@ -65,6 +65,26 @@ impl Answers for NoAnswers {
     }
 }
 
+/// The kept answers, with one token's read as "unreachable": for a request that cannot
+/// wait for its check any longer (the call could not be made, or never answered).
+pub struct AsUnreachable<'a> {
+    pub inner: &'a dyn Answers,
+    pub key: &'a TokenKey,
+}
+
+impl Answers for AsUnreachable<'_> {
+    fn record(&self, provider: usize, key: &TokenKey) -> Option<Record> {
+        if key == self.key {
+            return Some(Record {
+                key: key.hex.clone(),
+                answer: Answer::Unreachable,
+                until_ms: u64::MAX,
+            });
+        }
+        self.inner.record(provider, key)
+    }
+}
+
 /// A token's SHA-256, in hex, and its slot.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TokenKey {
@@ -285,6 +305,21 @@ mod tests {
         );
         assert_eq!(Record::decode(&unreachable.encode()), Some(unreachable));
         assert_eq!(Record::decode(b"junk"), None);
+
+        // A request that cannot wait any longer reads its token's answer as unreachable,
+        // whatever is kept (and only its own).
+        let other = TokenKey::of("token-c");
+        m.0.insert((0, other.slot), record(&other, Answer::Active, t, 60_000));
+        let overlay = AsUnreachable {
+            inner: &m,
+            key: &key,
+        };
+        assert_eq!(lookup(&overlay, 0, &key, t), Some(Answer::Unreachable));
+        assert_eq!(
+            lookup(&overlay, 0, &key, u64::MAX - 1),
+            Some(Answer::Unreachable)
+        );
+        assert_eq!(lookup(&overlay, 0, &other, t), Some(Answer::Active));
     }
 
     use crate::cache::TokenCache;

@@ -342,3 +342,30 @@ fn calls_are_bounded_per_worker_and_shared_by_requests_with_the_same_token() {
         Some(1)
     );
 }
+
+/// A check that cannot even be dispatched (no such cluster) is decided as unreachable.
+#[test]
+fn a_check_that_cannot_be_made_is_decided_as_unreachable() {
+    use common::tokens::{access_claims, id_claims, sign};
+    let jwks = JwksServer::start(&common::tokens::jwks(&[("key1", "k1")]));
+    let upstream = echo_upstream();
+    let start = |when: &str| {
+        let mut p = provider("cognito", jwks.port());
+        p["online_check"] = json!({ "cluster": "no_such_cluster", "every_request": true, "when_unreachable": when });
+        let envoy = Envoy::start(&bootstrap(
+            &json!({ "providers": [p] }),
+            upstream.port,
+            jwks.port(),
+        ));
+        envoy.wait_for_keys(&sign("key1", "k1", &id_claims(now())));
+        envoy
+    };
+    let access = sign("key1", "k1", &access_claims(now()));
+    let closed = start("deny");
+    let r = get_with_token(closed.port, "/", &access);
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.json()["error"], "temporarily_unavailable");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    let open = start("allow");
+    assert_eq!(get_with_token(open.port, "/", &access).status, 200);
+}

@@ -157,10 +157,7 @@ fn decide_now(
     let overlay;
     let answers: &dyn crate::online::Answers = match unreachable {
         Some(key) => {
-            overlay = online::Unreachable {
-                inner: online::SharedAnswers(shared),
-                key,
-            };
+            overlay = crate::online::AsUnreachable { inner: &kept, key };
             &overlay
         }
         None => &kept,

@@ -4,7 +4,7 @@
 use super::http::{self, Outcome};
 use super::root::{Shared, Waiter};
 use crate::decision::Check;
-use crate::online::{self, Answer, Answers, Record, TokenKey};
+use crate::online::{self, Answers, Record, TokenKey};
 use log::debug;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
@@ -58,21 +58,6 @@ impl Answers for SharedAnswers<'_> {
             Ok((Some(bytes), _)) => Record::decode(&bytes),
             _ => None,
         }
-    }
-}
-
-/// The kept answers, with `key` read as "unreachable" (the request cannot wait longer).
-pub struct Unreachable<'a> {
-    pub inner: SharedAnswers<'a>,
-    pub key: &'a TokenKey,
-}
-
-impl Answers for Unreachable<'_> {
-    fn record(&self, provider: usize, key: &TokenKey) -> Option<Record> {
-        if key == self.key {
-            return Some(online::record(key, Answer::Unreachable, 0, u64::MAX));
-        }
-        self.inner.record(provider, key)
     }
 }
 
