@@ -208,6 +208,32 @@ mod tests {
     }
 
     #[test]
+    fn a_token_without_exp_is_kept_at_most_the_bound() {
+        use crate::verify::tests::bots;
+        use crate::verify::NO_EXP_CACHE_SECONDS;
+        let (config, keys) = bots(Some(false));
+        let token = sign(
+            "key1",
+            "om1",
+            &serde_json::json!({ "iss": "open-metadata.org", "sub": "bot", "iat": NOW - 10 }),
+        );
+        let claims = Rc::new(verify(&token, &config.providers, &keys, &PureRust, NOW).unwrap());
+        let fp = keys[0].as_ref().unwrap().get("om1").unwrap().fingerprint;
+        let mut cache = TokenCache::new(10);
+        cache.insert(&token, claims, fp);
+        assert!(cache
+            .get(&token, NOW + NO_EXP_CACHE_SECONDS - 1, &keys)
+            .is_some());
+        assert!(
+            cache
+                .get(&token, NOW + NO_EXP_CACHE_SECONDS, &keys)
+                .is_none(),
+            "then it is verified again"
+        );
+        assert!(cache.is_empty());
+    }
+
+    #[test]
     fn a_token_inside_the_skew_window_is_a_hit_not_a_reinsert() {
         // Expired 10 s ago, inside the 60 s skew: verify accepts it.
         let token = sign("key1", "k1", &with(id_claims(), "exp", (NOW - 10).into()));

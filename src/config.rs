@@ -6,6 +6,11 @@
 use serde::Deserialize;
 use std::fmt;
 
+mod online;
+mod revocation;
+pub use online::{OnlineCheck, WhenUnreachable};
+pub use revocation::{RemoteList, Revocation};
+
 /// Tokens longer than `max_token_bytes` are refused before any parsing. The default fits a
 /// Cognito ID token of a user in a hundred long-named groups with room to spare; the bound
 /// stays well inside Envoy's default 60 KiB request-header limit.
@@ -136,6 +141,13 @@ pub struct Provider {
     pub algorithms: Vec<jsonwebtoken::Algorithm>,
     pub keys: KeySource,
     pub clock_skew_seconds: u64,
+    /// Tokens without `exp` are refused. Always true for a Cognito pool; a plain issuer may
+    /// turn it off (`require_expiration: false`, OpenMetadata's "Unlimited" bot tokens).
+    pub require_expiration: bool,
+    /// Tokens this provider issued that are refused although they verify.
+    pub revocation: revocation::Revocation,
+    /// Access tokens checked with Cognito (`GetUser`), on `active` rules or every request.
+    pub online_check: Option<OnlineCheck>,
 }
 
 /// Where a provider's keys come from.
@@ -273,6 +285,13 @@ pub struct Rule {
     pub access: Access,
 }
 
+impl Rule {
+    /// Whether the rule asks for an online check (`"active": true`).
+    pub fn needs_active(&self) -> bool {
+        matches!(&self.access, Access::Require(r) if r.iter().any(|r| r.active))
+    }
+}
+
 /// Compared with the request path without its query string, percent escapes decoded
 /// (see `policy::path`); the pattern is stored decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -294,6 +313,8 @@ pub enum Access {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Requirement {
     pub admin: bool,
+    /// The access token must be live in Cognito (an online check); only in `require`.
+    pub active: bool,
     /// Principal names, as configured.
     pub principals: Vec<String>,
     /// Lowercase email domains.
@@ -414,6 +435,7 @@ enum RawAllow {
 #[serde(deny_unknown_fields)]
 struct RawRequirement {
     authenticated: Option<bool>,
+    active: Option<bool>,
     admin: Option<bool>,
     principals: Option<Vec<String>>,
     domains: Option<Vec<String>>,
@@ -447,6 +469,10 @@ struct RawProvider {
     username_case_sensitive: Option<bool>,
     require_email_verified: Option<bool>,
     machine_clients: Option<Vec<String>>,
+    require_expiration: Option<bool>,
+    revoked: Option<revocation::RawRevoked>,
+    revocation_list: Option<revocation::RawRevocationList>,
+    online_check: Option<online::RawOnlineCheck>,
 }
 
 #[derive(Deserialize)]
@@ -584,6 +610,14 @@ impl RawConfig {
                 .collect::<Result<_, _>>()?,
             fallback: Access::Require(vec![Requirement::default()]),
         };
+        if let Some(i) = policy.rules.iter().position(Rule::needs_active) {
+            if providers.iter().all(|p| p.online_check.is_none()) {
+                return Err(err(
+                    format!("rules[{i}].require.active"),
+                    "no provider has online_check: nothing could check the token",
+                ));
+            }
+        }
         if policy.enforce_principal_domain
             && policy.principal_domain.is_none()
             && policy.allowed_domains.is_empty()
@@ -745,12 +779,20 @@ impl RawRule {
                     "must list at least one requirement",
                 ))
             }
-            (None, None, Some(list)) => Access::Require(
-                list.into_iter()
+            (None, None, Some(list)) => {
+                let any: Vec<Requirement> = list
+                    .into_iter()
                     .enumerate()
                     .map(|(i, r)| r.validate(&format!("{at}.require_any[{i}]")))
-                    .collect::<Result<_, _>>()?,
-            ),
+                    .collect::<Result<_, _>>()?;
+                if let Some(i) = any.iter().position(|r| r.active) {
+                    return Err(err(
+                        format!("{at}.require_any[{i}].active"),
+                        "an online check cannot be an alternative: put \"active\": true in require",
+                    ));
+                }
+                Access::Require(any)
+            }
             (None, None, None) => {
                 return Err(err(
                     at,
@@ -792,8 +834,15 @@ impl RawRequirement {
                 Some(v) => each(&v, &field, check),
             }
         };
+        if self.active == Some(false) {
+            return Err(err(
+                format!("{at}.active"),
+                "only true is meaningful; leave it out to accept offline-verified tokens",
+            ));
+        }
         let requirement = Requirement {
             admin: self.admin == Some(true),
+            active: self.active == Some(true),
             principals: list(self.principals, "principals", principal_name)?,
             domains: list(self.domains, "domains", domain)?,
             groups_any: list(self.groups_any, "groups_any", group)?,
@@ -1203,6 +1252,24 @@ impl RawProvider {
             }
         };
 
+        if cognito && self.require_expiration == Some(false) {
+            return Err(err(
+                format!("{at}.require_expiration"),
+                "a Cognito pool's tokens always carry exp: only a plain issuer (without user_pool_id) may accept tokens without one",
+            ));
+        }
+        let region = self.user_pool_id.as_deref().and_then(pool_region);
+        let online_check = self
+            .online_check
+            .map(|o| o.validate(region, token_use.contains(&TokenUse::Access), at))
+            .transpose()?;
+        let revocation = revocation::validate(
+            self.revoked,
+            self.revocation_list,
+            self.username_case_sensitive.unwrap_or(true),
+            at,
+        )?;
+
         Ok(Provider {
             name: self.name,
             issuers,
@@ -1212,6 +1279,9 @@ impl RawProvider {
             algorithms,
             keys,
             clock_skew_seconds,
+            require_expiration: self.require_expiration.unwrap_or(true),
+            revocation,
+            online_check,
         })
     }
 }

@@ -4,8 +4,10 @@
 use crate::cache::TokenCache;
 use crate::config::{Access, Config, HeaderSource};
 use crate::jwks::KeySet;
+use crate::online::{self, Answers, Step, TokenKey};
 use crate::policy::{self, Refusal};
 use crate::response::{self, Response};
+use crate::revocation::RevocationList;
 use crate::signature::SignatureVerifier;
 use crate::token::{self, ExtractError};
 use crate::verify::{self, Claims, VerifyError};
@@ -32,6 +34,19 @@ pub enum Decision {
     Allow(Allowed),
     /// Answer the request with `response` and do not forward it.
     Deny(Denied),
+    /// Ask Cognito whether the access token is live, keep the answer, then decide the
+    /// request again (the glue pauses it meanwhile).
+    Check(Check),
+}
+
+/// An online check the glue must make: `GetUser` with `token` through provider
+/// `provider`'s `online_check`, the answer kept under `key`.
+#[derive(Debug)]
+pub struct Check {
+    pub provider: usize,
+    pub key: TokenKey,
+    /// The access token, for the call's body only: never logged.
+    pub token: String,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -83,12 +98,45 @@ impl Decision {
     }
 }
 
+/// The `error_description` of a token on a revocation list, or signed out in Cognito.
+pub const REVOKED: &str = "the token has been revoked";
+/// The `error_description` on an `active` route for a token that cannot be checked online.
+pub const NOT_CHECKABLE: &str =
+    "this route requires an access token that can be checked with its issuer";
+
 /// Decides a request at time `now`, verifying its token with the worker's key sets and
-/// signature verifier unless the token cache already holds it.
+/// signature verifier unless the token cache already holds it. Only the inline revocation
+/// lists apply (see [`decide_with`]).
 pub fn decide(
     request: &Request,
     config: &Config,
     keys: &[Option<KeySet>],
+    signatures: &dyn SignatureVerifier,
+    cache: &mut TokenCache,
+    now: u64,
+) -> Decision {
+    let lists = Lists {
+        fetched: &[],
+        online: &online::NoAnswers,
+    };
+    decide_with(request, config, keys, &lists, signatures, cache, now)
+}
+
+/// What the glue knows beyond the configuration and the keys: the fetched revocation lists
+/// (`fetched[i]` for provider i, `None` while there is none) and the kept online answers.
+pub struct Lists<'a> {
+    pub fetched: &'a [Option<RevocationList>],
+    pub online: &'a dyn Answers,
+}
+
+/// As [`decide`], with the fetched revocation lists and the online answers the glue keeps.
+/// A listed token is refused, cached or not; an access token that must be checked online
+/// and has no current answer gives [`Decision::Check`].
+pub fn decide_with(
+    request: &Request,
+    config: &Config,
+    keys: &[Option<KeySet>],
+    lists: &Lists,
     signatures: &dyn SignatureVerifier,
     cache: &mut TokenCache,
     now: u64,
@@ -155,12 +203,27 @@ pub fn decide(
         }
     };
 
+    // After the cache: a list that changes applies to tokens verified before it did.
+    if is_revoked(&claims, config, lists.fetched) {
+        return deny(response::invalid_token(realm, REVOKED), "revoked", None)
+            .naming_provider(config, claims.provider);
+    }
+
     match policy::authorize(&claims, route.access, &config.policy) {
         Ok(identity) => {
             let provider = config
                 .providers
                 .get(claims.provider)
                 .map_or("", |p| p.name.as_str());
+            if identity.is_some() {
+                let needs_active =
+                    matches!(route.access, Access::Require(r) if r.iter().any(|r| r.active));
+                if let Some(d) =
+                    online_step(config, &claims, token, needs_active, lists.online, now)
+                {
+                    return d.naming_provider(config, claims.provider);
+                }
+            }
             let (set, reason) = match identity {
                 Some(i) => (
                     response::identity_headers(&i, &claims, provider, &config.identity),
@@ -187,6 +250,54 @@ pub fn decide(
         }
     }
     .naming_provider(config, claims.provider)
+}
+
+/// The online check's verdict as a decision: `None` to go on and allow.
+fn online_step(
+    config: &Config,
+    claims: &Claims,
+    token: &str,
+    needs_active: bool,
+    answers: &dyn Answers,
+    now: u64,
+) -> Option<Decision> {
+    let realm = config.realm.as_str();
+    match online::step(config, claims, token, needs_active, answers, now) {
+        Step::Pass => None,
+        Step::NotCheckable => Some(deny(
+            response::invalid_token(realm, NOT_CHECKABLE),
+            "not_checkable",
+            None,
+        )),
+        Step::Revoked => Some(deny(
+            response::invalid_token(realm, REVOKED),
+            "revoked",
+            None,
+        )),
+        Step::Unavailable => Some(deny(
+            response::unavailable(
+                online::RETRY_AFTER_SECONDS,
+                "the token cannot be checked with its issuer right now",
+            ),
+            "online_unavailable",
+            None,
+        )),
+        Step::Ask(key) => Some(Decision::Check(Check {
+            provider: claims.provider,
+            key,
+            token: token.to_string(),
+        })),
+    }
+}
+
+/// Whether the provider's inline or fetched revocation list holds the token.
+fn is_revoked(claims: &Claims, config: &Config, fetched: &[Option<RevocationList>]) -> bool {
+    let inline = config
+        .providers
+        .get(claims.provider)
+        .and_then(|p| p.revocation.inline.as_ref());
+    let fetched = fetched.get(claims.provider).and_then(Option::as_ref);
+    inline.is_some_and(|l| l.revokes(claims)) || fetched.is_some_and(|l| l.revokes(claims))
 }
 
 /// The names of the incoming headers the filter owns, once each.
@@ -317,6 +428,7 @@ mod tests {
         match d {
             Decision::Deny(d) => d,
             Decision::Allow(a) => panic!("allowed: {a:?}"),
+            Decision::Check(c) => panic!("check: {:?}", c.key),
         }
     }
 
@@ -324,6 +436,7 @@ mod tests {
         match d {
             Decision::Allow(a) => a,
             Decision::Deny(d) => panic!("denied: {d:?}"),
+            Decision::Check(c) => panic!("check: {:?}", c.key),
         }
     }
 

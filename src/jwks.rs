@@ -280,4 +280,29 @@ pub(crate) mod tests {
         let p = parse(json!({ "keys": keys })).unwrap();
         assert_eq!(p.keys.len(), MAX_KEYS);
     }
+
+    #[test]
+    fn openmetadata_shaped_jwks_parses_to_the_same_key() {
+        use crate::test_tokens as t;
+        let om = t::openmetadata_jwk("key_other", t::OM_KID);
+        let n = om["n"].as_str().unwrap();
+        let bytes = base64::engine::general_purpose::URL_SAFE.decode(n).unwrap();
+        assert_eq!(
+            (bytes.len(), bytes[0]),
+            (257, 0),
+            "two's complement: a leading zero byte"
+        );
+        assert!(n.ends_with('='), "padded base64url: {n}");
+        assert_eq!(om["e"], "AQAB");
+        let cognito = t::jwk("key_other", t::OM_KID);
+        let a = KeySet::parse(json!({ "keys": [om] }).to_string().as_bytes())
+            .unwrap()
+            .keys;
+        let b = KeySet::parse(json!({ "keys": [cognito] }).to_string().as_bytes())
+            .unwrap()
+            .keys;
+        let (a, b) = (a.get(t::OM_KID).unwrap(), b.get(t::OM_KID).unwrap());
+        assert_eq!(a.fingerprint, b.fingerprint, "the same key material");
+        assert_eq!(a.spki_der, b.spki_der);
+    }
 }

@@ -279,7 +279,7 @@ pub(crate) mod tests {
             client_id: Some("client1".into()),
 
             kid: "k1".into(),
-            expires_at: 0,
+            expires_at: Some(0),
             valid_until: 0,
             all: all.as_object().unwrap().clone(),
         }

@@ -12,6 +12,10 @@ use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+/// A token without `exp` is kept in the token cache at most this long, then verified again
+/// (and checked against the revocation lists on every request, cached or not).
+pub const NO_EXP_CACHE_SECONDS: u64 = 300;
+
 /// A token whose signature and claims hold, with the claims the rest of the filter uses.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claims {
@@ -24,10 +28,12 @@ pub struct Claims {
     /// accepted `aud` if `client_ids` is configured.
     pub client_id: Option<String>,
     pub kid: String,
-    /// `exp`, in whole seconds since the epoch.
-    pub expires_at: u64,
-    /// The first second at which `verify` refuses the token: `exp` plus the provider's
-    /// clock skew. The token cache keeps it exactly that long.
+    /// `exp`, in whole seconds since the epoch; `None` for a token without one (accepted only
+    /// by a provider with `require_expiration: false`).
+    pub expires_at: Option<u64>,
+    /// How long the token cache may keep the token: the first second at which `verify`
+    /// refuses it (`exp` plus the provider's clock skew), or, for a token without `exp`,
+    /// [`NO_EXP_CACHE_SECONDS`] after it was verified.
     pub valid_until: u64,
     /// Every claim of the payload, for the policy and `claim_to_headers`.
     pub all: Map<String, Value>,
@@ -169,7 +175,12 @@ pub fn verify(
         return Err(VerifyError::BadSignature);
     }
 
-    let expires_at = check_times(&claims, provider.clock_skew_seconds, now)?;
+    let expires_at = check_times(
+        &claims,
+        provider.clock_skew_seconds,
+        now,
+        provider.require_expiration,
+    )?;
     let (token_use, client_id) = if provider.cognito {
         let token_use = check_token_use(&claims, provider)?;
         let client_id = match token_use {
@@ -189,7 +200,10 @@ pub fn verify(
         client_id,
         kid,
         expires_at,
-        valid_until: expires_at.saturating_add(provider.clock_skew_seconds),
+        valid_until: match expires_at {
+            Some(exp) => exp.saturating_add(provider.clock_skew_seconds),
+            None => now.saturating_add(NO_EXP_CACHE_SECONDS),
+        },
         all: claims,
     })
 }
@@ -248,13 +262,22 @@ fn numeric_date(
     }
 }
 
-/// `exp` is required; `nbf` and `iat` may not lie in the future. All with the skew.
-/// Returns `exp` in whole seconds.
-fn check_times(claims: &Map<String, Value>, skew: u64, now: u64) -> Result<u64, VerifyError> {
+/// `exp` is required unless `require_exp` is false; `nbf` and `iat` may not lie in the
+/// future. All with the skew. Returns `exp` in whole seconds, if the token has one.
+fn check_times(
+    claims: &Map<String, Value>,
+    skew: u64,
+    now: u64,
+    require_exp: bool,
+) -> Result<Option<u64>, VerifyError> {
     let now = now as f64;
     let skew = skew as f64;
-    let exp = numeric_date(claims, "exp")?.ok_or(VerifyError::MissingClaim("exp"))?;
-    if now >= exp + skew {
+    let exp = match numeric_date(claims, "exp")? {
+        Some(exp) => Some(exp),
+        None if require_exp => return Err(VerifyError::MissingClaim("exp")),
+        None => None,
+    };
+    if exp.is_some_and(|exp| now >= exp + skew) {
         return Err(VerifyError::Expired);
     }
     for name in ["nbf", "iat"] {
@@ -263,7 +286,7 @@ fn check_times(claims: &Map<String, Value>, skew: u64, now: u64) -> Result<u64, 
         }
     }
     // Saturating float-to-int conversion: a huge exp becomes u64::MAX.
-    Ok(exp.max(0.0) as u64)
+    Ok(exp.map(|exp| exp.max(0.0) as u64))
 }
 
 fn check_token_use(
@@ -361,7 +384,7 @@ pub(crate) mod tests {
             (c.token_use, c.client_id.as_deref(), c.kid.as_str()),
             (Some(TokenUse::Id), Some("client1"), "k1")
         );
-        assert_eq!(c.expires_at, NOW + 3600);
+        assert_eq!(c.expires_at, Some(NOW + 3600));
         assert_eq!(c.all["email"], "alice@example.com");
         let c = check(&sign("key2", "k2", &access_claims())).unwrap();
         assert_eq!(
@@ -430,7 +453,92 @@ pub(crate) mod tests {
         let huge = with(id_claims(), "exp", json!(1e300));
         assert_eq!(
             check(&sign("key1", "k1", &huge)).unwrap().expires_at,
-            u64::MAX
+            Some(u64::MAX)
+        );
+    }
+
+    /// An OpenMetadata-style bots provider, with `require_expiration` as given (if any).
+    pub fn bots(require_expiration: Option<bool>) -> (Config, Vec<Option<KeySet>>) {
+        let doc = jwks(&[("key1", "om1")]);
+        let mut p = json!({ "name": "bots", "issuer": "open-metadata.org",
+            "local_jwks": serde_json::from_str::<Value>(&doc).unwrap() });
+        if let Some(r) = require_expiration {
+            p["require_expiration"] = r.into();
+        }
+        let config = Config::parse(json!({ "providers": [p] }).to_string().as_bytes()).unwrap();
+        (
+            config,
+            vec![Some(KeySet::parse(doc.as_bytes()).unwrap().keys)],
+        )
+    }
+
+    #[test]
+    fn tokens_without_exp_only_where_the_provider_opted_in() {
+        let unlimited = json!({ "iss": "open-metadata.org", "sub": "ingestion-bot",
+            "isBot": true, "tokenType": "BOT", "iat": NOW - 86_400 * 400 });
+        let token = sign("key1", "om1", &unlimited);
+        for opt in [None, Some(true)] {
+            let (config, keys) = bots(opt);
+            assert_eq!(
+                verify(&token, &config.providers, &keys, &PureRust, NOW),
+                Err(VerifyError::MissingClaim("exp")),
+                "require_expiration {opt:?}"
+            );
+        }
+        let (config, keys) = bots(Some(false));
+        let c = verify(&token, &config.providers, &keys, &PureRust, NOW).unwrap();
+        assert_eq!(c.expires_at, None);
+        assert_eq!(
+            c.valid_until,
+            NOW + NO_EXP_CACHE_SECONDS,
+            "the cache keeps it for the bound, not forever"
+        );
+        // A token that has an exp is still held to it, and iat still may not be in the future.
+        let expired = with(unlimited.clone(), "exp", (NOW - 61).into());
+        assert_eq!(
+            verify(
+                &sign("key1", "om1", &expired),
+                &config.providers,
+                &keys,
+                &PureRust,
+                NOW
+            ),
+            Err(VerifyError::Expired)
+        );
+        let c = verify(
+            &sign(
+                "key1",
+                "om1",
+                &with(unlimited.clone(), "exp", (NOW + 10).into()),
+            ),
+            &config.providers,
+            &keys,
+            &PureRust,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!((c.expires_at, c.valid_until), (Some(NOW + 10), NOW + 70));
+        let future = with(unlimited.clone(), "iat", (NOW + 600).into());
+        assert_eq!(
+            verify(
+                &sign("key1", "om1", &future),
+                &config.providers,
+                &keys,
+                &PureRust,
+                NOW
+            ),
+            Err(VerifyError::NotYetValid)
+        );
+        let str_exp = with(unlimited, "exp", "never".into());
+        assert_eq!(
+            verify(
+                &sign("key1", "om1", &str_exp),
+                &config.providers,
+                &keys,
+                &PureRust,
+                NOW
+            ),
+            Err(VerifyError::InvalidClaim("exp"))
         );
     }
 

@@ -51,3 +51,22 @@ fn a_bad_rule_stops_envoy() {
         "rules[1]",
     );
 }
+
+#[test]
+fn a_pool_that_would_accept_tokens_without_exp_stops_envoy() {
+    let mut p = provider("cognito", 9);
+    p["require_expiration"] = false.into();
+    refused(
+        json!({ "providers": [p] }),
+        "providers[0].require_expiration",
+    );
+}
+
+#[test]
+fn an_active_rule_without_an_online_check_stops_envoy() {
+    refused(
+        json!({ "providers": [provider("cognito", 9)],
+                "rules": [{ "match": { "prefix": "/account" }, "require": { "active": true } }] }),
+        "rules[0].require.active",
+    );
+}

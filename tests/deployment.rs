@@ -175,6 +175,11 @@ fn openmetadata_example_mirrors_the_seed_configuration() {
         bots["require_email_verified"], false,
         "OpenMetadata vouches for its bots' emails"
     );
+    assert_eq!(
+        bots["require_expiration"], false,
+        "OpenMetadata's \"Unlimited\" bot tokens have no exp"
+    );
+    assert!(bots["revocation_list"]["uri"].is_string());
     let public: Vec<&str> = c["rules"]
         .as_array()
         .unwrap()
@@ -290,11 +295,16 @@ fn openmetadata_config_admits_users_and_bots_and_leaves_the_ui_public() {
     let cognito = Server::start(Arc::new(|_r: &ServerRequest| {
         canned(200, tokens::jwks(&[("key1", "pool")]))
     }));
+    let revocation_list = Server::start(Arc::new(|r: &ServerRequest| {
+        assert_eq!(r.path, "/openmetadata-bots.json");
+        canned(200, json!({ "sub": ["leaked-bot"] }).to_string())
+    }));
     runnable(
         &mut b,
         &[
             ("openmetadata", openmetadata.port),
             ("cognito_idp", cognito.port),
+            ("revocation_list", revocation_list.port),
         ],
     );
     let envoy = Envoy::start(&b);
@@ -321,6 +331,35 @@ fn openmetadata_config_admits_users_and_bots_and_leaves_the_ui_public() {
     );
     let user = wait_for_200(&envoy, "/api/v1/tables", &user1);
     let robot = wait_for_200(&envoy, "/api/v1/tables", &bot);
+    // "Unlimited" bot tokens (no exp) pass; one on the revocation list does not.
+    let unlimited = |name: &str| {
+        tokens::sign(
+            "key2",
+            BOT_KID,
+            &json!({
+                "iss": bot_issuer, "sub": name, "username": name, "email": format!("{name}@open-metadata.org"),
+                "isBot": true, "tokenType": "BOT", "roles": ["IngestionBotRole"], "iat": now - 10,
+            }),
+        )
+    };
+    assert_eq!(
+        get_with_token(envoy.port, "/api/v1/tables", &unlimited("ingestion-bot")).status,
+        200
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let r = get_with_token(envoy.port, "/api/v1/tables", &unlimited("leaked-bot"));
+        if r.status == 401 {
+            assert_eq!(r.json()["error_description"], "the token has been revoked");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never revoked: {}",
+            r.status
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 
     assert_eq!(get(envoy.port, "/api/v1/tables").status, 401);
     assert_eq!(header_of(&user, "x-auth-principal"), "user1");

@@ -4,10 +4,13 @@
 //! run it again for a request it resumes once keys have arrived.
 
 use super::millis;
+use super::online;
 use super::root::{Shared, Waiter};
 use crate::config::{KeySource, LogLevel};
-use crate::decision::{decide, Allowed, Decision, Denied, Request};
+use crate::decision::{decide_with, Allowed, Decision, Denied, Lists, Request};
+use crate::online::TokenKey;
 use crate::refresh::Refetch;
+use crate::response;
 use crate::verify::VerifyError;
 use log::debug;
 use proxy_wasm::hostcalls;
@@ -31,7 +34,19 @@ impl Http {
     }
 }
 
-impl Context for Http {}
+impl Context for Http {
+    /// An online check dispatched while this request was decided: its answer.
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let now = millis(self.get_current_time());
+        online::finished(&self.shared, token, body_size, now);
+    }
+}
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
@@ -75,21 +90,33 @@ pub fn process(shared: &Shared, now_ms: u64, may_wait: bool) -> Outcome {
         headers: &headers,
     };
 
-    let decision = {
-        let keys = shared.keys.borrow();
-        let mut cache = shared.cache.borrow_mut();
-        let verifier = shared.verifier.as_ref();
-        let d = decide(
-            &request,
-            &shared.config,
-            &keys,
-            verifier,
-            &mut cache,
-            now_ms / 1000,
-        );
-        shared.metrics.borrow_mut().cache(cache.take_counts());
-        d
-    };
+    let mut decision = decide_now(shared, &request, now_ms, None);
+    if let Decision::Check(check) = &decision {
+        if may_wait {
+            match online::start(shared, check, now_ms) {
+                online::Started::Wait(waiter) => return Outcome::Wait(waiter),
+                online::Started::Busy => {
+                    let denied = Denied {
+                        response: response::unavailable(
+                            crate::online::RETRY_AFTER_SECONDS,
+                            "too many token checks are under way",
+                        ),
+                        reason: "online_busy",
+                        error: None,
+                        provider: None,
+                        principal: None,
+                    };
+                    shared.metrics.borrow_mut().denied(denied.reason);
+                    log_denial(shared.config.denial_log_level, &denied, &request);
+                    answer(&denied);
+                    return Outcome::Answered;
+                }
+                online::Started::Failed => {}
+            }
+        }
+        // No answer, and none to wait for: decide as if Cognito could not be reached.
+        decision = decide_now(shared, &request, now_ms, Some(&check.key));
+    }
     match decision {
         Decision::Allow(allowed) => {
             shared.metrics.borrow_mut().allowed();
@@ -108,7 +135,49 @@ pub fn process(shared: &Shared, now_ms: u64, may_wait: bool) -> Outcome {
             answer(&denied);
             Outcome::Answered
         }
+        Decision::Check(_) => {
+            // Not reached: with the answer read as unreachable the core decides.
+            let _ = hostcalls::send_http_response(503, vec![("retry-after", "1")], None);
+            Outcome::Answered
+        }
     }
+}
+
+/// Decides `request` with this worker's keys, lists and cache and the kept online answers;
+/// `unreachable`: read that token's answer as "Cognito cannot be reached".
+fn decide_now(
+    shared: &Shared,
+    request: &Request,
+    now_ms: u64,
+    unreachable: Option<&TokenKey>,
+) -> Decision {
+    let keys = shared.keys.borrow();
+    let fetched = shared.revocation.lists.borrow();
+    let kept = online::SharedAnswers(shared);
+    let overlay;
+    let answers: &dyn crate::online::Answers = match unreachable {
+        Some(key) => {
+            overlay = crate::online::AsUnreachable { inner: &kept, key };
+            &overlay
+        }
+        None => &kept,
+    };
+    let lists = Lists {
+        fetched: &fetched,
+        online: answers,
+    };
+    let mut cache = shared.cache.borrow_mut();
+    let d = decide_with(
+        request,
+        &shared.config,
+        &keys,
+        &lists,
+        shared.verifier.as_ref(),
+        &mut cache,
+        now_ms / 1000,
+    );
+    shared.metrics.borrow_mut().cache(cache.take_counts());
+    d
 }
 
 /// One line per denied request: status, reason, provider and principal when known, method
@@ -182,6 +251,7 @@ fn wait_for_keys(shared: &Shared, denied: &Denied, now_ms: u64) -> Option<Waiter
             attempts: attempts(provider),
             first_keys: true,
             deadline_ms: now_ms.saturating_add(shared.config.startup_wait_ms),
+            online: None,
         }),
         VerifyError::UnknownKid { provider } => {
             let store = shared.stores.get(provider)?.as_ref()?;
@@ -205,6 +275,7 @@ fn wait_for_keys(shared: &Shared, denied: &Denied, now_ms: u64) -> Option<Waiter
                 deadline_ms: now_ms
                     .saturating_add(jwks.timeout_ms)
                     .saturating_add(REFETCH_GRACE_MS),
+                online: None,
             })
         }
         _ => None,

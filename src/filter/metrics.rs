@@ -13,7 +13,7 @@ use std::collections::HashMap;
 const PREFIX: &str = "cognito_edge_auth";
 
 /// The denial reasons defined up front, so dashboards see them at zero.
-const DENY_REASONS: [&str; 16] = [
+const DENY_REASONS: [&str; 20] = [
     "missing",
     "invalid",
     "expired",
@@ -30,6 +30,10 @@ const DENY_REASONS: [&str; 16] = [
     "groups",
     "insufficient_scope",
     "forbidden",
+    "revoked",
+    "not_checkable",
+    "online_unavailable",
+    "online_busy",
 ];
 
 #[derive(Default)]
@@ -48,6 +52,14 @@ struct ProviderMetrics {
     fetch_success: Option<u32>,
     fetch_failure: Option<u32>,
     keys: Option<u32>,
+    /// Defined only for a provider with a fetched revocation list.
+    list_success: Option<u32>,
+    list_failure: Option<u32>,
+    list_entries: Option<u32>,
+    /// Defined only for a provider with an online check: answers by kind.
+    online_active: Option<u32>,
+    online_revoked: Option<u32>,
+    online_unreachable: Option<u32>,
 }
 
 impl Metrics {
@@ -70,6 +82,7 @@ impl Metrics {
                 fetch_success: counter(&format!("jwks.{}.fetch_success", p.name)),
                 fetch_failure: counter(&format!("jwks.{}.fetch_failure", p.name)),
                 keys: define(MetricType::Gauge, &format!("jwks.{}.keys", p.name)),
+                ..online_metrics(p, revocation_metrics(p))
             })
             .collect();
         m
@@ -114,10 +127,63 @@ impl Metrics {
         }
     }
 
+    pub fn list_fetched(&self, provider: usize, ok: bool) {
+        if let Some(p) = self.providers.get(provider) {
+            add(if ok { p.list_success } else { p.list_failure }, 1);
+        }
+    }
+
+    pub fn list_loaded(&self, provider: usize, entries: usize) {
+        if let Some(id) = self.providers.get(provider).and_then(|p| p.list_entries) {
+            let _ = hostcalls::record_metric(id, entries as u64);
+        }
+    }
+
+    /// One answer of an online check.
+    pub fn online_answer(&self, provider: usize, answer: crate::online::Answer) {
+        use crate::online::Answer;
+        if let Some(p) = self.providers.get(provider) {
+            add(
+                match answer {
+                    Answer::Active => p.online_active,
+                    Answer::Revoked => p.online_revoked,
+                    Answer::Unreachable => p.online_unreachable,
+                },
+                1,
+            );
+        }
+    }
+
     pub fn keys_loaded(&self, provider: usize, count: usize) {
         if let Some(id) = self.providers.get(provider).and_then(|p| p.keys) {
             let _ = hostcalls::record_metric(id, count as u64);
         }
+    }
+}
+
+fn online_metrics(p: &crate::config::Provider, base: ProviderMetrics) -> ProviderMetrics {
+    if p.online_check.is_none() {
+        return base;
+    }
+    let name = |what: &str| format!("online.{}.{what}", p.name);
+    ProviderMetrics {
+        online_active: counter(&name("active")),
+        online_revoked: counter(&name("revoked")),
+        online_unreachable: counter(&name("unreachable")),
+        ..base
+    }
+}
+
+fn revocation_metrics(p: &crate::config::Provider) -> ProviderMetrics {
+    if p.revocation.remote.is_none() {
+        return ProviderMetrics::default();
+    }
+    let name = |what: &str| format!("revocation.{}.{what}", p.name);
+    ProviderMetrics {
+        list_success: counter(&name("fetch_success")),
+        list_failure: counter(&name("fetch_failure")),
+        list_entries: define(MetricType::Gauge, &name("entries")),
+        ..ProviderMetrics::default()
     }
 }
 

@@ -4,6 +4,8 @@ mod host_crypto;
 pub mod http;
 mod metrics;
 
+mod online;
+mod revocation;
 pub mod root;
 mod shared_data;
 

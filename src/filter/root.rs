@@ -11,6 +11,8 @@ use crate::cache::TokenCache;
 use crate::signature::{PureRust, SignatureVerifier};
 
 use super::millis;
+use super::online;
+use super::revocation;
 use super::shared_data;
 use crate::config::{Config, KeySource, Provider, RemoteJwks};
 use crate::jwks::{KeySet, Parsed, MAX_JWKS_BYTES};
@@ -42,6 +44,10 @@ pub struct Shared {
     /// Verified tokens of this worker.
     pub cache: RefCell<TokenCache>,
     pub metrics: RefCell<Metrics>,
+    /// The fetched revocation lists of this worker.
+    pub revocation: revocation::Lists,
+    /// Online checks under way, and the answers this worker got.
+    pub online: online::State,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -60,6 +66,9 @@ pub struct Waiter {
     pub first_keys: bool,
     /// …or at this time at the latest (ms since the epoch).
     pub deadline_ms: u64,
+    /// Waits for the online check of this token hash instead (then only the deadline and
+    /// the check's answer wake it).
+    pub online: Option<String>,
 }
 
 #[derive(Default)]
@@ -67,8 +76,15 @@ pub struct Root {
     shared: Option<Rc<Shared>>,
     /// This VM's id for fetch leases.
     worker: u64,
-    /// Outstanding `dispatch_http_call` tokens → provider index.
-    pending: HashMap<u32, usize>,
+    /// Outstanding `dispatch_http_call` tokens → what they fetch.
+    pending: HashMap<u32, Fetch>,
+}
+
+/// What an outstanding call fetches, for which provider.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fetch {
+    Jwks(usize),
+    RevocationList(usize),
 }
 
 impl Context for Root {
@@ -79,12 +95,25 @@ impl Context for Root {
         body_size: usize,
         _trailers: usize,
     ) {
-        let Some(index) = self.pending.remove(&token) else {
-            return;
-        };
-        let result = self.read_jwks_response(body_size);
-        self.finish_fetch(index, result);
-        self.wake_waiters();
+        match self.pending.remove(&token) {
+            Some(Fetch::Jwks(index)) => {
+                let result = self.read_jwks_response(body_size);
+                self.finish_fetch(index, result);
+                self.wake_waiters();
+            }
+            Some(Fetch::RevocationList(index)) => {
+                if let Some(shared) = &self.shared {
+                    let now = millis(self.get_current_time());
+                    revocation::finished(shared, self.worker, index, body_size, now);
+                }
+            }
+            None => {
+                if let Some(shared) = self.shared.as_ref().filter(|s| online::is_call(s, token)) {
+                    let now = millis(self.get_current_time());
+                    online::finished(shared, token, body_size, now);
+                }
+            }
+        }
     }
 }
 
@@ -120,6 +149,7 @@ impl RootContext for Root {
         );
         self.worker = random_id();
         let metrics = Metrics::define(&config);
+        let lists = revocation::Lists::new(&config);
         self.shared = Some(Rc::new(Shared {
             config,
             keys: RefCell::new(keys),
@@ -134,6 +164,8 @@ impl RootContext for Root {
             },
             cache: RefCell::new(TokenCache::with_limits(cache_entries, cache_bytes)),
             metrics: RefCell::new(metrics),
+            revocation: lists,
+            online: online::State::default(),
         }));
         if let Some(shared) = &self.shared {
             for (index, keys) in shared.keys.borrow().iter().enumerate() {
@@ -163,7 +195,7 @@ impl RootContext for Root {
             };
 
             sync(&shared, index, provider, store);
-            let in_flight = self.pending.values().any(|&p| p == index);
+            let in_flight = self.pending.values().any(|&f| f == Fetch::Jwks(index));
             if !in_flight
                 && store
                     .update(|s| s.take_lease(self.worker, now, jwks.timeout_ms))
@@ -171,6 +203,13 @@ impl RootContext for Root {
             {
                 self.start_fetch(index, jwks, now);
             }
+        }
+        let pending = &self.pending;
+        let started = revocation::tick(&shared, self.worker, now, |index| {
+            pending.values().any(|&f| f == Fetch::RevocationList(index))
+        });
+        for (token, index) in started {
+            self.pending.insert(token, Fetch::RevocationList(index));
         }
         self.wake_waiters();
     }
@@ -252,7 +291,7 @@ impl Root {
         let timeout = Duration::from_millis(jwks.timeout_ms);
         match self.dispatch_http_call(&jwks.cluster, headers, None, vec![], timeout) {
             Ok(token) => {
-                self.pending.insert(token, index);
+                self.pending.insert(token, Fetch::Jwks(index));
             }
             Err(status) => {
                 let reason = format!("cannot call cluster {}: {status:?}", jwks.cluster);
@@ -355,6 +394,9 @@ impl Root {
             let seen = shared.seen.borrow();
             let mut waiters = shared.waiters.borrow_mut();
             let (ready, waiting) = waiters.drain(..).partition(|w: &Waiter| {
+                if w.online.is_some() {
+                    return now >= w.deadline_ms;
+                }
                 let has_keys = keys.get(w.provider).is_some_and(Option::is_some);
                 let fetched = seen
                     .get(w.provider)

@@ -1,4 +1,5 @@
-//! The per-JWKS records in Envoy's shared data, which every worker VM of the plugin sees.
+//! The per-document records (a JWKS, a revocation list) in Envoy's shared data, which every
+//! worker VM of the plugin sees.
 
 use crate::config::RemoteJwks;
 use crate::refresh::{self, Schedule};
@@ -17,7 +18,21 @@ pub struct Keys {
 
 impl Keys {
     pub fn for_jwks(jwks: &RemoteJwks) -> Keys {
-        let base = format!("cognito-edge-auth/v1/{}/{}", jwks.cluster, jwks.uri);
+        Keys::at(format!(
+            "cognito-edge-auth/v1/{}/{}",
+            jwks.cluster, jwks.uri
+        ))
+    }
+
+    /// A fetched revocation list: its own keys, even where its URI is a JWKS's.
+    pub fn for_revocation_list(list: &RemoteJwks) -> Keys {
+        Keys::at(format!(
+            "cognito-edge-auth/v1/revocation/{}/{}",
+            list.cluster, list.uri
+        ))
+    }
+
+    fn at(base: String) -> Keys {
         Keys {
             schedule: format!("{base}/schedule"),
             body: format!("{base}/body"),

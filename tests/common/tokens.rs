@@ -132,3 +132,47 @@ pub fn sign_with_header(key: &str, header: &Value, claims: &Value) -> String {
     let signature = SigningKey::<sha2::Sha256>::new(private).sign(message.as_bytes());
     format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
 }
+
+/// The key id OpenMetadata's sample configuration uses (`jwtTokenConfiguration.keyId`).
+pub const OM_KID: &str = "Gb389a-9f76-gdjs-a92j-0242bk94356";
+pub const OM_ISS: &str = "open-metadata.org";
+
+/// A public JWK as OpenMetadata serves it at `/api/v1/system/config/jwks`: Java's
+/// `BigInteger.toByteArray()` (two's complement, so a leading zero byte before a modulus whose
+/// top bit is set) in padded base64url (`Base64.getUrlEncoder()`).
+pub fn openmetadata_jwk(key: &str, kid: &str) -> Value {
+    use base64::engine::general_purpose::URL_SAFE;
+    let private = rsa::RsaPrivateKey::from_pkcs1_pem(&pem(key)).unwrap();
+    let twos_complement = |mut be: Vec<u8>| {
+        if be.first().is_some_and(|b| b & 0x80 != 0) {
+            be.insert(0, 0);
+        }
+        be
+    };
+    json!({
+        "kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig",
+        "n": URL_SAFE.encode(twos_complement(private.n().to_bytes_be())),
+        "e": URL_SAFE.encode(twos_complement(private.e().to_bytes_be())),
+    })
+}
+
+/// OpenMetadata's JWKS document with one key.
+pub fn openmetadata_jwks(key: &str, kid: &str) -> String {
+    json!({ "keys": [openmetadata_jwk(key, kid)] }).to_string()
+}
+
+/// Claims of a token OpenMetadata signs for `name`: a bot (`BOT`) or a user's personal access
+/// token (`PERSONAL_ACCESS`); `exp: None` is the expiry "Unlimited".
+pub fn openmetadata_claims(now: u64, name: &str, token_type: &str, exp: Option<u64>) -> Value {
+    let bot = token_type == "BOT";
+    let mut claims = json!({
+        "iss": OM_ISS, "sub": name, "username": name, "preferred_username": name,
+        "email": format!("{name}@open-metadata.org"), "isBot": bot, "tokenType": token_type,
+        "roles": if bot { json!(["IngestionBotRole"]) } else { json!(["DataConsumer"]) },
+        "iat": now - 10,
+    });
+    if let Some(exp) = exp {
+        claims["exp"] = exp.into();
+    }
+    claims
+}
