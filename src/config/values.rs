@@ -1,0 +1,101 @@
+//! Checks of single configuration values (claim names, principal names, groups, scopes,
+//! domains, header names), each naming its field on failure.
+
+use super::*;
+
+/// Checks every value of a list with `check`, naming `field[i]` on failure.
+pub(super) fn each(
+    values: &[String],
+    field: &str,
+    check: fn(&str, &str) -> Result<String, ConfigError>,
+) -> Result<Vec<String>, ConfigError> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| check(v, &format!("{field}[{i}]")))
+        .collect()
+}
+
+/// Claim names also appear in error descriptions, inside a quoted string.
+pub(super) fn claim_name(v: &str, at: &str) -> Result<String, ConfigError> {
+    if v.is_empty()
+        || !v
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    {
+        return Err(err(
+            at,
+            "must be a claim name: printable ASCII without quotes or backslashes",
+        ));
+    }
+    Ok(v.to_string())
+}
+
+pub(super) fn principal_name(v: &str, at: &str) -> Result<String, ConfigError> {
+    if v.contains('@') {
+        return Err(err(
+            at,
+            "principals are names, the part before '@' (e.g. user1 for user1@example.com)",
+        ));
+    }
+    if !crate::policy::is_name(v) {
+        return Err(err(
+            at,
+            "must be a name of visible ASCII without quotes, ',', ';' or '\\' (a token's name never matches anything else)",
+        ));
+    }
+    Ok(v.to_string())
+}
+
+pub(super) fn group(v: &str, at: &str) -> Result<String, ConfigError> {
+    if v.is_empty() || v.chars().any(char::is_control) {
+        return Err(err(at, "must be a non-empty group name"));
+    }
+    Ok(v.to_string())
+}
+
+/// A scope-token (RFC 6749 §3.3).
+pub(super) fn scope(v: &str, at: &str) -> Result<String, ConfigError> {
+    if v.is_empty()
+        || !v
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    {
+        return Err(err(
+            at,
+            "must be a scope: printable ASCII without spaces, quotes or backslashes",
+        ));
+    }
+    Ok(v.to_string())
+}
+
+/// A DNS domain such as `example.com`, lowercased.
+pub(super) fn domain(v: &str, at: &str) -> Result<String, ConfigError> {
+    let d = v.to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    if d.len() > 253 || !d.split('.').all(label_ok) {
+        let hint = if d.starts_with('@') {
+            " (without the '@')"
+        } else {
+            ""
+        };
+        return Err(err(
+            at,
+            format!("must be a domain such as example.com{hint}"),
+        ));
+    }
+    Ok(d)
+}
+
+pub(super) fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
