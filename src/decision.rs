@@ -762,7 +762,7 @@ mod tests {
         ]}));
         let headers = bearer(&id_token());
         let mut cache = TokenCache::new(16);
-        let mut at = |path: &str, cache: &mut TokenCache| {
+        let at = |path: &str, cache: &mut TokenCache| {
             let request = Request {
                 method: b"GET",
                 path: path.as_bytes(),
