@@ -19,6 +19,9 @@ Settings (environment):
   BENCH_WORKLOADS="hot,unique,users"                   run only these workloads (dev)
   BENCH_DOC=docs/benchmarks.md                         where the table goes ("" = nowhere)
   ENVOY_BIN, CEA_WASM                                  the binaries (default: .venv, target/)
+  BENCH_VARIANTS="before=/tmp/a.wasm,..."              other builds of the filter, each a row
+                                                       "filter <name>, cache on" (before/after
+                                                       comparisons in one interleaved session)
   NOOP_WASM                                            the floor filter (default: built here
                                                        from bench/noop with cargo)
 """
@@ -59,6 +62,7 @@ CONCURRENCY = [int(c) for c in os.environ.get("BENCH_CONCURRENCY", "1 2").split(
 UNIQUE_TOKENS = env_int("BENCH_TOKENS", 50000)
 FILTER_CACHE = os.environ.get("BENCH_FILTER_CACHE", "")
 ONLY = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
+VARIANTS = [v.split("=", 1) for v in os.environ.get("BENCH_VARIANTS", "").split(",") if "=" in v]
 ONLY_WORKLOADS = [s for s in os.environ.get("BENCH_WORKLOADS", "").split(",") if s]
 DOC = os.environ.get("BENCH_DOC", os.path.join(ROOT, "docs", "benchmarks.md"))
 ENVOY = os.environ.get("ENVOY_BIN", os.path.join(ROOT, ".venv", "bin", "envoy"))
@@ -201,6 +205,9 @@ def configurations():
         Config("filter_cache", on_label, "filter", [
             ("", lambda p: wasm_filter(filter_json(p, on))),
         ], baseline="jwt_authn_cache"),
+        *[Config(f"variant_{name}", f"filter {name}, cache on", "filter",
+                 [("", lambda p, w=path: wasm_filter(filter_json(p, on), wasm=w))],
+                 baseline="jwt_authn_cache") for name, path in VARIANTS],
         Config("filter_rust", "filter, pure-Rust RSA, cache off", "filter", [
             ("", lambda p: wasm_filter(filter_json(p, {**off, "native_verification": False}))),
             ("no token_cache field: no cache",
@@ -678,7 +685,8 @@ def main():
 
     jwks = JwksServer(json.dumps(tokens.jwks()))
     try:
-        configs = [c for c in configurations() if not ONLY or c.key in ONLY]
+        configs = [c for c in configurations()
+                   if not ONLY or c.key in ONLY or c.key.startswith("variant_")]
         for c in configs:
             if probe(c, jwks.port, hot):
                 log(f"probe: {c.label}: starts, 401 without a token, 200 with, 401 tampered"
