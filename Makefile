@@ -74,11 +74,16 @@ fuzz:
 
 ## bench: req/s and latency of Envoy with no auth, jwt_authn and this filter, written to
 ## docs/benchmarks.md (~10 min; asserts nothing; not run by CI). Settings: bench/run.py.
+## The proxy-wasm floor (bench/noop, its own workspace) is built here too.
+NOOP_WASM := bench/noop/target/$(WASM_TARGET)/release/noop_filter.wasm
 bench: build $(ENVOY) .load-tools
-	CEA_WASM=$(abspath $(WASM)) ENVOY_BIN=$(abspath $(ENVOY)) $(VENV)/bin/python bench/run.py
+	cargo build --release --target $(WASM_TARGET) --manifest-path bench/noop/Cargo.toml
+	CEA_WASM=$(abspath $(WASM)) NOOP_WASM=$(abspath $(NOOP_WASM)) ENVOY_BIN=$(abspath $(ENVOY)) \
+		$(VENV)/bin/python bench/run.py
 
 ## soak: minutes of mixed valid/invalid/missing tokens, every decision checked, memory watched
-## (SOAK_SECONDS, default 180); writes docs/soak.md; not run by CI.
+## (SOAK_SECONDS, default 180), then a phase of tokens inside the clock-skew window
+## (SOAK_SKEW_SECONDS, default 90); writes docs/soak.md; not run by CI.
 soak: build $(ENVOY) .load-tools
 	CEA_WASM=$(abspath $(WASM)) ENVOY_BIN=$(abspath $(ENVOY)) $(VENV)/bin/python bench/soak.py
 

@@ -19,6 +19,11 @@ Settings (environment):
   BENCH_WORKLOADS="hot,unique,users"                   run only these workloads (dev)
   BENCH_DOC=docs/benchmarks.md                         where the table goes ("" = nowhere)
   ENVOY_BIN, CEA_WASM                                  the binaries (default: .venv, target/)
+  BENCH_VARIANTS="before=/tmp/a.wasm,..."              other builds of the filter, each a row
+                                                       "filter <name>, cache on" (before/after
+                                                       comparisons in one interleaved session)
+  NOOP_WASM                                            the floor filter (default: built here
+                                                       from bench/noop with cargo)
 """
 
 import datetime
@@ -57,11 +62,14 @@ CONCURRENCY = [int(c) for c in os.environ.get("BENCH_CONCURRENCY", "1 2").split(
 UNIQUE_TOKENS = env_int("BENCH_TOKENS", 50000)
 FILTER_CACHE = os.environ.get("BENCH_FILTER_CACHE", "")
 ONLY = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
+VARIANTS = [v.split("=", 1) for v in os.environ.get("BENCH_VARIANTS", "").split(",") if "=" in v]
 ONLY_WORKLOADS = [s for s in os.environ.get("BENCH_WORKLOADS", "").split(",") if s]
 DOC = os.environ.get("BENCH_DOC", os.path.join(ROOT, "docs", "benchmarks.md"))
 ENVOY = os.environ.get("ENVOY_BIN", os.path.join(ROOT, ".venv", "bin", "envoy"))
 WASM = os.environ.get("CEA_WASM", os.path.join(ROOT, "target", "wasm32-wasip1", "release",
                                                "cognito_edge_auth.wasm"))
+NOOP_DIR = os.path.join(ROOT, "bench", "noop")
+NOOP_WASM = os.environ.get("NOOP_WASM", "")
 JWT_CACHE_SIZE = 100000
 
 
@@ -98,23 +106,41 @@ def filter_json(jwks_port, extra):
     return cfg
 
 
-def wasm_filter(cfg):
+def wasm_filter(cfg, wasm=None, root_id="cognito_edge_auth"):
     return {
         "name": "envoy.filters.http.wasm",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
             "config": {
-                "name": "cognito_edge_auth",
-                "root_id": "cognito_edge_auth",
+                "name": root_id,
+                "root_id": root_id,
                 "fail_open": False,
                 "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
                                   "value": json.dumps(cfg)},
-                "vm_config": {"vm_id": "cognito_edge_auth",
+                "vm_config": {"vm_id": root_id,
                               "runtime": "envoy.wasm.runtime.v8",
-                              "code": {"local": {"filename": WASM}}},
+                              "code": {"local": {"filename": wasm or WASM}}},
             },
         },
     }
+
+
+def noop_filter():
+    """The proxy-wasm floor: bench/noop, an HttpContext that returns Continue at once."""
+    f = wasm_filter({}, wasm=NOOP_WASM, root_id="noop")
+    f["typed_config"]["config"]["configuration"]["value"] = ""
+    return f
+
+
+def build_noop():
+    """Builds bench/noop (its own workspace) unless NOOP_WASM names a built one."""
+    global NOOP_WASM
+    if NOOP_WASM:
+        return NOOP_WASM
+    subprocess.run(["cargo", "build", "--quiet", "--release", "--target", "wasm32-wasip1",
+                    "--manifest-path", os.path.join(NOOP_DIR, "Cargo.toml")], check=True)
+    NOOP_WASM = os.path.join(NOOP_DIR, "target", "wasm32-wasip1", "release", "noop_filter.wasm")
+    return NOOP_WASM
 
 
 def jwt_authn(jwks_port, cache):
@@ -164,10 +190,13 @@ def configurations():
     on = {"token_cache": {"max_entries": int(FILTER_CACHE)}} if FILTER_CACHE else {}
     on_label = f"filter, cache {int(FILTER_CACHE):,}" if FILTER_CACHE else "filter, cache on (default size)"
     return [
-        Config("none", "no auth", "none", [("", lambda p: None)]),
-        Config("jwt_authn", "jwt_authn", "jwt_authn", [("", lambda p: jwt_authn(p, False))]),
+        Config("none", "no auth", "none", [("", lambda p: None)], baseline="jwt_authn_cache"),
+        Config("noop", "proxy-wasm floor (no-op filter)", "none",
+               [("", lambda p: noop_filter())], baseline="jwt_authn_cache"),
+        Config("jwt_authn", "jwt_authn", "jwt_authn", [("", lambda p: jwt_authn(p, False))],
+               baseline="jwt_authn"),
         Config("jwt_authn_cache", f"jwt_authn + jwt_cache {JWT_CACHE_SIZE // 1000}k", "jwt_authn",
-               [("", lambda p: jwt_authn(p, True))]),
+               [("", lambda p: jwt_authn(p, True))], baseline="jwt_authn_cache"),
         Config("filter", "filter, cache off", "filter", [
             ("", lambda p: wasm_filter(filter_json(p, off))),
             ("this build has no token_cache field: no cache",
@@ -176,6 +205,9 @@ def configurations():
         Config("filter_cache", on_label, "filter", [
             ("", lambda p: wasm_filter(filter_json(p, on))),
         ], baseline="jwt_authn_cache"),
+        *[Config(f"variant_{name}", f"filter {name}, cache on", "filter",
+                 [("", lambda p, w=path: wasm_filter(filter_json(p, on), wasm=w))],
+                 baseline="jwt_authn_cache") for name, path in VARIANTS],
         Config("filter_rust", "filter, pure-Rust RSA, cache off", "filter", [
             ("", lambda p: wasm_filter(filter_json(p, {**off, "native_verification": False}))),
             ("no token_cache field: no cache",
@@ -535,10 +567,12 @@ def table(configs, summary, info, elapsed):
         f"{ROUNDS} rounds × {DURATION} s per row (after {WARMUP} s warm-up), "
         f"wrk -t{THREADS} -c{CONNECTIONS}; each number is the median over the rounds; "
         "± is half the range of req/s over the rounds, as a share of the median; "
-        "auth µs/req is the Envoy CPU per request minus that of no auth; "
-        "vs jwt_authn compares with the matching jwt_authn row (cache off with jwt_authn, "
-        "cache on with jwt_authn + jwt_cache): req/s (higher is better) · CPU per request "
-        "(lower is better).",
+        "auth µs/req is the Envoy CPU per request minus that of no auth, over floor µs/req "
+        "minus that of the proxy-wasm floor (the no-op filter of bench/noop); p99 over no auth "
+        "is the row's p99 minus no auth's; vs jwt_authn compares with the matching jwt_authn "
+        "row (cache off with jwt_authn, cache on — and no auth and the floor — with "
+        "jwt_authn + jwt_cache), vs floor with the floor row: req/s (higher is better) · CPU "
+        "per request (lower is better).",
     ]
     by_key = {c.key: c for c in configs}
     for wkey, wtitle, _, _ in WORKLOADS:
@@ -552,16 +586,18 @@ def table(configs, summary, info, elapsed):
         if not rows:
             continue
         out += ["", f"**{wtitle}**", "",
-                "| Envoy | configuration | req/s | ± | p50 ms | p99 ms | Envoy CPU µs/req "
-                "| auth µs/req | vs jwt_authn: req/s · CPU | ≥400 / socket errors | notes |",
-                "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|"]
+                "| Envoy | configuration | req/s | ± | p50 ms | p99 ms | p99 over no auth µs "
+                "| Envoy CPU µs/req | auth µs/req | over floor µs/req "
+                "| vs jwt_authn: req/s · CPU | vs floor: req/s · CPU "
+                "| ≥400 / socket errors | notes |",
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|"]
         out += rows
     return "\n".join(out)
 
 
 def row(c, by_key, wkey, conc, summary):
     head = f"| --concurrency {conc} | {c.label} |"
-    empty = " – | | | | | | | | |"
+    empty = " – | | | | | | | | | | | |"
     if c.skipped:
         return f"{head}{empty} not run: {c.skipped} |"
     s = summary.get((wkey, conc, c.key))
@@ -574,10 +610,17 @@ def row(c, by_key, wkey, conc, summary):
     base = summary.get((wkey, conc, c.baseline)) if c.baseline else None
     if ok(base) and base["rps"] > 0 and base["cpu_us"] > 0:
         ratio = f"{s['rps'] / base['rps']:.2f}× · {s['cpu_us'] / base['cpu_us']:.2f}×"
-    auth = ""
+    floor = summary.get((wkey, conc, "noop"))
+    vs_floor, over_floor = "", ""
+    if ok(floor) and floor["rps"] > 0 and floor["cpu_us"] > 0:
+        vs_floor = f"{s['rps'] / floor['rps']:.2f}× · {s['cpu_us'] / floor['cpu_us']:.2f}×"
+        if c.key not in ("none", "noop"):
+            over_floor = f"{s['cpu_us'] - floor['cpu_us']:.0f}"
+    auth, p99_added = "", ""
     none = summary.get((wkey, conc, "none"))
-    if c.kind != "none" and ok(none):
+    if c.key != "none" and ok(none):
         auth = f"{s['cpu_us'] - none['cpu_us']:.0f}"
+        p99_added = f"{(s['p99_ms'] - none['p99_ms']) * 1000:+.0f}"
     spread = (s["rps_max"] - s["rps_min"]) / s["rps"] * 50 if s["rps"] else 0
     errors = f"{s['non2xx']} / {s['socket_errors']}"
     notes = []
@@ -592,7 +635,8 @@ def row(c, by_key, wkey, conc, summary):
     if s["rounds"] < ROUNDS:
         notes.append(f"{s['rounds']} of {ROUNDS} rounds")
     return (f"{head} {s['rps']:,.0f} | {spread:.0f}% | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} "
-            f"| {s['cpu_us']:.0f} | {auth} | {ratio} | {errors} | {'; '.join(notes)} |")
+            f"| {p99_added} | {s['cpu_us']:.0f} | {auth} | {over_floor} | {ratio} | {vs_floor} "
+            f"| {errors} | {'; '.join(notes)} |")
 
 
 BEGIN = "<!-- bench:results:begin (make bench rewrites this part) -->"
@@ -625,6 +669,8 @@ def main():
     for path, what in ((ENVOY, "Envoy (make .venv/bin/envoy)"), (WASM, "the filter (make build)")):
         if not os.path.exists(path):
             sys.exit(f"bench: {path} not found: {what}")
+    if not ONLY or "noop" in ONLY:
+        build_noop()
     info = machine()
     log(f"bench: {info['nproc']} CPUs ({info['cpu']}), Envoy {info['envoy']}, "
         f"wasm {info['wasm_bytes']:,} bytes, load average {info['loadavg'][0]:.2f}")
@@ -639,7 +685,8 @@ def main():
 
     jwks = JwksServer(json.dumps(tokens.jwks()))
     try:
-        configs = [c for c in configurations() if not ONLY or c.key in ONLY]
+        configs = [c for c in configurations()
+                   if not ONLY or c.key in ONLY or c.key.startswith("variant_")]
         for c in configs:
             if probe(c, jwks.port, hot):
                 log(f"probe: {c.label}: starts, 401 without a token, 200 with, 401 tampered"

@@ -5,12 +5,18 @@ Three wrk processes run at once against the same Envoy (--concurrency 2):
   valid     1,000 distinct valid ID tokens (so the token cache both hits and evicts)  → 200
   invalid   the same tokens with a tampered signature, plus garbage                  → 401
   missing   no token                                                                  → 401
+Then, in the same Envoy, a clock-skew phase: tokens whose `exp` lies a little in the past but
+within `clock_skew_seconds` (which `verify` still accepts) — one hot token and 200 users, all
+→ 200. Such a token used to be re-verified and re-inserted on every request, growing the
+eviction queue without bound; the phase shows the cache hits and memory stays flat.
 It reports requests, wrong decisions, 5xx and the Envoy process's resident memory (VmRSS) after
-warm-up, at the end and at its highest, and writes them to docs/soak.md. Exits 1 on any wrong
-decision or 5xx.
+warm-up, at the end and at its highest (each phase), the filter's cache hits and misses, and
+writes them to docs/soak.md. Exits 1 on any wrong decision or 5xx.
 
-Settings: SOAK_SECONDS=180 (after SOAK_WARMUP=20), SOAK_CACHE (token_cache.max_entries; unset:
-the default), ENVOY_BIN, CEA_WASM.
+Settings: SOAK_SECONDS=180 (after SOAK_WARMUP=20), SOAK_SKEW_SECONDS=90 (after 10 s warm-up;
+0 skips the phase), SOAK_CACHE (token_cache.max_entries; unset: the default), ENVOY_BIN,
+CEA_WASM. The provider's clock_skew_seconds is 300, and the skew-window tokens are minted just
+before their phase with `exp` 30 s in the past.
 """
 
 import datetime
@@ -27,6 +33,10 @@ import tokens  # noqa: E402
 
 SECONDS = int(os.environ.get("SOAK_SECONDS", "180"))
 WARMUP = int(os.environ.get("SOAK_WARMUP", "20"))
+SKEW_SECONDS = int(os.environ.get("SOAK_SKEW_SECONDS", "90"))
+SKEW_WARMUP = 10
+CLOCK_SKEW = 300  # the provider's clock_skew_seconds (the maximum)
+SKEW_EXPIRED_AGO = 30  # the skew-window tokens' exp, seconds before they are minted
 CACHE = os.environ.get("SOAK_CACHE", "")
 LUA = os.path.join(tokens.ROOT, "bench", "wrk", "expect.lua")
 DOC = os.path.join(tokens.ROOT, "docs", "soak.md")
@@ -55,6 +65,67 @@ def result(p, seconds):
     raise RuntimeError(f"wrk printed no SOAK_JSON line:\n{out}\n{err}")
 
 
+def cache_counts(envoy):
+    """(hits, misses) of the filter's token cache, from Envoy's admin /stats."""
+    try:
+        with open(envoy.admin_path) as f:
+            admin = int(f.read().strip().rsplit(":", 1)[1])
+        with run.urllib.request.urlopen(
+                f"http://127.0.0.1:{admin}/stats?filter=cognito_edge_auth.cache", timeout=5) as r:
+            text = r.read().decode()
+    except (OSError, ValueError, IndexError):
+        return (0, 0)
+    counts = {"hits": 0, "misses": 0}
+    for line in text.splitlines():
+        name, _, value = line.partition(": ")
+        for k in counts:
+            if name.endswith(f"cache.{k}") and value.strip().isdigit():
+                counts[k] += int(value)
+    return (counts["hits"], counts["misses"])
+
+
+def watch(envoy, total, warmup):
+    """Samples Envoy's RSS every 5 s for `total` seconds in a thread; returns a finisher that
+    gives {after_warmup_kib, end_kib, max_kib}."""
+    samples, started = [], time.time()
+
+    def sample():
+        while time.time() - started < total:
+            samples.append((time.time() - started, rss_kib(envoy.proc.pid)))
+            time.sleep(5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+
+    def finish():
+        sampler.join(timeout=10)
+        after = [kib for t, kib in samples if t >= warmup]
+        return {"after_warmup_kib": after[0] if after else 0,
+                "end_kib": rss_kib(envoy.proc.pid), "max_kib": max(after or [0])}
+    return finish
+
+
+def skew_phase(envoy, port):
+    """Tokens inside the clock-skew window, hot and 1,000-users style, all → 200."""
+    hot = tokens.mint("skew-hot", 1, -SKEW_EXPIRED_AGO)
+    users = tokens.mint("skew-users", 200, -SKEW_EXPIRED_AGO)
+    paths = {}
+    for name, toks in (("skew hot", hot), ("skew users", users)):
+        paths[name] = os.path.join(run.RUN_DIR, f"soak-{name.replace(' ', '-')}.txt")
+        with open(paths[name], "w") as f:
+            f.write("\n".join(toks) + "\n")
+    total = SKEW_WARMUP + SKEW_SECONDS
+    run.log(f"soak: clock-skew phase, exp {SKEW_EXPIRED_AGO}s ago (skew {CLOCK_SKEW}s): "
+            f"{SKEW_WARMUP}s warm-up, then {SKEW_SECONDS}s")
+    before = cache_counts(envoy)
+    procs = {name: wrk(port, 200, 16, total, path) for name, path in paths.items()}
+    finish = watch(envoy, total, SKEW_WARMUP)
+    results = {name: result(p, total) for name, p in procs.items()}
+    mem = finish()
+    after = cache_counts(envoy)
+    return results, mem, (after[0] - before[0], after[1] - before[1])
+
+
 def main():
     os.makedirs(run.RUN_DIR, exist_ok=True)
     valid_file = tokens.token_file("soak", 1000, log=run.log)
@@ -72,7 +143,9 @@ def main():
     extra = {"denial_log_level": "off"}
     if CACHE:
         extra["token_cache"] = {"max_entries": int(CACHE)}
-    cfg = run.bootstrap(run.wasm_filter(run.filter_json(jwks.port, extra)), jwks.port)
+    filter_cfg = run.filter_json(jwks.port, extra)
+    filter_cfg["providers"][0]["clock_skew_seconds"] = CLOCK_SKEW
+    cfg = run.bootstrap(run.wasm_filter(filter_cfg), jwks.port)
     envoy = run.Envoy("soak", cfg, 2)
     try:
         port = envoy.wait_started()
@@ -81,34 +154,40 @@ def main():
         run.log(f"soak: {WARMUP}s warm-up, then {SECONDS}s of valid/invalid/missing at once")
         total = WARMUP + SECONDS
         procs = {name: wrk(port, code, conns, total, files[name]) for name, code, conns in CLASSES}
-        samples = []
-        started = time.time()
-
-        def sample():
-            while time.time() - started < total:
-                samples.append((time.time() - started, rss_kib(envoy.proc.pid)))
-                time.sleep(5)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
+        finish = watch(envoy, total, WARMUP)
         results = {name: result(p, total) for name, p in procs.items()}
-        sampler.join(timeout=10)
-        after_warmup = [kib for t, kib in samples if t >= WARMUP]
-        mem = {"after_warmup_kib": after_warmup[0] if after_warmup else 0,
-               "end_kib": rss_kib(envoy.proc.pid),
-               "max_kib": max(after_warmup or [0])}
+        mem = finish()
+        skew = skew_phase(envoy, port) if SKEW_SECONDS > 0 else None
         alive = envoy.proc.poll() is None
     finally:
         envoy.stop()
         jwks.close()
         run.stop_all()
 
-    ok = alive and all(r["wrong"] == 0 and r["server_errors"] == 0 for r in results.values())
-    report(results, mem, ok)
+    every = list(results.values()) + (list(skew[0].values()) if skew else [])
+    ok = alive and all(r["wrong"] == 0 and r["server_errors"] == 0 for r in every)
+    report(results, mem, skew, ok)
     return 0 if ok else 1
 
 
-def report(results, mem, ok):
+def memory_line(mem):
+    growth = mem["end_kib"] - mem["after_warmup_kib"]
+    return (f"Envoy resident memory: {mem['after_warmup_kib'] / 1024:.1f} MiB after warm-up, "
+            f"{mem['end_kib'] / 1024:.1f} MiB at the end ({growth / 1024:+.1f} MiB), "
+            f"highest {mem['max_kib'] / 1024:.1f} MiB.")
+
+
+def rows(results, classes):
+    out = ["| class | expected | requests | wrong decisions | 5xx | socket errors | p99 ms |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, code in classes:
+        r = results[name]
+        out.append(f"| {name} | {code} | {r['requests']:,} | {r['wrong']} | {r['server_errors']} "
+                   f"| {r['socket_errors']} | {r['p99_us'] / 1000:.2f} |")
+    return out
+
+
+def report(results, mem, skew, ok):
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Soak",
@@ -117,20 +196,23 @@ def report(results, mem, ok):
         f"{SECONDS}s after a {WARMUP}s warm-up, token cache {'default' if not CACHE else CACHE}).",
         "Three wrk processes at once; every response is checked against the expected status.",
         "",
-        "| class | expected | requests | wrong decisions | 5xx | socket errors | p99 ms |",
-        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, code, _ in CLASSES:
-        r = results[name]
-        lines.append(f"| {name} | {code} | {r['requests']:,} | {r['wrong']} | {r['server_errors']} "
-                     f"| {r['socket_errors']} | {r['p99_us'] / 1000:.2f} |")
-    growth = mem["end_kib"] - mem["after_warmup_kib"]
+    lines += rows(results, [(name, code) for name, code, _ in CLASSES])
+    lines += ["", memory_line(mem), ""]
+    if skew:
+        s_results, s_mem, (hits, misses) = skew
+        lines += [
+            f"**Clock-skew phase** ({SKEW_SECONDS}s after a {SKEW_WARMUP}s warm-up, same Envoy): "
+            f"tokens whose `exp` was {SKEW_EXPIRED_AGO}s in the past when minted, inside the "
+            f"provider's `clock_skew_seconds: {CLOCK_SKEW}` — one hot token and 200 users, two "
+            "wrk processes at once.",
+            "",
+        ]
+        lines += rows(s_results, [("skew hot", 200), ("skew users", 200)])
+        lines += ["", memory_line(s_mem),
+                  f"Token cache in this phase: {hits:,} hits, {misses:,} misses "
+                  "(each skew-window token is verified once per worker, then hit).", ""]
     lines += [
-        "",
-        f"Envoy resident memory: {mem['after_warmup_kib'] / 1024:.1f} MiB after warm-up, "
-        f"{mem['end_kib'] / 1024:.1f} MiB at the end ({growth / 1024:+.1f} MiB), "
-        f"highest {mem['max_kib'] / 1024:.1f} MiB.",
-        "",
         f"Verdict: {'no wrong decision, no 5xx' if ok else 'FAILED'}.",
         "",
     ]

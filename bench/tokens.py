@@ -51,14 +51,15 @@ def jwks() -> dict:
                       "n": uint(numbers.n), "e": uint(numbers.e)}]}
 
 
-def claims(label: str, i: int, now: int) -> dict:
+def claims(label: str, i: int, now: int, lifetime: int = LIFETIME) -> dict:
     """Cognito ID-token claims (as tests/common/tokens.rs), with a distinct sub and jti."""
     sub = str(uuid.UUID(bytes=hashlib.sha256(f"{label}-{i}".encode()).digest()[:16], version=4))
     user = f"{label}-user{i}"
     return {
         "sub": sub, "iss": ISSUER, "aud": CLIENT, "token_use": "id",
         "cognito:username": user, "email": f"{user}@example.com", "email_verified": True,
-        "iat": now - 10, "auth_time": now - 10, "exp": now + LIFETIME,
+        "iat": now - 10 + min(0, lifetime), "auth_time": now - 10 + min(0, lifetime),
+        "exp": now + lifetime,
         "jti": str(uuid.uuid4()), "event_id": str(uuid.uuid4()),
     }
 
@@ -69,16 +70,22 @@ _worker_key = None
 
 def _sign_range(job):
     global _worker_key
-    label, start, stop, now = job
+    label, start, stop, now, lifetime = (job + (LIFETIME,))[:5]
     if _worker_key is None:
         _worker_key = _key()
     out = []
     for i in range(start, stop):
-        payload = b64(json.dumps(claims(label, i, now), separators=(",", ":")).encode())
+        payload = b64(json.dumps(claims(label, i, now, lifetime), separators=(",", ":")).encode())
         signing_input = f"{_HEADER}.{payload}".encode()
         sig = _worker_key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
         out.append(f"{_HEADER}.{payload}.{b64(sig)}")
     return out
+
+
+def mint(label: str, count: int, lifetime: int) -> list:
+    """`count` fresh tokens expiring `lifetime` seconds from now (negative: already expired),
+    not cached: for tokens whose window is short (the soak's clock-skew phase)."""
+    return _sign_range((label, 0, count, int(time.time()), lifetime))
 
 
 def key_fingerprint() -> str:

@@ -3,9 +3,11 @@
 //! Per worker, bounded in entries and in bytes, keyed by two independent 64-bit hashes of
 //! the whole token (so a hit needs the byte-identical token). An entry lives exactly as long
 //! as `verify` would accept the token (`exp` plus the clock skew), and is not used once its
-//! signing key has left the provider's key set. It only saves the verification: the policy
-//! is still evaluated on every request.
+//! signing key has left the provider's key set. Besides the claims, an entry remembers the
+//! policy's outcome (identity headers rendered, or the refusal) per route rule: it depends
+//! only on the claims, the rule and the configuration, all fixed for the entry's life.
 
+use crate::decision::Outcome;
 use crate::jwks::KeySet;
 use crate::verify::Claims;
 use std::collections::hash_map::RandomState;
@@ -40,8 +42,19 @@ struct Entry {
     check: u64,
     key_fingerprint: u64,
     claims: Rc<Claims>,
+    /// The policy's outcome for this token per rule index (`None`: no rule matched). At most
+    /// one per rule of the configuration.
+    outcomes: Vec<(Option<usize>, Rc<Outcome>)>,
     seq: u64,
     cost: usize,
+}
+
+/// Where a token is, or would go, in the cache: its two hashes, computed once per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    index: u64,
+    check: u64,
+    len: usize,
 }
 
 impl TokenCache {
@@ -65,14 +78,35 @@ impl TokenCache {
         }
     }
 
+    /// The slot of `token`: hashed once, for [`TokenCache::get_at`], [`TokenCache::insert_at`],
+    /// [`TokenCache::outcome`] and [`TokenCache::remember`]. Not hashed when the cache is off.
+    pub fn slot(&self, token: &str) -> Slot {
+        if self.max_entries == 0 {
+            return Slot {
+                index: 0,
+                check: 0,
+                len: token.len(),
+            };
+        }
+        Slot {
+            index: self.index_hash.hash_one(token),
+            check: self.check_hash.hash_one(token),
+            len: token.len(),
+        }
+    }
+
     /// The claims of `token` if it was verified before, `verify` would still accept it at
     /// `now`, and its key is still in the provider's key set.
     pub fn get(&mut self, token: &str, now: u64, keys: &[Option<KeySet>]) -> Option<Rc<Claims>> {
+        self.get_at(self.slot(token), now, keys)
+    }
+
+    /// [`TokenCache::get`] for the token of `slot`.
+    pub fn get_at(&mut self, slot: Slot, now: u64, keys: &[Option<KeySet>]) -> Option<Rc<Claims>> {
         if self.max_entries == 0 {
             return None;
         }
-        let index = self.index_hash.hash_one(token);
-        let check = self.check_hash.hash_one(token);
+        let Slot { index, check, .. } = slot;
         let usable = self.entries.get(&index).is_some_and(|e| {
             e.check == check && now < e.claims.valid_until && key_still_there(e, keys)
         });
@@ -91,12 +125,16 @@ impl TokenCache {
 
     /// Remembers a verified token. `key_fingerprint` identifies the key that signed it.
     pub fn insert(&mut self, token: &str, claims: Rc<Claims>, key_fingerprint: u64) {
-        let cost = token.len().saturating_add(ENTRY_OVERHEAD_BYTES);
+        self.insert_at(self.slot(token), claims, key_fingerprint);
+    }
+
+    /// [`TokenCache::insert`] for the token of `slot`.
+    pub fn insert_at(&mut self, slot: Slot, claims: Rc<Claims>, key_fingerprint: u64) {
+        let cost = slot.len.saturating_add(ENTRY_OVERHEAD_BYTES);
         if self.max_entries == 0 || cost > self.max_bytes {
             return;
         }
-        let index = self.index_hash.hash_one(token);
-        let check = self.check_hash.hash_one(token);
+        let Slot { index, check, .. } = slot;
         self.remove(index);
         while self.entries.len() >= self.max_entries
             || self.bytes.saturating_add(cost) > self.max_bytes
@@ -111,6 +149,7 @@ impl TokenCache {
             check,
             key_fingerprint,
             claims,
+            outcomes: Vec::new(),
             seq,
             cost,
         };
@@ -122,6 +161,40 @@ impl TokenCache {
             self.order
                 .retain(|(i, s)| entries.get(i).is_some_and(|e| e.seq == *s));
         }
+    }
+
+    /// The policy's outcome remembered for the token of `slot` under route rule `rule`.
+    /// Only meaningful right after [`TokenCache::get_at`] or [`TokenCache::insert_at`] of the
+    /// same slot, whose claims it was computed from.
+    pub fn outcome(&self, slot: Slot, rule: Option<usize>) -> Option<Rc<Outcome>> {
+        let entry = self.entries.get(&slot.index)?;
+        if entry.check != slot.check {
+            return None;
+        }
+        entry
+            .outcomes
+            .iter()
+            .find(|(r, _)| *r == rule)
+            .map(|(_, o)| Rc::clone(o))
+    }
+
+    /// Remembers the policy's outcome for the cached token of `slot` under `rule`, if the
+    /// token is cached and the outcome fits in the byte bound (else it is simply computed
+    /// again next time).
+    pub fn remember(&mut self, slot: Slot, rule: Option<usize>, outcome: Rc<Outcome>) {
+        let cost = outcome.cost();
+        if self.bytes.saturating_add(cost) > self.max_bytes {
+            return;
+        }
+        let Some(entry) = self.entries.get_mut(&slot.index) else {
+            return;
+        };
+        if entry.check != slot.check || entry.outcomes.iter().any(|(r, _)| *r == rule) {
+            return;
+        }
+        entry.outcomes.push((rule, outcome));
+        entry.cost = entry.cost.saturating_add(cost);
+        self.bytes = self.bytes.saturating_add(cost);
     }
 
     /// (hits, misses) since the last call, for the metrics.

@@ -1,7 +1,7 @@
 //! One request, as data: headers → token → verified claims → policy → a decision the glue
 //! acts on.
 
-use crate::cache::TokenCache;
+use crate::cache::{Slot, TokenCache};
 use crate::config::{Access, Config, HeaderSource};
 use crate::jwks::KeySet;
 use crate::online::{self, Answers, Step, TokenKey};
@@ -54,8 +54,9 @@ pub struct Allowed {
     /// Headers to remove first: every incoming identity header, always; and the token's
     /// header when `forward` is false.
     pub remove: Vec<String>,
-    /// Headers to set next: the verified identity. Empty for an anonymous request.
-    pub set: Vec<(String, String)>,
+    /// Headers to set next: the verified identity. Empty for an anonymous request. Shared
+    /// with the token cache, which renders them once per token and rule.
+    pub set: Rc<[(String, String)]>,
     /// A short, stable reason for logs and metrics.
     pub reason: &'static str,
 }
@@ -85,6 +86,33 @@ impl Denied {
     }
 }
 
+/// The policy's answer for one verified token under one route rule: all a decision needs
+/// beyond the request's own headers. It depends only on the claims, the rule and the
+/// configuration, so the token cache keeps it with the claims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Allowed {
+        set: Rc<[(String, String)]>,
+        reason: &'static str,
+    },
+    Refused(Refusal),
+}
+
+impl Outcome {
+    /// What remembering it costs, for the cache's byte bound: its strings plus a little each.
+    pub fn cost(&self) -> usize {
+        const OVERHEAD: usize = 64;
+        match self {
+            Outcome::Allowed { set, .. } => set.iter().fold(OVERHEAD, |sum, (n, v)| {
+                sum.saturating_add(n.len() + v.len() + OVERHEAD)
+            }),
+            Outcome::Refused(Refusal::NoPrincipal(s) | Refusal::Forbidden(_, s)) => {
+                OVERHEAD.saturating_add(s.len())
+            }
+        }
+    }
+}
+
 impl Decision {
     /// Names the provider of a verified token in a denial, for the log.
     fn naming_provider(self, config: &Config, provider: usize) -> Decision {
@@ -98,6 +126,9 @@ impl Decision {
     }
 }
 
+/// The reason of a request let through on a public route without an identity.
+const ANONYMOUS: &str = "public_anonymous";
+
 /// The `error_description` of a token on a revocation list, or signed out in Cognito.
 pub const REVOKED: &str = "the token has been revoked";
 /// The `error_description` on an `active` route for a token that cannot be checked online.
@@ -106,7 +137,8 @@ pub const NOT_CHECKABLE: &str =
 
 /// Decides a request at time `now`, verifying its token with the worker's key sets and
 /// signature verifier unless the token cache already holds it. Only the inline revocation
-/// lists apply (see [`decide_with`]).
+/// lists apply (see [`decide_with`]). A cache serves one configuration (it remembers the
+/// policy's outcome per token and rule): the glue makes a new one with each configuration.
 pub fn decide(
     request: &Request,
     config: &Config,
@@ -151,7 +183,7 @@ pub fn decide_with(
         remove.extend(token_headers(request.headers, &config.from_headers));
     }
     if config.bypass_cors_preflight && policy::is_cors_preflight(request.method, request.headers) {
-        return allow(remove, Vec::new(), "cors_preflight");
+        return allow(remove, Rc::from([]), "cors_preflight");
     }
     let route = match policy::route(&config.policy, request.method, request.path) {
         Ok(route) => route,
@@ -168,7 +200,7 @@ pub fn decide_with(
     // On a public route a token is optional, but one that is sent must be valid.
     let token = match token::extract(request.headers, config.token_sources()) {
         Ok(Some(token)) => token,
-        Ok(None) if public => return allow(remove, Vec::new(), "public"),
+        Ok(None) if public => return allow(remove, Rc::from([]), "public"),
         Ok(None) => return deny(response::missing_token(realm), "missing", None),
         Err(ExtractError::Multiple) => {
             return deny(
@@ -185,7 +217,8 @@ pub fn decide_with(
             )
         }
     };
-    let claims = match verify_cached(token, config, keys, signatures, cache, now) {
+    let slot = cache.slot(token);
+    let claims = match verify_cached(token, slot, config, keys, signatures, cache, now) {
         Ok(claims) => claims,
         Err(e @ VerifyError::NoKeys { .. }) => {
             return deny(
@@ -209,47 +242,68 @@ pub fn decide_with(
             .naming_provider(config, claims.provider);
     }
 
-    match policy::authorize(&claims, route.access, &config.policy) {
-        Ok(identity) => {
-            let provider = config
-                .providers
-                .get(claims.provider)
-                .map_or("", |p| p.name.as_str());
-            if identity.is_some() {
-                let needs_active =
-                    matches!(route.access, Access::Require(r) if r.iter().any(|r| r.active));
-                if let Some(d) =
-                    online_step(config, &claims, token, needs_active, lists.online, now)
-                {
-                    return d.naming_provider(config, claims.provider);
-                }
-            }
-            let (set, reason) = match identity {
-                Some(i) => (
-                    response::identity_headers(&i, &claims, provider, &config.identity),
-                    if public { "public" } else { "authorized" },
-                ),
-                None => (Vec::new(), "public_anonymous"),
-            };
-            allow(remove, set, reason)
+    let outcome = match cache.outcome(slot, route.rule) {
+        Some(outcome) => outcome,
+        None => {
+            let outcome = Rc::new(outcome_of(&claims, route.access, public, config));
+            cache.remember(slot, route.rule, Rc::clone(&outcome));
+            outcome
         }
-        Err(Refusal::NoPrincipal(description)) => deny(
-            response::invalid_token(realm, &description),
+    };
+    match &*outcome {
+        Outcome::Allowed { set, reason } => {
+            // A caller who is let in with an identity is checked online where the route or
+            // the provider asks for it, each time: the cached outcome only says who it is.
+            let needs_active =
+                matches!(route.access, Access::Require(r) if r.iter().any(|r| r.active));
+            let step = if *reason == ANONYMOUS {
+                None
+            } else {
+                online_step(config, &claims, token, needs_active, lists.online, now)
+            };
+            step.unwrap_or_else(|| allow(remove, Rc::clone(set), reason))
+        }
+        Outcome::Refused(Refusal::NoPrincipal(description)) => deny(
+            response::invalid_token(realm, description),
             "no_principal",
             None,
         ),
-        Err(Refusal::Forbidden(f, principal)) => {
+        Outcome::Refused(Refusal::Forbidden(f, principal)) => {
             let response = if f.is_scope() {
                 response::insufficient_scope(realm, f.description())
             } else {
                 response::forbidden(f.description())
             };
             let mut denied = Denied::new(response, f.reason(), None);
-            denied.principal = Some(principal);
+            denied.principal = Some(principal.clone());
             Decision::Deny(denied)
         }
     }
     .naming_provider(config, claims.provider)
+}
+
+/// The policy on a verified token: the identity headers and reason, or the refusal.
+fn outcome_of(claims: &Claims, access: &Access, public: bool, config: &Config) -> Outcome {
+    match policy::authorize(claims, access, &config.policy) {
+        Ok(identity) => {
+            let provider = config
+                .providers
+                .get(claims.provider)
+                .map_or("", |p| p.name.as_str());
+            let (set, reason) = match identity {
+                Some(i) => (
+                    response::identity_headers(&i, claims, provider, &config.identity),
+                    if public { "public" } else { "authorized" },
+                ),
+                None => (Vec::new(), ANONYMOUS),
+            };
+            Outcome::Allowed {
+                set: set.into(),
+                reason,
+            }
+        }
+        Err(refusal) => Outcome::Refused(refusal),
+    }
 }
 
 /// The online check's verdict as a decision: `None` to go on and allow.
@@ -329,7 +383,7 @@ fn token_headers(headers: &[(String, Vec<u8>)], sources: &[HeaderSource]) -> Vec
     names
 }
 
-fn allow(remove: Vec<String>, set: Vec<(String, String)>, reason: &'static str) -> Decision {
+fn allow(remove: Vec<String>, set: Rc<[(String, String)]>, reason: &'static str) -> Decision {
     Decision::Allow(Allowed {
         remove,
         set,
@@ -340,13 +394,14 @@ fn allow(remove: Vec<String>, set: Vec<(String, String)>, reason: &'static str) 
 /// The token's claims from the cache, or verified now (and then cached).
 fn verify_cached(
     token: &str,
+    slot: Slot,
     config: &Config,
     keys: &[Option<KeySet>],
     signatures: &dyn SignatureVerifier,
     cache: &mut TokenCache,
     now: u64,
 ) -> Result<Rc<Claims>, VerifyError> {
-    if let Some(claims) = cache.get(token, now, keys) {
+    if let Some(claims) = cache.get_at(slot, now, keys) {
         return Ok(claims);
     }
     let claims = Rc::new(verify::verify(
@@ -362,7 +417,7 @@ fn verify_cached(
         .and_then(|set| set.get(&claims.kid))
         .map(|key| key.fingerprint);
     if let Some(fingerprint) = fingerprint {
-        cache.insert(token, Rc::clone(&claims), fingerprint);
+        cache.insert_at(slot, Rc::clone(&claims), fingerprint);
     }
     Ok(claims)
 }
@@ -834,6 +889,44 @@ mod tests {
         assert!(
             matches!(expired, Decision::Deny(_)),
             "an expired token is not served from the cache"
+        );
+    }
+
+    #[test]
+    fn the_policy_outcome_is_remembered_per_rule_and_decides_the_same() {
+        let cfg = config_with(json!({ "admin_principals": ["alice"], "rules": [
+            { "match": { "prefix": "/admin" }, "require": { "groups_any": ["nobody"] } },
+            { "match": { "prefix": "/public" }, "allow": "public" },
+        ]}));
+        let headers = bearer(&id_token());
+        let mut cache = TokenCache::new(16);
+        let at = |path: &str, cache: &mut TokenCache| {
+            let request = Request {
+                method: b"GET",
+                path: path.as_bytes(),
+                headers: &headers,
+            };
+            let fresh = decide(
+                &request,
+                &cfg,
+                &keys(),
+                &PureRust,
+                &mut TokenCache::new(0),
+                NOW,
+            );
+            let cached = decide(&request, &cfg, &keys(), &PureRust, cache, NOW);
+            (format!("{fresh:?}"), format!("{cached:?}"))
+        };
+        for round in 0..3 {
+            for path in ["/", "/admin", "/public", "/other"] {
+                let (fresh, cached) = at(path, &mut cache);
+                assert_eq!(fresh, cached, "{path} in round {round}");
+            }
+        }
+        assert_eq!(cache.len(), 1);
+        assert!(
+            cache.bytes() > id_token().len() + 512,
+            "the outcomes count in the byte bound"
         );
     }
 

@@ -222,7 +222,7 @@ fn forward(allowed: &Allowed) {
     for name in &allowed.remove {
         let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
     }
-    for (name, value) in &allowed.set {
+    for (name, value) in allowed.set.iter() {
         let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
     }
 }
