@@ -14,9 +14,8 @@ apt_install = { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y $(1) || \
 	{ $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y $(1); }; }
 
-build: $(WASM)
-
-$(WASM): Cargo.toml $(shell find src -name '*.rs') | .target-installed
+# Always asks cargo, which knows what changed (file dates alone miss a copied target/).
+build: .target-installed
 	cargo build --release --target $(WASM_TARGET)
 	@ls -l $(WASM)
 
