@@ -116,7 +116,7 @@ pub(super) struct RawProvider {
     client_ids: Vec<String>,
     token_use: Option<Vec<TokenUse>>,
     algorithms: Option<Vec<String>>,
-    jwks: Option<RawJwks>,
+    jwks: Option<RawFetch>,
     local_jwks: Option<serde_json::Value>,
     clock_skew_seconds: Option<u64>,
     name_claims: Option<Vec<String>>,
@@ -131,7 +131,7 @@ pub(super) struct RawProvider {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawJwks {
+pub(super) struct RawFetch {
     cluster: String,
     uri: String,
     timeout_ms: Option<u64>,
@@ -304,7 +304,9 @@ impl RawProvider {
         }
 
         let keys = match (self.jwks, self.local_jwks) {
-            (Some(remote), None) => KeySource::Remote(remote.validate(&format!("{at}.jwks"))?),
+            (Some(remote), None) => {
+                KeySource::Remote(remote.validate(&format!("{at}.jwks"), &JWKS)?)
+            }
             (None, Some(local)) => {
                 let text = local.to_string();
                 crate::jwks::KeySet::parse(text.as_bytes())
@@ -359,16 +361,41 @@ impl RawProvider {
     }
 }
 
-impl RawJwks {
-    pub(super) fn validate(self, at: &str) -> Result<RemoteJwks, ConfigError> {
+/// What a remote document is, for [`RawFetch::validate`]'s defaults and messages.
+pub(super) struct Fetched {
+    /// What the cluster reaches, in "the Envoy cluster that reaches …".
+    pub(super) host: &'static str,
+    /// An example URL for the message about a bad `uri`.
+    pub(super) example_uri: &'static str,
+    pub(super) default_refresh_seconds: u64,
+}
+
+/// A provider's JWKS.
+pub(super) const JWKS: Fetched = Fetched {
+    host: "the JWKS host",
+    example_uri: "https://cognito-idp.us-east-1.amazonaws.com/<pool>/.well-known/jwks.json",
+    default_refresh_seconds: DEFAULT_REFRESH_SECONDS,
+};
+
+impl RawFetch {
+    /// `cluster`, `uri`, `timeout_ms` and `refresh_interval_seconds` of a document fetched
+    /// through an Envoy cluster (a JWKS, a revocation list), checked, naming `at.field`.
+    pub(super) fn validate(self, at: &str, what: &Fetched) -> Result<RemoteJwks, ConfigError> {
         if self.cluster.is_empty() {
             return Err(err(
                 format!("{at}.cluster"),
-                "must name the Envoy cluster that reaches the JWKS host",
+                format!("must name the Envoy cluster that reaches {}", what.host),
             ));
         }
-        let (authority, path) = split_uri(&self.uri)
-            .ok_or_else(|| err(format!("{at}.uri"), "must be an absolute http(s) URL such as https://cognito-idp.us-east-1.amazonaws.com/<pool>/.well-known/jwks.json"))?;
+        let (authority, path) = split_uri(&self.uri).ok_or_else(|| {
+            err(
+                format!("{at}.uri"),
+                format!(
+                    "must be an absolute http(s) URL such as {}",
+                    what.example_uri
+                ),
+            )
+        })?;
         let timeout_ms = self.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
         if !(1..=60_000).contains(&timeout_ms) {
             return Err(err(
@@ -378,7 +405,7 @@ impl RawJwks {
         }
         let refresh_interval_seconds = self
             .refresh_interval_seconds
-            .unwrap_or(DEFAULT_REFRESH_SECONDS);
+            .unwrap_or(what.default_refresh_seconds);
         if !(1..=86_400).contains(&refresh_interval_seconds) {
             return Err(err(
                 format!("{at}.refresh_interval_seconds"),

@@ -1,12 +1,11 @@
 //! A provider's revocation settings: `revoked` (inline) and `revocation_list` (fetched).
 
-use super::{err, split_uri, ConfigError, RemoteJwks};
+use super::provider::{Fetched, RawFetch};
+use super::{err, ConfigError, RemoteJwks};
 use crate::revocation::{ListError, RawList, RevocationList, MAX_ENTRY_BYTES};
-use serde::Deserialize;
 
 /// A fetched list is refetched this often by default: a revoked token stops within a minute.
 const DEFAULT_REFRESH_SECONDS: u64 = 60;
-const DEFAULT_TIMEOUT_MS: u64 = 3_000;
 
 /// Where a fetched revocation list comes from: the same shape as a remote JWKS.
 pub type RemoteList = RemoteJwks;
@@ -22,14 +21,15 @@ pub struct Revocation {
 
 pub type RawRevoked = RawList;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawRevocationList {
-    cluster: String,
-    uri: String,
-    timeout_ms: Option<u64>,
-    refresh_interval_seconds: Option<u64>,
-}
+/// `revocation_list`: fetched like a JWKS.
+pub type RawRevocationList = RawFetch;
+
+/// A fetched revocation list.
+const LIST: Fetched = Fetched {
+    host: "the revocation list's host",
+    example_uri: "https://auth.example.com/revoked.json",
+    default_refresh_seconds: DEFAULT_REFRESH_SECONDS,
+};
 
 /// Checks `revoked` and `revocation_list` of the provider at `at`.
 pub fn validate(
@@ -50,50 +50,9 @@ pub fn validate(
         })
         .transpose()?;
     let remote = remote
-        .map(|r| r.validate(&format!("{at}.revocation_list")))
+        .map(|r| r.validate(&format!("{at}.revocation_list"), &LIST))
         .transpose()?;
     Ok(Revocation { inline, remote })
-}
-
-impl RawRevocationList {
-    fn validate(self, at: &str) -> Result<RemoteList, ConfigError> {
-        if self.cluster.is_empty() {
-            return Err(err(
-                format!("{at}.cluster"),
-                "must name the Envoy cluster that reaches the revocation list's host",
-            ));
-        }
-        let (authority, path) = split_uri(&self.uri).ok_or_else(|| {
-            err(
-                format!("{at}.uri"),
-                "must be an absolute http(s) URL such as https://auth.example.com/revoked.json",
-            )
-        })?;
-        let timeout_ms = self.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
-        if !(1..=60_000).contains(&timeout_ms) {
-            return Err(err(
-                format!("{at}.timeout_ms"),
-                "must be between 1 and 60000",
-            ));
-        }
-        let refresh_interval_seconds = self
-            .refresh_interval_seconds
-            .unwrap_or(DEFAULT_REFRESH_SECONDS);
-        if !(1..=86_400).contains(&refresh_interval_seconds) {
-            return Err(err(
-                format!("{at}.refresh_interval_seconds"),
-                "must be between 1 and 86400",
-            ));
-        }
-        Ok(RemoteJwks {
-            cluster: self.cluster,
-            authority,
-            path,
-            uri: self.uri,
-            timeout_ms,
-            refresh_interval_seconds,
-        })
-    }
 }
 
 #[cfg(test)]

@@ -814,3 +814,14 @@ fn uri_split() {
     assert_eq!(split_uri("https:///x"), None);
     assert_eq!(split_uri("https://u@h/x"), None);
 }
+
+#[test]
+fn group_names_that_no_token_group_could_equal_are_refused() {
+    for bad in ["a,b", "a;b", "q\"", " admins", "a\\b", "tab\tx", ""] {
+        let e = refused_at("/admin_groups", serde_json::json!([bad]));
+        assert_eq!(e.field, "admin_groups[0]", "{bad:?}");
+    }
+    let mut v = minimal();
+    v["admin_groups"] = serde_json::json!(["Admins", "Zoë", "team:ops"]);
+    assert_eq!(parse(&v).unwrap().policy.admin_groups.len(), 3);
+}

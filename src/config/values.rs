@@ -47,9 +47,14 @@ pub(super) fn principal_name(v: &str, at: &str) -> Result<String, ConfigError> {
     Ok(v.to_string())
 }
 
+/// A group name a token's group can equal: tokens' groups with quotes, `,`, `;`, `\`,
+/// control characters or surrounding spaces are dropped, so such a name could never match.
 pub(super) fn group(v: &str, at: &str) -> Result<String, ConfigError> {
-    if v.is_empty() || v.chars().any(char::is_control) {
-        return Err(err(at, "must be a non-empty group name"));
+    if !crate::policy::is_safe_value(v) {
+        return Err(err(
+            at,
+            "must be a group name without quotes, ',', ';', '\\', control characters or surrounding spaces",
+        ));
     }
     Ok(v.to_string())
 }
