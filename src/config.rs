@@ -6,6 +6,9 @@
 use serde::Deserialize;
 use std::fmt;
 
+pub mod login;
+pub use login::Login;
+
 /// Tokens longer than `max_token_bytes` are refused before any parsing. The default fits a
 /// Cognito ID token of a user in a hundred long-named groups with room to spare; the bound
 /// stays well inside Envoy's default 60 KiB request-header limit.
@@ -120,6 +123,8 @@ pub struct Config {
     /// CORS preflight requests (OPTIONS with Origin and Access-Control-Request-Method)
     /// pass without a token.
     pub bypass_cors_preflight: bool,
+    /// Browser sign-in, when configured.
+    pub login: Option<Login>,
 }
 
 /// One token issuer: a Cognito user pool, or any JWKS-backed issuer with `issuer` set.
@@ -333,12 +338,21 @@ impl Config {
     /// Parses and validates the plugin configuration (the JSON in the wasm filter's
     /// `configuration`).
     pub fn parse(json: &[u8]) -> Result<Config, ConfigError> {
+        Config::parse_with_env(json, &|_| None)
+    }
+
+    /// As [`Config::parse`], with `env` looking up the VM's environment variables (the
+    /// `login` section's secrets).
+    pub fn parse_with_env(
+        json: &[u8],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let de = &mut serde_json::Deserializer::from_slice(json);
         let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| ConfigError {
             field: e.path().to_string(),
             message: e.inner().to_string(),
         })?;
-        raw.validate()
+        raw.validate(env)
     }
 }
 
@@ -376,6 +390,7 @@ struct RawConfig {
     identity_header_prefix: Option<String>,
     #[serde(default)]
     claim_to_headers: Vec<ClaimToHeader>,
+    login: Option<login::RawLogin>,
 }
 
 #[derive(Deserialize)]
@@ -466,7 +481,7 @@ fn err(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
 }
 
 impl RawConfig {
-    fn validate(self) -> Result<Config, ConfigError> {
+    fn validate(self, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         if self.providers.is_empty() {
             return Err(err("providers", "at least one provider is required"));
         }
@@ -610,7 +625,12 @@ impl RawConfig {
             ));
         }
 
+        let login = self
+            .login
+            .map(|l| l.validate(&providers, env))
+            .transpose()?;
         Ok(Config {
+            login,
             providers,
             from_headers,
             from_cookies,

@@ -6,6 +6,7 @@ use crate::config::{Access, Config, HeaderSource};
 use crate::jwks::KeySet;
 use crate::policy::{self, Refusal};
 use crate::response::{self, Response};
+use crate::session::{self, Random, Session};
 use crate::signature::SignatureVerifier;
 use crate::token::{self, ExtractError};
 use crate::verify::{self, Claims, VerifyError};
@@ -32,6 +33,17 @@ pub enum Decision {
     Allow(Allowed),
     /// Answer the request with `response` and do not forward it.
     Deny(Denied),
+    /// Send the browser elsewhere (to sign in, back after signing in or out).
+    Redirect(Redirected),
+    /// Make `call` (the callback's code exchange), then answer with [`session::finish`].
+    Call(Box<(session::Call, session::Pending)>),
+}
+
+#[derive(Debug)]
+pub struct Redirected {
+    pub response: Response,
+    /// A short, stable reason for logs and metrics.
+    pub reason: &'static str,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -93,6 +105,85 @@ pub fn decide(
     cache: &mut TokenCache,
     now: u64,
 ) -> Decision {
+    decide_with(request, config, keys, signatures, cache, now, &|| None)
+}
+
+/// As [`decide`], with browser sign-in: `random` draws the bytes a new login needs (without
+/// them a browser gets today's 401, never a login with weak randomness).
+pub fn decide_with(
+    request: &Request,
+    config: &Config,
+    keys: &[Option<KeySet>],
+    signatures: &dyn SignatureVerifier,
+    cache: &mut TokenCache,
+    now: u64,
+    random: &dyn Fn() -> Option<Random>,
+) -> Decision {
+    let Some(login) = &config.login else {
+        return decide_token(request, config, keys, signatures, cache, now);
+    };
+    let authority = header(request.headers, ":authority")
+        .or_else(|| header(request.headers, "host"))
+        .unwrap_or_default();
+    if session::is_path(request.path, &login.callback_path) {
+        return match session::callback(login, authority, request.path, request.headers, now) {
+            Ok(call) => Decision::Call(Box::new(call)),
+            Err(f) => deny(f.page(), f.reason(), None),
+        };
+    }
+    if login
+        .logout_path
+        .as_deref()
+        .is_some_and(|p| session::is_path(request.path, p))
+    {
+        return match session::logout(login, authority, request.headers) {
+            Ok(response) => Decision::Redirect(Redirected {
+                response,
+                reason: "logout",
+            }),
+            Err(f) => deny(f.page(), f.reason(), None),
+        };
+    }
+    match decide_token(request, config, keys, signatures, cache, now) {
+        // A browser without a (valid) session is sent to sign in; a request that carried a
+        // token header, an API call or an XHR keeps its 401.
+        Decision::Deny(denied)
+            if denied.response.status == 401
+                && session::is_navigation(request.method, request.headers)
+                && matches!(
+                    token::extract(request.headers, config.token_sources()),
+                    Ok(None)
+                ) =>
+        {
+            match random().map(|r| session::start(login, authority, request.path, &r, now)) {
+                Some(Ok(response)) => Decision::Redirect(Redirected {
+                    response,
+                    reason: "login",
+                }),
+                _ => Decision::Deny(denied),
+            }
+        }
+        decision => decision,
+    }
+}
+
+fn header<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> Option<&'h [u8]> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_slice())
+}
+
+/// The request's token (a token header, a token cookie, or the session) through verify and
+/// the policy.
+fn decide_token(
+    request: &Request,
+    config: &Config,
+    keys: &[Option<KeySet>],
+    signatures: &dyn SignatureVerifier,
+    cache: &mut TokenCache,
+    now: u64,
+) -> Decision {
     let realm = config.realm.as_str();
     // Stripped on every forwarded request, whatever the route: a client never speaks for
     // the filter.
@@ -118,10 +209,21 @@ pub fn decide(
     let public = matches!(route.access, Access::Public);
 
     // On a public route a token is optional, but one that is sent must be valid.
+    let session_token;
     let token = match token::extract(request.headers, config.token_sources()) {
         Ok(Some(token)) => token,
-        Ok(None) if public => return allow(remove, Vec::new(), "public"),
-        Ok(None) => return deny(response::missing_token(realm), "missing", None),
+        Ok(None) => match config
+            .login
+            .as_ref()
+            .map(|l| session::session(l, request.headers))
+        {
+            Some(Session::Token(t)) => {
+                session_token = t;
+                session_token.as_str()
+            }
+            _ if public => return allow(remove, Vec::new(), "public"),
+            _ => return deny(response::missing_token(realm), "missing", None),
+        },
         Err(ExtractError::Multiple) => {
             return deny(
                 response::invalid_request(realm, ExtractError::Multiple.description()),
@@ -316,14 +418,14 @@ mod tests {
     fn denied(d: Decision) -> Denied {
         match d {
             Decision::Deny(d) => d,
-            Decision::Allow(a) => panic!("allowed: {a:?}"),
+            other => panic!("not denied: {other:?}"),
         }
     }
 
     fn allowed(d: Decision) -> Allowed {
         match d {
             Decision::Allow(a) => a,
-            Decision::Deny(d) => panic!("denied: {d:?}"),
+            other => panic!("not allowed: {other:?}"),
         }
     }
 

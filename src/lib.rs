@@ -9,6 +9,7 @@ pub mod jwks;
 pub mod policy;
 pub mod refresh;
 pub mod response;
+pub mod session;
 pub mod signature;
 pub mod token;
 pub mod verify;

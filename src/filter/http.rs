@@ -6,8 +6,10 @@
 use super::millis;
 use super::root::{Shared, Waiter};
 use crate::config::{KeySource, LogLevel};
-use crate::decision::{decide, Allowed, Decision, Denied, Request};
+use crate::decision::{decide_with, Allowed, Decision, Denied, Request};
 use crate::refresh::Refetch;
+use crate::response::Response;
+use crate::session::{self, Failure, Random};
 use crate::verify::VerifyError;
 use log::debug;
 use proxy_wasm::hostcalls;
@@ -23,15 +25,136 @@ const REFETCH_GRACE_MS: u64 = 2_000;
 pub struct Http {
     shared: Rc<Shared>,
     context_id: u32,
+    /// The callback's code exchange in flight: its call token and what it remembers.
+    exchange: Option<(u32, session::Pending)>,
 }
 
 impl Http {
     pub fn new(shared: Rc<Shared>, context_id: u32) -> Self {
-        Http { shared, context_id }
+        Http {
+            shared,
+            context_id,
+            exchange: None,
+        }
+    }
+
+    /// Makes the callback's token request; the answer arrives in `on_http_call_response`.
+    fn exchange(&mut self, call: &session::Call, pending: session::Pending) -> Action {
+        let headers: Vec<(&str, &str)> = call
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let timeout = std::time::Duration::from_millis(call.timeout_ms);
+        match self.dispatch_http_call(&call.cluster, headers, Some(&call.body), vec![], timeout) {
+            Ok(token) => self.exchange = Some((token, pending)),
+            Err(status) => {
+                log::warn!(
+                    "cognito-edge-auth: login failed reason={} (cannot call cluster {}: {status:?})",
+                    Failure::Exchange.reason(),
+                    call.cluster
+                );
+                login_failed(&self.shared, Failure::Exchange);
+            }
+        }
+        Action::Pause
     }
 }
 
-impl Context for Http {}
+impl Context for Http {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let Some((expected, pending)) = self.exchange.take() else {
+            return;
+        };
+        if token != expected {
+            return;
+        }
+        let shared = Rc::clone(&self.shared);
+        let Some(login) = shared.config.login.as_ref() else {
+            return;
+        };
+        let status = self
+            .get_http_call_response_header(":status")
+            .and_then(|s| s.parse::<u32>().ok());
+        let body = if body_size <= MAX_TOKEN_RESPONSE_BYTES {
+            self.get_http_call_response_body(0, body_size)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let now = millis(self.get_current_time()) / 1000;
+        let result = match random() {
+            None => Err(Failure::Exchange),
+            Some(r) => {
+                let keys = shared.keys.borrow();
+                session::finish(
+                    &shared.config,
+                    login,
+                    &pending,
+                    status,
+                    &body,
+                    &keys,
+                    shared.verifier.as_ref(),
+                    now,
+                    &r,
+                )
+            }
+        };
+        match result {
+            Ok(response) => {
+                shared.metrics.borrow_mut().event("login.completed");
+                debug!("cognito-edge-auth: login completed");
+                send(&response);
+            }
+            Err(f) => {
+                log::warn!(
+                    "cognito-edge-auth: login failed reason={}{}",
+                    f.reason(),
+                    match (f, status) {
+                        (Failure::IdToken(e), _) => format!(" ({})", e.description()),
+                        (Failure::Exchange, Some(s)) => format!(" (token endpoint answered {s})"),
+                        (Failure::Exchange, None) => " (no answer from the token endpoint)".into(),
+                        _ => String::new(),
+                    }
+                );
+                login_failed(&shared, f);
+            }
+        }
+    }
+}
+
+/// A token endpoint answer larger than this is refused (Cognito's are a few KB).
+const MAX_TOKEN_RESPONSE_BYTES: usize = 256 * 1024;
+
+/// Counts a failed sign-in and sends its error page.
+pub fn login_failed(shared: &Shared, f: Failure) {
+    let mut metrics = shared.metrics.borrow_mut();
+    metrics.event("login.failed");
+    metrics.denied(f.reason());
+    drop(metrics);
+    send(&f.page());
+}
+
+/// The random bytes of one sign-in step, from the host (WASI `random_get`).
+fn random() -> Option<Random> {
+    let mut r = Random {
+        state: [0; 16],
+        verifier: [0; 32],
+        nonce: [0; 16],
+        seal: [0; session::crypto::NONCE_BYTES],
+    };
+    getrandom::getrandom(&mut r.state).ok()?;
+    getrandom::getrandom(&mut r.verifier).ok()?;
+    getrandom::getrandom(&mut r.nonce).ok()?;
+    getrandom::getrandom(&mut r.seal).ok()?;
+    Some(r)
+}
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
@@ -43,6 +166,10 @@ impl HttpContext for Http {
                 waiter.context_id = self.context_id;
                 self.shared.waiters.borrow_mut().push(waiter);
                 Action::Pause
+            }
+            Outcome::Call(call) => {
+                let (call, pending) = *call;
+                self.exchange(&call, pending)
             }
         }
     }
@@ -56,6 +183,8 @@ pub enum Outcome {
     Answered,
     /// Pause it until keys arrive (the caller fills in the context id).
     Wait(Waiter),
+    /// Make the callback's code exchange, then answer (only from `on_http_request_headers`).
+    Call(Box<(session::Call, session::Pending)>),
 }
 
 /// Decides the effective context's request at `now_ms`, then rewrites its headers or sends
@@ -79,13 +208,14 @@ pub fn process(shared: &Shared, now_ms: u64, may_wait: bool) -> Outcome {
         let keys = shared.keys.borrow();
         let mut cache = shared.cache.borrow_mut();
         let verifier = shared.verifier.as_ref();
-        let d = decide(
+        let d = decide_with(
             &request,
             &shared.config,
             &keys,
             verifier,
             &mut cache,
             now_ms / 1000,
+            &random,
         );
         shared.metrics.borrow_mut().cache(cache.take_counts());
         d
@@ -107,6 +237,19 @@ pub fn process(shared: &Shared, now_ms: u64, may_wait: bool) -> Outcome {
             log_denial(shared.config.denial_log_level, &denied, &request);
             answer(&denied);
             Outcome::Answered
+        }
+        Decision::Redirect(redirected) => {
+            shared.metrics.borrow_mut().event(match redirected.reason {
+                "login" => "login.started",
+                _ => "logout",
+            });
+            debug!("cognito-edge-auth: redirected ({})", redirected.reason);
+            send(&redirected.response);
+            Outcome::Answered
+        }
+        Decision::Call(call) => {
+            shared.metrics.borrow_mut().event("login.callbacks");
+            Outcome::Call(call)
         }
     }
 }
@@ -159,7 +302,10 @@ fn forward(allowed: &Allowed) {
 }
 
 fn answer(denied: &Denied) {
-    let r = &denied.response;
+    send(&denied.response);
+}
+
+fn send(r: &Response) {
     let headers: Vec<(&str, &str)> = r
         .headers
         .iter()

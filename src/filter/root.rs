@@ -93,13 +93,18 @@ impl RootContext for Root {
         follow_host_log_level();
 
         let bytes = self.get_plugin_configuration().unwrap_or_default();
-        let config = match Config::parse(&bytes) {
+        // The login section's secrets: vm_config.environment_variables reach the VM as its
+        // WASI environment.
+        let config = match Config::parse_with_env(&bytes, &|name| std::env::var(name).ok()) {
             Ok(config) => config,
             Err(e) => {
                 error!("cognito-edge-auth: {e}");
                 return false;
             }
         };
+        for warning in config.login.iter().flat_map(|l| &l.warnings) {
+            warn!("cognito-edge-auth: {warning}");
+        }
         let n = config.providers.len();
         let mut keys = vec![None; n];
         let mut stores = Vec::with_capacity(n);
@@ -375,6 +380,8 @@ impl Root {
                     let _ = hostcalls::resume_http_request();
                 }
                 Outcome::Answered => {}
+                // Code exchanges are decided before any key is needed: never from a waiter.
+                Outcome::Call(_) => http::login_failed(shared, crate::session::Failure::Exchange),
                 Outcome::Wait(mut again) => {
                     again.context_id = w.context_id;
                     again.deadline_ms = w.deadline_ms;
