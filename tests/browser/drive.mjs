@@ -1,0 +1,89 @@
+// Drives Debian's chromium through a sign-in at the edge, for tests/browser_login.rs.
+//
+// Usage: node drive.mjs <gateway origin> <provider origin> <user-data-dir>
+// Prints one JSON object of observations on stdout; the Rust test asserts on it. Every wait
+// is for an event (a URL, a load), bounded by TIMEOUT.
+import { chromium } from 'playwright-core';
+
+const [gateway, provider, userDataDir] = process.argv.slice(2);
+const TIMEOUT = 30_000;
+const seen = {};
+
+const context = await chromium.launchPersistentContext(userDataDir, {
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  timeout: TIMEOUT,
+});
+context.setDefaultTimeout(TIMEOUT);
+const page = context.pages()[0] ?? await context.newPage();
+const requests = [];
+page.on('request', (r) => requests.push(r.url()));
+const toProvider = () => requests.filter((u) => u.startsWith(`${provider}/oauth2/authorize`)).length;
+const sessionCookie = async () => (await context.cookies(gateway)).find((c) => c.name === 'cea_session_0');
+const echoed = async () => JSON.parse(await page.locator('body').innerText());
+
+try {
+  // 1. A navigation to a protected page goes to the provider's login form.
+  await page.goto(`${gateway}/app/page?x=1`);
+  await page.waitForSelector('input[name=login]');
+  seen.login_form_url = page.url();
+  await page.fill('input[name=login]', 'alice');
+  await page.fill('input[name=password]', 'any');
+  await Promise.all([
+    page.waitForURL(`${gateway}/app/page?x=1`),
+    page.click('button[type=submit]'),
+  ]);
+  seen.after_login_url = page.url();
+  seen.after_login = await echoed();
+  const cookie = await sessionCookie();
+  seen.session_cookie = cookie && {
+    size: cookie.name.length + 1 + cookie.value.length,
+    secure: cookie.secure, httpOnly: cookie.httpOnly, sameSite: cookie.sameSite, path: cookie.path,
+  };
+  seen.login_cookies_left = (await context.cookies(`${gateway}/oauth2/callback`)).filter((c) => c.name.startsWith('cea_login_')).length;
+
+  // 2. A reload needs no login.
+  const before = toProvider();
+  await page.reload();
+  seen.reload_url = page.url();
+  seen.reload = await echoed();
+  seen.reload_went_to_provider = toProvider() > before;
+
+  // 3. XHR from the page: 200 with the session, 401 without; never a redirect.
+  seen.xhr = await page.evaluate(async () => {
+    const withSession = await fetch('/api/data');
+    const without = await fetch('/api/data', { credentials: 'omit' });
+    return {
+      with_session: withSession.status, with_session_body: await withSession.json(),
+      without: without.status, without_redirected: without.redirected,
+    };
+  });
+
+  // 4. A tampered session cookie leads to a new login (the provider's own session signs in
+  //    again without a form) and a new session.
+  const good = await sessionCookie();
+  const flipped = good.value.slice(0, 10) + (good.value[10] === 'A' ? 'B' : 'A') + good.value.slice(11);
+  await context.addCookies([{ ...good, value: flipped }]);
+  const beforeTamper = toProvider();
+  await page.goto(`${gateway}/app/again`);
+  await page.waitForURL(`${gateway}/app/again`);
+  seen.tampered_went_to_provider = toProvider() > beforeTamper;
+  seen.tampered = await echoed();
+  seen.tampered_new_cookie = (await sessionCookie()).value !== flipped;
+
+  // 5. An open-redirect attempt in the return URL: the browser ends on this gateway.
+  await context.clearCookies({ name: 'cea_session_0' });
+  const r = await page.goto(`${gateway}//evil.example/steal`);
+  await page.waitForLoadState('load');
+  seen.open_redirect_url = page.url();
+  seen.open_redirect_status = r && r.status();
+} catch (e) {
+  seen.error = `${e}`;
+  seen.error_url = page.url();
+  seen.error_page = (await page.content().catch(() => '')).slice(0, 2000);
+} finally {
+  await context.close();
+}
+console.log(JSON.stringify(seen));
