@@ -178,6 +178,12 @@ fn a_browser_signs_in_at_the_edge() {
     assert_eq!(seen["tampered_went_to_provider"], true);
     assert_eq!(identity(&seen["tampered"]).1, Some("alice@example.com"));
     assert_eq!(seen["tampered_new_cookie"], true);
+    // Logout: Cognito's /logout with client_id and logout_uri, the session gone, the next
+    // visit through the provider again.
+    let logout = seen["logout_url"].as_str().unwrap();
+    assert!(logout.starts_with(&format!("http://localhost:{}/logout?client_id={CLIENT}&logout_uri=http%3A%2F%2Flocalhost%3A{}%2F", op.port, envoy.port)), "{logout}");
+    assert_eq!(seen["logout_cleared"], true);
+    assert_eq!(seen["after_logout_went_to_provider"], true);
     // An open redirect in the return URL (`//evil.example/…`): the browser stays on the
     // gateway. With rules the path check refuses it (400) before any login; a return path
     // that is not a same-origin path is never kept (the unit tests of session::url).

@@ -73,7 +73,18 @@ try {
   seen.tampered = await echoed();
   seen.tampered_new_cookie = (await sessionCookie()).value !== flipped;
 
-  // 5. An open-redirect attempt in the return URL: the browser ends on this gateway.
+  // 5. Logout ends at the provider's /logout (Cognito's parameters) and clears the session;
+  //    the next visit signs in again.
+  await page.goto(`${gateway}/logout`);
+  await page.waitForURL((u) => u.href.startsWith(`${provider}/logout`));
+  seen.logout_url = page.url();
+  seen.logout_cleared = (await sessionCookie()) === undefined;
+  const beforeNext = toProvider();
+  await page.goto(`${gateway}/app/next`);
+  await page.waitForURL(`${gateway}/app/next`);
+  seen.after_logout_went_to_provider = toProvider() > beforeNext;
+
+  // 6. An open-redirect attempt in the return URL: the browser ends on this gateway.
   await context.clearCookies({ name: 'cea_session_0' });
   const r = await page.goto(`${gateway}//evil.example/steal`);
   await page.waitForLoadState('load');
