@@ -190,6 +190,16 @@ fn a_browser_signs_in_at_the_edge() {
     let landed = seen["open_redirect_url"].as_str().unwrap();
     assert!(landed.starts_with(&format!("{origin}/")), "{landed}");
     assert_eq!(seen["open_redirect_status"], 400, "{landed}");
+    // Two tabs signing in at once both end on their own page, signed in.
+    for (tab, path) in seen["two_tabs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(["/tab/one", "/tab/two"])
+    {
+        assert_eq!(tab["url"], format!("{origin}{path}"));
+        assert_eq!(identity(&tab["echo"]).1, Some("alice@example.com"));
+    }
     // The secret and the code never reach the log.
     assert!(!envoy.log().contains(SECRET));
     envoy.wait_for_stat("wasmcustom.cognito_edge_auth.login.completed", 2);

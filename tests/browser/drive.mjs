@@ -90,6 +90,22 @@ try {
   await page.waitForLoadState('load');
   seen.open_redirect_url = page.url();
   seen.open_redirect_status = r && r.status();
+
+  // 7. Two tabs sign in at once: each attempt has its own state cookie, both end on their page.
+  await context.clearCookies();
+  const tabs = [page, await context.newPage()];
+  const targets = [`${gateway}/tab/one`, `${gateway}/tab/two`];
+  for (const [i, tab] of tabs.entries()) {
+    await tab.goto(targets[i]);
+    await tab.waitForSelector('input[name=login]');
+  }
+  seen.two_tabs = [];
+  for (const [i, tab] of tabs.entries()) {
+    await tab.fill('input[name=login]', 'alice');
+    await tab.fill('input[name=password]', 'any');
+    await Promise.all([tab.waitForURL(targets[i]), tab.click('button[type=submit]')]);
+    seen.two_tabs.push({ url: tab.url(), echo: JSON.parse(await tab.locator('body').innerText()) });
+  }
 } catch (e) {
   seen.error = `${e}`;
   seen.error_url = page.url();
