@@ -163,6 +163,14 @@ pub fn decide_with(
                 _ => Decision::Deny(denied),
             }
         }
+        Decision::Allow(mut allowed) => {
+            match session::upstream_cookie(login, request.headers) {
+                None => {}
+                Some(None) => allowed.remove.push("cookie".into()),
+                Some(Some(rest)) => allowed.set.push(("cookie".into(), rest)),
+            }
+            Decision::Allow(allowed)
+        }
         decision => decision,
     }
 }

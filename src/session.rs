@@ -413,6 +413,29 @@ pub fn logout(
     Ok(redirect(&location, cookies))
 }
 
+/// The `Cookie` header the upstream gets: the request's without the filter's own cookies
+/// (the sealed session and login state are for the filter only). `None`: leave it as it is;
+/// `Some(None)`: remove it; `Some(Some(v))`: set it to `v`. A header that is not UTF-8 is
+/// left as it is.
+pub fn upstream_cookie(login: &Login, headers: &[(String, Vec<u8>)]) -> Option<Option<String>> {
+    let session = format!("{}session_", login.cookie_prefix);
+    let attempt = format!("{}login_", login.cookie_prefix);
+    let mut kept: Vec<&str> = Vec::new();
+    let mut removed = false;
+    for (_, value) in headers.iter().filter(|(n, _)| n == "cookie") {
+        let value = std::str::from_utf8(value).ok()?;
+        for pair in value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let name = pair.split('=').next().unwrap_or_default();
+            if name.starts_with(&session) || name.starts_with(&attempt) {
+                removed = true;
+            } else {
+                kept.push(pair);
+            }
+        }
+    }
+    removed.then(|| (!kept.is_empty()).then(|| kept.join("; ")))
+}
+
 /// Whether `path` (with its query) is the login's callback or logout path.
 pub fn is_path(path: &[u8], target: &str) -> bool {
     let bare = path.split(|&b| b == b'?').next().unwrap_or_default();

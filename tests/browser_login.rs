@@ -142,6 +142,18 @@ fn a_browser_signs_in_at_the_edge() {
         identity(&seen["after_login"]),
         (Some("alice"), Some("alice@example.com"))
     );
+    let cookies_upstream: Vec<&Value> = seen["after_login"]["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h[0] == "cookie")
+        .collect();
+    assert!(
+        cookies_upstream
+            .iter()
+            .all(|h| !h[1].as_str().unwrap().contains("cea_")),
+        "the filter's cookies stay at the edge: {cookies_upstream:?}"
+    );
     let cookie = &seen["session_cookie"];
     assert_eq!(
         (cookie["secure"].as_bool(), cookie["httpOnly"].as_bool()),

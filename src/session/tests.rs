@@ -545,6 +545,25 @@ fn a_session_opens_only_with_a_configured_key_and_untouched() {
 }
 
 #[test]
+fn the_upstream_gets_the_cookies_without_the_filters_own() {
+    let login = config().login.unwrap();
+    let h = |v: &str| vec![("cookie".to_string(), v.as_bytes().to_vec())];
+    assert_eq!(upstream_cookie(&login, &h("a=1; b=2")), None, "unchanged");
+    assert_eq!(upstream_cookie(&login, &[]), None);
+    assert_eq!(upstream_cookie(&login, &h("cea_session_0=x")), Some(None));
+    assert_eq!(
+        upstream_cookie(
+            &login,
+            &h("a=1; cea_session_0=x; cea_session_1=y; cea_login_abc=z; b=2")
+        ),
+        Some(Some("a=1; b=2".into()))
+    );
+    let mut two = h("a=1");
+    two.extend(h("cea_session_0=x"));
+    assert_eq!(upstream_cookie(&login, &two), Some(Some("a=1".into())));
+}
+
+#[test]
 fn logout_clears_the_session_and_goes_to_cognito_logout() {
     let c = config();
     let login = c.login.as_ref().unwrap();
