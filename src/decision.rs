@@ -164,6 +164,20 @@ pub fn decide_with(
             }
         }
         Decision::Allow(mut allowed) => {
+            // The session's ID token as a bearer token, when asked for and when the request
+            // was allowed on its session (it carried no token of its own).
+            if login.forward_id_token
+                && matches!(
+                    token::extract(request.headers, config.token_sources()),
+                    Ok(None)
+                )
+            {
+                if let Session::Token(t) = session::session(login, request.headers) {
+                    allowed
+                        .set
+                        .push(("authorization".into(), format!("Bearer {t}")));
+                }
+            }
             match session::upstream_cookie(login, request.headers) {
                 None => {}
                 Some(None) => allowed.remove.push("cookie".into()),

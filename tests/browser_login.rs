@@ -39,6 +39,7 @@ fn gateway(op_port: u16, upstream_port: u16) -> Envoy {
             "provider": "op", "client_id": CLIENT,
             "client_secret_env": "CEA_CLIENT_SECRET", "cookie_key_env": "CEA_COOKIE_KEY",
             "domain": op, "token_cluster": "op", "external_scheme": "http", "logout_path": "/logout",
+            "forward_id_token": true,
         },
     });
     let mut boot = bootstrap_with_clusters(
@@ -153,6 +154,16 @@ fn a_browser_signs_in_at_the_edge() {
             .iter()
             .all(|h| !h[1].as_str().unwrap().contains("cea_")),
         "the filter's cookies stay at the edge: {cookies_upstream:?}"
+    );
+    let bearer = seen["after_login"]["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h[0] == "authorization")
+        .and_then(|h| h[1].as_str());
+    assert!(
+        bearer.is_some_and(|b| b.starts_with("Bearer ey")),
+        "forward_id_token: {bearer:?}"
     );
     let cookie = &seen["session_cookie"];
     assert_eq!(

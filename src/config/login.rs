@@ -43,6 +43,9 @@ pub struct Login {
     pub cookie_domain: Option<String>,
     /// `https`, or `http` for a local test setup: the scheme of `redirect_uri`.
     pub external_scheme: String,
+    /// Whether a request allowed on its session also carries `Authorization: Bearer <ID token>`
+    /// upstream, for applications that verify tokens themselves.
+    pub forward_id_token: bool,
     /// What the glue should log once at start-up (an inline secret).
     pub warnings: Vec<String>,
 }
@@ -94,6 +97,8 @@ pub(super) struct RawLogin {
     cookie_prefix: Option<String>,
     cookie_domain: Option<String>,
     external_scheme: Option<String>,
+    #[serde(default)]
+    forward_id_token: bool,
 }
 
 impl RawLogin {
@@ -252,6 +257,7 @@ impl RawLogin {
             cookie_prefix,
             cookie_domain,
             external_scheme,
+            forward_id_token: self.forward_id_token,
             warnings,
         })
     }
@@ -431,6 +437,7 @@ pub mod tests {
             ("cookie_prefix", json!("a;b"), "login.cookie_prefix"),
             ("cookie_domain", json!("a;b"), "login.cookie_domain"),
             ("external_scheme", json!("ftp"), "login.external_scheme"),
+            ("forward_id_token", json!("yes"), "login.forward_id_token"),
             ("unknown", json!(1), "login"),
         ] {
             let mut l = minimal();
