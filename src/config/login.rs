@@ -163,7 +163,7 @@ impl RawLogin {
         }
 
         let domain = self.domain.trim_end_matches('/');
-        let (authority, base_path) = split_uri(domain)
+        let (authority, _) = split_uri(domain)
             .filter(|(_, path)| path == "/" && !domain.contains('?'))
             .ok_or_else(|| {
                 err(
@@ -172,7 +172,6 @@ impl RawLogin {
                      e.g. https://auth.example.com or https://<prefix>.auth.<region>.amazoncognito.com",
                 )
             })?;
-        let _ = base_path;
         if self.token_cluster.is_empty() {
             return Err(err(
                 "login.token_cluster",
