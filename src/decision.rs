@@ -37,6 +37,9 @@ pub enum Decision {
     Redirect(Redirected),
     /// Make `call` (the callback's code exchange), then answer with [`session::finish`].
     Call(Box<(session::Call, session::Pending)>),
+    /// Make `call` (redeem the session's refresh token), then decide the request again with
+    /// the session [`session::refreshed`] gives ([`session::with_session`]).
+    Refresh(Box<(session::Call, session::RefreshPending)>),
 }
 
 #[derive(Debug)]
@@ -172,7 +175,9 @@ pub fn decide_with(
                     Ok(None)
                 )
             {
-                if let Session::Token(t) = session::session(login, request.headers) {
+                if let Session::Token(t) | Session::Refreshable { id: t, .. } =
+                    session::session(login, request.headers)
+                {
                     allowed
                         .set
                         .push(("authorization".into(), format!("Bearer {t}")));
@@ -232,6 +237,7 @@ fn decide_token(
 
     // On a public route a token is optional, but one that is sent must be valid.
     let session_token;
+    let mut refresh: Option<String> = None;
     let token = match token::extract(request.headers, config.token_sources()) {
         Ok(Some(token)) => token,
         Ok(None) => match config
@@ -241,6 +247,11 @@ fn decide_token(
         {
             Some(Session::Token(t)) => {
                 session_token = t;
+                session_token.as_str()
+            }
+            Some(Session::Refreshable { id, refresh: r }) => {
+                refresh = Some(r);
+                session_token = id;
                 session_token.as_str()
             }
             _ if public => return allow(remove, Vec::new(), "public"),
@@ -261,7 +272,18 @@ fn decide_token(
             )
         }
     };
-    let claims = match verify_cached(token, config, keys, signatures, cache, now) {
+    let verified = verify_cached(token, config, keys, signatures, cache, now);
+    // A session about to expire, or expired, is renewed first when it can be.
+    if let (Some(login), Some(r)) = (config.login.as_ref(), refresh.as_deref()) {
+        let due = match &verified {
+            Ok(claims) => claims.expires_at <= now.saturating_add(login.refresh_before_seconds),
+            Err(e) => *e == VerifyError::Expired,
+        };
+        if due {
+            return Decision::Refresh(Box::new(session::refresh_call(login, r, request.headers)));
+        }
+    }
+    let claims = match verified {
         Ok(claims) => claims,
         Err(e @ VerifyError::NoKeys { .. }) => {
             return deny(

@@ -61,12 +61,32 @@ pub struct Pending {
     old_chunks: usize,
 }
 
+/// What a refresh remembers while the refresh token is redeemed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshPending {
+    pub refresh: String,
+    old_chunks: usize,
+}
+
+/// A session with a refresh token: `{"i": ID token, "r": refresh token}` (a bare ID token,
+/// which never starts with `{`, is a session without one).
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    i: String,
+    r: String,
+}
+
 /// What the browser sent as a session.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Session {
     None,
     /// The ID token, opened; it still has to pass `verify` and the policy.
     Token(String),
+    /// The ID token and the refresh token that renews it.
+    Refreshable {
+        id: String,
+        refresh: String,
+    },
     /// A session cookie that no configured key opens (tampered, foreign or rotated out).
     Unreadable,
 }
@@ -278,27 +298,7 @@ pub fn callback(
         url::encode(&redirect_uri),
         url::encode(&attempt.v),
     );
-    let basic = STANDARD.encode(format!(
-        "{}:{}",
-        url::encode(&login.client_id),
-        url::encode(&login.client_secret.0)
-    ));
-    let call = Call {
-        cluster: login.token.cluster.clone(),
-        headers: vec![
-            (":method".into(), "POST".into()),
-            (":path".into(), login.token.path.clone()),
-            (":authority".into(), login.token.authority.clone()),
-            (
-                "content-type".into(),
-                "application/x-www-form-urlencoded".into(),
-            ),
-            ("accept".into(), "application/json".into()),
-            ("authorization".into(), format!("Basic {basic}")),
-        ],
-        body: body.into_bytes(),
-        timeout_ms: login.token.timeout_ms,
-    };
+    let call = token_call(login, body);
     let pending = Pending {
         login_cookie: name,
         nonce: attempt.n,
@@ -311,6 +311,7 @@ pub fn callback(
 #[derive(Deserialize)]
 struct TokenResponse {
     id_token: String,
+    refresh_token: Option<String>,
 }
 
 /// The token endpoint's answer (`status` `None` when there was none): the ID token is
@@ -331,19 +332,10 @@ pub fn finish(
     if status != Some(200) {
         return Err(Failure::Exchange);
     }
-    let id_token = serde_json::from_slice::<TokenResponse>(body)
-        .map_err(|_| Failure::TokenResponse)?
-        .id_token;
-    let claims = verify::verify(&id_token, &config.providers, keys, signatures, now)
-        .map_err(Failure::IdToken)?;
-    if claims.provider != login.provider {
-        return Err(Failure::IdToken(VerifyError::UnknownIssuer));
-    }
-    if !matches!(claims.token_use, Some(TokenUse::Id) | None)
-        || claims.client_id.as_deref() != Some(login.client_id.as_str())
-    {
-        return Err(Failure::IdToken(VerifyError::Audience));
-    }
+    let tokens =
+        serde_json::from_slice::<TokenResponse>(body).map_err(|_| Failure::TokenResponse)?;
+    let id_token = tokens.id_token;
+    let claims = id_token_claims(config, login, &id_token, keys, signatures, now)?;
     if claims.all.get("nonce").and_then(|n| n.as_str()) != Some(pending.nonce.as_str()) {
         return Err(Failure::Nonce);
     }
@@ -357,6 +349,7 @@ pub fn finish(
     let mut cookies = session_cookies(
         login,
         &id_token,
+        tokens.refresh_token.as_deref(),
         claims.expires_at.saturating_sub(now),
         &random.seal,
     )?;
@@ -373,6 +366,116 @@ pub fn finish(
     Ok(redirect(&pending.return_to, cookies))
 }
 
+/// The ID token verified as a bearer token, and issued by the login's provider for its client.
+fn id_token_claims(
+    config: &Config,
+    login: &Login,
+    id_token: &str,
+    keys: &[Option<KeySet>],
+    signatures: &dyn SignatureVerifier,
+    now: u64,
+) -> Result<verify::Claims, Failure> {
+    let claims = verify::verify(id_token, &config.providers, keys, signatures, now)
+        .map_err(Failure::IdToken)?;
+    if claims.provider != login.provider {
+        return Err(Failure::IdToken(VerifyError::UnknownIssuer));
+    }
+    if !matches!(claims.token_use, Some(TokenUse::Id) | None)
+        || claims.client_id.as_deref() != Some(login.client_id.as_str())
+    {
+        return Err(Failure::IdToken(VerifyError::Audience));
+    }
+    Ok(claims)
+}
+
+/// The token request that redeems a session's refresh token (`client_secret_basic`).
+pub fn refresh_call(
+    login: &Login,
+    refresh: &str,
+    headers: &[(String, Vec<u8>)],
+) -> (Call, RefreshPending) {
+    let body = format!(
+        "grant_type=refresh_token&client_id={}&refresh_token={}",
+        url::encode(&login.client_id),
+        url::encode(refresh),
+    );
+    let pending = RefreshPending {
+        refresh: refresh.to_string(),
+        old_chunks: session_chunks(login, headers).len(),
+    };
+    (token_call(login, body), pending)
+}
+
+/// The answer to a refresh: the new session's `Set-Cookie`s. The new ID token is verified as
+/// at sign-in (no nonce: a refresh has none); a rotated refresh token replaces the old one.
+#[allow(clippy::too_many_arguments)]
+pub fn refreshed(
+    config: &Config,
+    login: &Login,
+    pending: &RefreshPending,
+    status: Option<u32>,
+    body: &[u8],
+    keys: &[Option<KeySet>],
+    signatures: &dyn SignatureVerifier,
+    now: u64,
+    random: &Random,
+) -> Result<Vec<String>, Failure> {
+    if status != Some(200) {
+        return Err(Failure::Exchange);
+    }
+    let tokens =
+        serde_json::from_slice::<TokenResponse>(body).map_err(|_| Failure::TokenResponse)?;
+    let claims = id_token_claims(config, login, &tokens.id_token, keys, signatures, now)?;
+    let refresh = tokens
+        .refresh_token
+        .unwrap_or_else(|| pending.refresh.clone());
+    let mut cookies = session_cookies(
+        login,
+        &tokens.id_token,
+        Some(&refresh),
+        claims.expires_at.saturating_sub(now),
+        &random.seal,
+    )?;
+    for i in cookies.len()..pending.old_chunks {
+        cookies.push(set_cookie(login, &chunk_name(login, i), "", "/", Some(0)));
+    }
+    Ok(cookies)
+}
+
+/// The request's headers with its session replaced by the one `set_cookies` set (`None`:
+/// without a session), so the request can be decided again after a refresh.
+pub fn with_session(
+    login: &Login,
+    headers: &[(String, Vec<u8>)],
+    set_cookies: Option<&[String]>,
+) -> Vec<(String, Vec<u8>)> {
+    let session = format!("{}session_", login.cookie_prefix);
+    let mut out: Vec<(String, Vec<u8>)> = Vec::with_capacity(headers.len().saturating_add(1));
+    let mut pairs: Vec<String> = Vec::new();
+    for (name, value) in headers {
+        if name != "cookie" {
+            out.push((name.clone(), value.clone()));
+            continue;
+        }
+        for pair in value.split(|&b| b == b';') {
+            let pair = String::from_utf8_lossy(pair).trim().to_string();
+            if !pair.is_empty() && !pair.starts_with(&session) {
+                pairs.push(pair);
+            }
+        }
+    }
+    for c in set_cookies.unwrap_or_default() {
+        let pair = c.split(';').next().unwrap_or_default();
+        if pair.starts_with(&session) && !pair.ends_with('=') {
+            pairs.push(pair.to_string());
+        }
+    }
+    if !pairs.is_empty() {
+        out.push(("cookie".into(), pairs.join("; ").into_bytes()));
+    }
+    out
+}
+
 /// The session the request carries in its cookies.
 pub fn session(login: &Login, headers: &[(String, Vec<u8>)]) -> Session {
     let chunks = session_chunks(login, headers);
@@ -383,6 +486,13 @@ pub fn session(login: &Login, headers: &[(String, Vec<u8>)]) -> Session {
     match crypto::open(&login.cookie_keys, &session_name(login), &sealed)
         .and_then(|p| String::from_utf8(p).ok())
     {
+        Some(stored) if stored.starts_with('{') => match serde_json::from_str::<Stored>(&stored) {
+            Ok(s) => Session::Refreshable {
+                id: s.i,
+                refresh: s.r,
+            },
+            Err(_) => Session::Unreadable,
+        },
         Some(token) => Session::Token(token),
         None => Session::Unreadable,
     }
@@ -447,13 +557,25 @@ pub fn is_path(path: &[u8], target: &str) -> bool {
 fn session_cookies(
     login: &Login,
     id_token: &str,
+    refresh: Option<&str>,
     max_age: u64,
     nonce: &[u8; crypto::NONCE_BYTES],
 ) -> Result<Vec<String>, Failure> {
+    let plaintext = match refresh {
+        None => id_token.to_string(),
+        Some(r) => serde_json::to_string(&Stored {
+            i: id_token.to_string(),
+            r: r.to_string(),
+        })
+        .map_err(|_| Failure::TooLarge)?,
+    };
+    // With a refresh token the session outlives its ID token: a browser-session cookie, which
+    // ends when the refresh token is refused.
+    let max_age = refresh.is_none().then_some(max_age);
     let sealed = crypto::seal(
         current_key(login)?,
         &session_name(login),
-        id_token.as_bytes(),
+        plaintext.as_bytes(),
         nonce,
     )
     .ok_or(Failure::TooLarge)?;
@@ -468,7 +590,7 @@ fn session_cookies(
     Ok(chunks
         .iter()
         .enumerate()
-        .map(|(i, c)| set_cookie(login, &chunk_name(login, i), c, "/", Some(max_age)))
+        .map(|(i, c)| set_cookie(login, &chunk_name(login, i), c, "/", max_age))
         .collect())
 }
 
@@ -496,6 +618,31 @@ fn cookie_values<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> Vec<&'h st
             (n == name).then_some(v)
         })
         .collect()
+}
+
+/// A POST to the token endpoint with `client_secret_basic` (RFC 6749 §2.3.1).
+fn token_call(login: &Login, body: String) -> Call {
+    let basic = STANDARD.encode(format!(
+        "{}:{}",
+        url::encode(&login.client_id),
+        url::encode(&login.client_secret.0)
+    ));
+    Call {
+        cluster: login.token.cluster.clone(),
+        headers: vec![
+            (":method".into(), "POST".into()),
+            (":path".into(), login.token.path.clone()),
+            (":authority".into(), login.token.authority.clone()),
+            (
+                "content-type".into(),
+                "application/x-www-form-urlencoded".into(),
+            ),
+            ("accept".into(), "application/json".into()),
+            ("authorization".into(), format!("Basic {basic}")),
+        ],
+        body: body.into_bytes(),
+        timeout_ms: login.token.timeout_ms,
+    }
 }
 
 fn session_name(login: &Login) -> String {

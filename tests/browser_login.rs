@@ -28,10 +28,11 @@ fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
 }
 
-/// The filter configured for browser sign-in against the provider on `op_port`.
-fn gateway(op_port: u16, upstream_port: u16) -> Envoy {
+/// The filter configured for browser sign-in against the provider on `op_port`, with `extra`
+/// merged into the top level, the provider and the login section.
+fn gateway(op_port: u16, upstream_port: u16, extra: Value) -> Envoy {
     let op = format!("http://localhost:{op_port}");
-    let config = json!({
+    let mut config = json!({
         "providers": [{ "name": "op", "issuer": op, "client_ids": [CLIENT],
             "jwks": { "cluster": "op", "uri": format!("{op}/.well-known/jwks.json") } }],
         "rules": [{ "match": { "prefix": "/" }, "require": { "authenticated": true } }],
@@ -42,6 +43,15 @@ fn gateway(op_port: u16, upstream_port: u16) -> Envoy {
             "forward_id_token": true,
         },
     });
+    for (section, fields) in extra.as_object().unwrap() {
+        for (k, v) in fields.as_object().unwrap() {
+            match section.as_str() {
+                "provider" => config["providers"][0][k] = v.clone(),
+                "login" => config["login"][k] = v.clone(),
+                _ => config[k] = v.clone(),
+            }
+        }
+    }
     let mut boot = bootstrap_with_clusters(
         &config,
         vec![cluster("upstream", upstream_port), cluster("op", op_port)],
@@ -64,6 +74,102 @@ fn identity(echo: &Value) -> (Option<&str>, Option<&str>) {
     (header("x-auth-principal"), header("x-auth-email"))
 }
 
+/// The provider, set up for the gateway on `envoy_port`.
+fn provider_process() -> Process {
+    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/keys/key1.pem");
+    Process::start(
+        Path::new("node"),
+        &[
+            browser_dir().join("provider.mjs").to_str().unwrap(),
+            key.to_str().unwrap(),
+            "k1",
+            CLIENT,
+            SECRET,
+        ],
+    )
+}
+
+fn set_up(op: &Process, origin: &str, id_token_ttl: u64) {
+    let setup = json!({ "redirect_uri": format!("{origin}/oauth2/callback"),
+        "logout_uri": format!("{origin}/"), "id_token_ttl": id_token_ttl });
+    let r = send(
+        op.port,
+        "POST",
+        "/__setup",
+        &[],
+        setup.to_string().as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Runs tests/browser/drive.mjs (in `mode`) and returns what it observed.
+fn drive(origin: &str, op: &Process, mode: &str, envoy: &Envoy) -> Value {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new("node")
+        .arg(browser_dir().join("drive.mjs"))
+        .args([origin, &format!("http://localhost:{}", op.port)])
+        .arg(profile.path())
+        .arg(mode)
+        .current_dir(browser_dir())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("the driver printed no JSON ({e}): {stdout}"));
+    eprintln!("observed: {seen:#}");
+    assert!(
+        seen["error"].is_null(),
+        "the browser run failed: {seen:#}\n{}",
+        envoy.log()
+    );
+    seen
+}
+
+#[test]
+fn an_expiring_session_is_refreshed_without_the_user_seeing_it() {
+    let op = provider_process();
+    let upstream = echo_upstream();
+    // ID tokens of 4 s, no clock skew, renewed when 1 s is left.
+    let envoy = gateway(
+        op.port,
+        upstream.port,
+        json!({
+            "provider": { "clock_skew_seconds": 0 },
+            "login": { "refresh_before_seconds": 1 },
+            "top": { "claim_to_headers": [{ "header_name": "x-token-iat", "claim_name": "iat" }] },
+        }),
+    );
+    let origin = format!("http://localhost:{}", envoy.port);
+    set_up(&op, &origin, 4);
+    envoy.wait_for_stat("wasmcustom.cognito_edge_auth.jwks.op.keys", 1);
+    let seen = drive(&origin, &op, "refresh", &envoy);
+    assert!(seen["first_iat"].is_string(), "{seen}");
+    assert_ne!(
+        seen["renewed_iat"], seen["first_iat"],
+        "a newer ID token reached the upstream"
+    );
+    assert_eq!(seen["renewed_url"], format!("{origin}/app/r"));
+    assert!(
+        seen["statuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s == 200),
+        "{seen}"
+    );
+    assert_eq!(seen["refresh_went_to_provider"], false, "no sign-in page");
+    assert_eq!(seen["parallel"], json!([200, 200, 200, 200, 200]));
+    assert_eq!(seen["parallel_went_to_provider"], false);
+    envoy.wait_for_stat("wasmcustom.cognito_edge_auth.refresh.completed", 1);
+    assert_eq!(
+        envoy.stat("wasmcustom.cognito_edge_auth.refresh.failed"),
+        None
+    );
+}
+
 #[test]
 fn a_browser_signs_in_at_the_edge() {
     let node = Path::new("node");
@@ -79,7 +185,7 @@ fn a_browser_signs_in_at_the_edge() {
         ],
     );
     let upstream = echo_upstream();
-    let envoy = gateway(op.port, upstream.port);
+    let envoy = gateway(op.port, upstream.port, json!({}));
     let origin = format!("http://localhost:{}", envoy.port);
     let setup = json!({ "redirect_uri": format!("{origin}/oauth2/callback"), "logout_uri": format!("{origin}/") });
     let r = send(

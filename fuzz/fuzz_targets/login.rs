@@ -73,6 +73,12 @@ fuzz_target!(|data: &[u8]| {
                 assert!(!v.contains('\r') && !v.contains('\n'));
             }
         }
+        Decision::Refresh(refresh) => {
+            let (call, _) = *refresh;
+            for (_, v) in &call.headers {
+                assert!(!v.contains('\r') && !v.contains('\n'));
+            }
+        }
         Decision::Deny(d) => assert!(!d.response.body.contains("secret")),
         Decision::Allow(_) => {}
     }

@@ -46,6 +46,9 @@ pub struct Login {
     /// Whether a request allowed on its session also carries `Authorization: Bearer <ID token>`
     /// upstream, for applications that verify tokens themselves.
     pub forward_id_token: bool,
+    /// A session whose ID token expires within this many seconds is refreshed (with its
+    /// refresh token) before the request goes on.
+    pub refresh_before_seconds: u64,
     /// What the glue should log once at start-up (an inline secret).
     pub warnings: Vec<String>,
 }
@@ -99,6 +102,7 @@ pub(super) struct RawLogin {
     external_scheme: Option<String>,
     #[serde(default)]
     forward_id_token: bool,
+    refresh_before_seconds: Option<u64>,
 }
 
 impl RawLogin {
@@ -232,6 +236,10 @@ impl RawLogin {
                 ));
             }
         }
+        let refresh_before_seconds = self.refresh_before_seconds.unwrap_or(60);
+        if refresh_before_seconds > 3600 {
+            return Err(err("login.refresh_before_seconds", "must be at most 3600"));
+        }
         let external_scheme = self.external_scheme.unwrap_or_else(|| "https".into());
         if external_scheme != "https" && external_scheme != "http" {
             return Err(err("login.external_scheme", "must be https or http"));
@@ -257,6 +265,7 @@ impl RawLogin {
             cookie_domain,
             external_scheme,
             forward_id_token: self.forward_id_token,
+            refresh_before_seconds,
             warnings,
         })
     }
@@ -437,6 +446,11 @@ pub mod tests {
             ("cookie_domain", json!("a;b"), "login.cookie_domain"),
             ("external_scheme", json!("ftp"), "login.external_scheme"),
             ("forward_id_token", json!("yes"), "login.forward_id_token"),
+            (
+                "refresh_before_seconds",
+                json!(3601),
+                "login.refresh_before_seconds",
+            ),
             ("unknown", json!(1), "login"),
         ] {
             let mut l = minimal();

@@ -27,6 +27,10 @@ pub struct Http {
     context_id: u32,
     /// The callback's code exchange in flight: its call token and what it remembers.
     exchange: Option<(u32, session::Pending)>,
+    /// The session refresh this request started: its call token and what it remembers.
+    refreshing: Option<(u32, session::RefreshPending)>,
+    /// `Set-Cookie`s for the response (a renewed session).
+    set_cookies: Vec<String>,
 }
 
 impl Http {
@@ -35,7 +39,121 @@ impl Http {
             shared,
             context_id,
             exchange: None,
+            refreshing: None,
+            set_cookies: Vec::new(),
         }
+    }
+
+    /// Renews the session: one refresh per session per worker is in flight; a request whose
+    /// session is being renewed waits for that refresh.
+    fn refresh(&mut self, call: &session::Call, pending: session::RefreshPending) -> Action {
+        if let Some(waiting) = self.shared.refreshes.borrow_mut().get_mut(&pending.refresh) {
+            waiting.push(self.context_id);
+            return Action::Pause;
+        }
+        let headers: Vec<(&str, &str)> = call
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let timeout = std::time::Duration::from_millis(call.timeout_ms);
+        match self.dispatch_http_call(&call.cluster, headers, Some(&call.body), vec![], timeout) {
+            Ok(token) => {
+                self.shared
+                    .refreshes
+                    .borrow_mut()
+                    .insert(pending.refresh.clone(), Vec::new());
+                self.refreshing = Some((token, pending));
+                Action::Pause
+            }
+            Err(status) => {
+                log::warn!(
+                    "cognito-edge-auth: refresh failed (cannot call cluster {}: {status:?})",
+                    call.cluster
+                );
+                self.shared.metrics.borrow_mut().event("refresh.failed");
+                let now = millis(self.get_current_time());
+                match redecide(&self.shared, now, None) {
+                    Outcome::Forward => Action::Continue,
+                    _ => Action::Pause,
+                }
+            }
+        }
+    }
+
+    /// The refresh's answer: this request and those that waited for it go on with the renewed
+    /// session, or without one if it failed (a browser signs in again, an API call gets 401).
+    fn refreshed(&mut self, pending: session::RefreshPending, body_size: usize) {
+        let shared = Rc::clone(&self.shared);
+        let Some(login) = shared.config.login.as_ref() else {
+            return;
+        };
+        let status = self
+            .get_http_call_response_header(":status")
+            .and_then(|s| s.parse::<u32>().ok());
+        let body = if body_size <= MAX_TOKEN_RESPONSE_BYTES {
+            self.get_http_call_response_body(0, body_size)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let now_ms = millis(self.get_current_time());
+        let result = match random() {
+            None => Err(Failure::Exchange),
+            Some(r) => {
+                let keys = shared.keys.borrow();
+                session::refreshed(
+                    &shared.config,
+                    login,
+                    &pending,
+                    status,
+                    &body,
+                    &keys,
+                    shared.verifier.as_ref(),
+                    now_ms / 1000,
+                    &r,
+                )
+            }
+        };
+        let cookies = match result {
+            Ok(cookies) => {
+                shared.metrics.borrow_mut().event("refresh.completed");
+                debug!("cognito-edge-auth: session refreshed");
+                Some(cookies)
+            }
+            Err(f) => {
+                shared.metrics.borrow_mut().event("refresh.failed");
+                log::warn!(
+                    "cognito-edge-auth: refresh failed reason={}{}",
+                    f.reason(),
+                    match status {
+                        Some(s) if s != 200 => format!(" (token endpoint answered {s})"),
+                        None => " (no answer from the token endpoint)".into(),
+                        _ => String::new(),
+                    }
+                );
+                None
+            }
+        };
+        let waiting = shared
+            .refreshes
+            .borrow_mut()
+            .remove(&pending.refresh)
+            .unwrap_or_default();
+        if let Outcome::Forward = redecide(&shared, now_ms, cookies.as_deref()) {
+            let _ = hostcalls::resume_http_request();
+        }
+        for id in waiting {
+            if hostcalls::set_effective_context(id).is_err() {
+                continue; // the request is gone
+            }
+            if let Outcome::Forward = redecide(&shared, now_ms, cookies.as_deref()) {
+                let _ = hostcalls::resume_http_request();
+            }
+        }
+        let _ = hostcalls::set_effective_context(self.context_id);
+        // A failed refresh leaves the old cookie: the next sign-in replaces it.
+        self.set_cookies = cookies.unwrap_or_default();
     }
 
     /// Makes the callback's token request; the answer arrives in `on_http_call_response`.
@@ -69,6 +187,12 @@ impl Context for Http {
         body_size: usize,
         _trailers: usize,
     ) {
+        if let Some((expected, pending)) = self.refreshing.take() {
+            if token == expected {
+                return self.refreshed(pending, body_size);
+            }
+            self.refreshing = Some((expected, pending));
+        }
         let Some((expected, pending)) = self.exchange.take() else {
             return;
         };
@@ -129,6 +253,35 @@ impl Context for Http {
     }
 }
 
+/// Decides the effective context's request again with its session replaced by the one
+/// `cookies` set (`None`: without a session), and acts on it; never waits, never refreshes
+/// again.
+fn redecide(shared: &Shared, now_ms: u64, cookies: Option<&[String]>) -> Outcome {
+    let Some(login) = shared.config.login.as_ref() else {
+        return Outcome::Answered;
+    };
+    let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+    let renewed = session::with_session(login, &headers, cookies);
+    match process_headers(shared, now_ms, false, &renewed) {
+        Outcome::Refresh(_) if cookies.is_some() => {
+            let without = session::with_session(login, &headers, None);
+            match process_headers(shared, now_ms, false, &without) {
+                Outcome::Forward => Outcome::Forward,
+                Outcome::Answered | Outcome::Wait(_) => Outcome::Answered,
+                Outcome::Call(_) | Outcome::Refresh(_) => {
+                    login_failed(shared, Failure::Exchange);
+                    Outcome::Answered
+                }
+            }
+        }
+        Outcome::Call(_) | Outcome::Refresh(_) => {
+            login_failed(shared, Failure::Exchange);
+            Outcome::Answered
+        }
+        other => other,
+    }
+}
+
 /// A token endpoint answer larger than this is refused (Cognito's are a few KB).
 const MAX_TOKEN_RESPONSE_BYTES: usize = 256 * 1024;
 
@@ -171,7 +324,19 @@ impl HttpContext for Http {
                 let (call, pending) = *call;
                 self.exchange(&call, pending)
             }
+            Outcome::Refresh(refresh) => {
+                let (call, pending) = *refresh;
+                self.refresh(&call, pending)
+            }
         }
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        // A renewed session reaches the browser with the answer to the request that renewed it.
+        for cookie in std::mem::take(&mut self.set_cookies) {
+            self.add_http_response_header("set-cookie", &cookie);
+        }
+        Action::Continue
     }
 }
 
@@ -185,6 +350,8 @@ pub enum Outcome {
     Wait(Waiter),
     /// Make the callback's code exchange, then answer (only from `on_http_request_headers`).
     Call(Box<(session::Call, session::Pending)>),
+    /// Renew the session first (only from `on_http_request_headers`).
+    Refresh(Box<(session::Call, session::RefreshPending)>),
 }
 
 /// Decides the effective context's request at `now_ms`, then rewrites its headers or sends
@@ -192,6 +359,16 @@ pub enum Outcome {
 pub fn process(shared: &Shared, now_ms: u64, may_wait: bool) -> Outcome {
     // Read as bytes: a client may send header values that are not UTF-8.
     let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+    process_headers(shared, now_ms, may_wait, &headers)
+}
+
+/// As [`process`], deciding on `headers` (the request's, or its headers with a renewed session).
+fn process_headers(
+    shared: &Shared,
+    now_ms: u64,
+    may_wait: bool,
+    headers: &[(String, Vec<u8>)],
+) -> Outcome {
     let pseudo = |name: &str| {
         headers
             .iter()
@@ -201,7 +378,7 @@ pub fn process(shared: &Shared, now_ms: u64, may_wait: bool) -> Outcome {
     let request = Request {
         method: pseudo(":method"),
         path: pseudo(":path"),
-        headers: &headers,
+        headers,
     };
 
     let decision = {
@@ -251,6 +428,7 @@ pub fn process(shared: &Shared, now_ms: u64, may_wait: bool) -> Outcome {
             shared.metrics.borrow_mut().event("login.callbacks");
             Outcome::Call(call)
         }
+        Decision::Refresh(refresh) => Outcome::Refresh(refresh),
     }
 }
 

@@ -41,6 +41,8 @@ pub struct Shared {
     pub verifier: Box<dyn SignatureVerifier>,
     /// Verified tokens of this worker.
     pub cache: RefCell<TokenCache>,
+    /// Session refreshes in flight on this worker: refresh token → the requests waiting for it.
+    pub refreshes: RefCell<HashMap<String, Vec<u32>>>,
     pub metrics: RefCell<Metrics>,
 }
 
@@ -138,6 +140,7 @@ impl RootContext for Root {
                 Box::new(PureRust)
             },
             cache: RefCell::new(TokenCache::with_limits(cache_entries, cache_bytes)),
+            refreshes: RefCell::new(HashMap::new()),
             metrics: RefCell::new(metrics),
         }));
         if let Some(shared) = &self.shared {
@@ -381,7 +384,9 @@ impl Root {
                 }
                 Outcome::Answered => {}
                 // Code exchanges are decided before any key is needed: never from a waiter.
-                Outcome::Call(_) => http::login_failed(shared, crate::session::Failure::Exchange),
+                Outcome::Call(_) | Outcome::Refresh(_) => {
+                    http::login_failed(shared, crate::session::Failure::Exchange)
+                }
                 Outcome::Wait(mut again) => {
                     again.context_id = w.context_id;
                     again.deadline_ms = w.deadline_ms;

@@ -471,12 +471,23 @@ fn a_session_cookie_of_a_cognito_id_token_is_small_and_a_large_one_is_split() {
     let c = config();
     let login = c.login.as_ref().unwrap();
     let token = id_token_with_nonce(&"n".repeat(22));
-    let cookies = session_cookies(login, &token, 3600, &[1; 24]).unwrap();
+    let cookies = session_cookies(login, &token, None, 3600, &[1; 24]).unwrap();
     assert_eq!(cookies.len(), 1);
     let size = cookies[0].len();
     // A Cognito-shaped ID token (RS256, 2048-bit key) of ~0.9 KB: its cookie ~1.3 KB.
     println!("ID token {} bytes → Set-Cookie {size} bytes", token.len());
     assert!(size < 2 * token.len() && size < 4096, "{size}");
+    // With a Cognito refresh token (an encrypted JWT of about 1.8 KB) the session still fits
+    // in one cookie.
+    let with_refresh =
+        session_cookies(login, &token, Some(&"r".repeat(1800)), 3600, &[1; 24]).unwrap();
+    println!(
+        "with a 1800-byte refresh token → {} cookie(s), {} bytes",
+        with_refresh.len(),
+        with_refresh[0].len()
+    );
+    assert_eq!(with_refresh.len(), 1);
+    assert!(with_refresh[0].len() < 4096);
     // A user in a hundred long-named groups: a 17 KB token in numbered cookies.
     let groups: Vec<String> = (0..100)
         .map(|i| format!("{i:03}-{}", "g".repeat(118)))
@@ -486,7 +497,7 @@ fn a_session_cookie_of_a_cognito_id_token_is_small_and_a_large_one_is_split() {
         "k1",
         &with(id_claims(), "cognito:groups", json!(groups)),
     );
-    let cookies = session_cookies(login, &big, 3600, &[1; 24]).unwrap();
+    let cookies = session_cookies(login, &big, None, 3600, &[1; 24]).unwrap();
     assert!(cookies.len() > 4, "{}", cookies.len());
     assert!(cookies.iter().all(|c| c.len() < 4096));
     let refs: Vec<&str> = cookies.iter().map(String::as_str).collect();
@@ -501,7 +512,7 @@ fn a_session_cookie_of_a_cognito_id_token_is_small_and_a_large_one_is_split() {
         &with(id_claims(), "custom:pad", "x".repeat(40_000).into()),
     );
     assert_eq!(
-        session_cookies(login, &huge, 3600, &[1; 24]).unwrap_err(),
+        session_cookies(login, &huge, None, 3600, &[1; 24]).unwrap_err(),
         Failure::TooLarge
     );
 }
@@ -510,7 +521,7 @@ fn a_session_cookie_of_a_cognito_id_token_is_small_and_a_large_one_is_split() {
 fn a_session_opens_only_with_a_configured_key_and_untouched() {
     let c = config();
     let login = c.login.as_ref().unwrap();
-    let cookies = session_cookies(login, "a.b.c", 60, &[1; 24]).unwrap();
+    let cookies = session_cookies(login, "a.b.c", None, 60, &[1; 24]).unwrap();
     let refs: Vec<&str> = cookies.iter().map(String::as_str).collect();
     let good = cookie_header(&refs);
     assert_eq!(
@@ -526,7 +537,8 @@ fn a_session_opens_only_with_a_configured_key_and_untouched() {
     let mut rotated = login_json();
     rotated["cookie_key_env"] = "OLD_KEY".into();
     let old = config_with(rotated, json!({}));
-    let old_cookies = session_cookies(old.login.as_ref().unwrap(), "a.b.c", 60, &[1; 24]).unwrap();
+    let old_cookies =
+        session_cookies(old.login.as_ref().unwrap(), "a.b.c", None, 60, &[1; 24]).unwrap();
     let refs: Vec<&str> = old_cookies.iter().map(String::as_str).collect();
     let from_old = cookie_header(&refs);
     assert_eq!(
@@ -695,4 +707,181 @@ fn decisions_with_login_configured() {
         decide_at(&public, "GET", "/", &navigation()),
         Decision::Allow(_)
     ));
+}
+
+/// The whole flow with a token response that carries a refresh token.
+fn finished_with_refresh(config: &Config, refresh: &str) -> Response {
+    let login = config.login.as_ref().unwrap();
+    let (r, headers, callback) = started(config, "/app");
+    let nonce = param(header(&r, "location")[0], "nonce");
+    let (_, pending) = callback_of(config, &headers, &callback).unwrap();
+    let body = json!({ "id_token": id_token_with_nonce(&nonce), "refresh_token": refresh });
+    finish(
+        config,
+        login,
+        &pending,
+        Some(200),
+        body.to_string().as_bytes(),
+        &keys(),
+        &PureRust,
+        NOW,
+        &random(9),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_session_with_a_refresh_token_is_renewed_before_its_id_token_expires() {
+    let c = config();
+    let login = c.login.as_ref().unwrap();
+    let r = finished_with_refresh(&c, "the-refresh-token");
+    let cookies = header(&r, "set-cookie");
+    let session_cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("cea_session_0="))
+        .unwrap();
+    assert!(
+        !session_cookie.contains("Max-Age"),
+        "outlives its ID token: {session_cookie}"
+    );
+    let mut browser = vec![("accept".to_string(), b"*/*".to_vec())];
+    browser.push(cookie_header(&cookies));
+    let Session::Refreshable { refresh, .. } = session(login, &browser) else {
+        panic!()
+    };
+    assert_eq!(refresh, "the-refresh-token");
+    // Valid for an hour: no refresh now; within refresh_before_seconds (60) of exp: refresh.
+    assert!(matches!(
+        decide_at(&c, "GET", "/app", &browser),
+        Decision::Allow(_)
+    ));
+    let request = Request {
+        method: b"GET",
+        path: b"/app",
+        headers: &browser,
+    };
+    let late = decide_with(
+        &request,
+        &c,
+        &keys(),
+        &PureRust,
+        &mut TokenCache::new(0),
+        NOW + 3550,
+        &|| None,
+    );
+    let Decision::Refresh(refresh) = late else {
+        panic!("{late:?}")
+    };
+    let (call, pending) = *refresh;
+    let body = String::from_utf8(call.body.clone()).unwrap();
+    assert_eq!(
+        body,
+        "grant_type=refresh_token&client_id=client1&refresh_token=the-refresh-token"
+    );
+    assert!(call.headers.contains(&(
+        "authorization".into(),
+        format!("Basic {}", STANDARD.encode("client1:s3cret"))
+    )));
+    // Expired past the skew: refresh too, not a 401.
+    let expired = decide_with(
+        &request,
+        &c,
+        &keys(),
+        &PureRust,
+        &mut TokenCache::new(0),
+        NOW + 7200,
+        &|| None,
+    );
+    assert!(matches!(expired, Decision::Refresh(_)));
+
+    // The answer: a new ID token (no nonce), a rotated refresh token kept, the old one if none.
+    let new_id = sign("key1", "k1", &with(id_claims(), "iat", (NOW + 3540).into()));
+    let run = |status: Option<u32>, body: Value| {
+        refreshed(
+            &c,
+            login,
+            &pending,
+            status,
+            body.to_string().as_bytes(),
+            &keys(),
+            &PureRust,
+            NOW + 3550,
+            &random(5),
+        )
+    };
+    for (answer, kept) in [
+        (
+            json!({ "id_token": new_id, "refresh_token": "rotated" }),
+            "rotated",
+        ),
+        (json!({ "id_token": new_id }), "the-refresh-token"),
+    ] {
+        let cookies = run(Some(200), answer).unwrap();
+        let refs: Vec<&str> = cookies.iter().map(String::as_str).collect();
+        let renewed = with_session(login, &browser, Some(&cookies));
+        assert_eq!(
+            session(login, &renewed),
+            Session::Refreshable {
+                id: new_id.clone(),
+                refresh: kept.into()
+            }
+        );
+        assert_eq!(
+            session(login, &[cookie_header(&refs)]),
+            Session::Refreshable {
+                id: new_id.clone(),
+                refresh: kept.into()
+            }
+        );
+    }
+    assert_eq!(
+        run(Some(400), json!({ "error": "invalid_grant" })).unwrap_err(),
+        Failure::Exchange
+    );
+    assert_eq!(run(None, json!({})).unwrap_err(), Failure::Exchange);
+    let foreign = sign("key1", "k1", &with(id_claims(), "aud", "client2".into()));
+    assert_eq!(
+        run(Some(200), json!({ "id_token": foreign })).unwrap_err(),
+        Failure::IdToken(VerifyError::Audience)
+    );
+    // Without the session: a browser signs in again, an API call gets 401.
+    let without = with_session(login, &browser, None);
+    assert_eq!(session(login, &without), Session::None);
+    let Decision::Deny(d) = decide_at(&c, "GET", "/app", &without) else {
+        panic!()
+    };
+    assert_eq!(d.response.status, 401);
+}
+
+#[test]
+fn with_session_keeps_the_other_cookies() {
+    let login = config().login.unwrap();
+    let headers = vec![
+        ("accept".to_string(), b"*/*".to_vec()),
+        (
+            "cookie".to_string(),
+            b"a=1; cea_session_0=old; cea_session_1=old1".to_vec(),
+        ),
+        ("cookie".to_string(), b"b=2".to_vec()),
+    ];
+    let renewed = with_session(
+        &login,
+        &headers,
+        Some(&[
+            "cea_session_0=new; Path=/".to_string(),
+            "cea_session_1=; Max-Age=0".to_string(),
+        ]),
+    );
+    assert_eq!(
+        renewed,
+        vec![
+            ("accept".to_string(), b"*/*".to_vec()),
+            (
+                "cookie".to_string(),
+                b"a=1; b=2; cea_session_0=new".to_vec()
+            ),
+        ]
+    );
+    let none = with_session(&login, &headers, None);
+    assert_eq!(none[1], ("cookie".to_string(), b"a=1; b=2".to_vec()));
 }

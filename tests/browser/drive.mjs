@@ -5,7 +5,7 @@
 // is for an event (a URL, a load), bounded by TIMEOUT.
 import { chromium } from 'playwright-core';
 
-const [gateway, provider, userDataDir] = process.argv.slice(2);
+const [gateway, provider, userDataDir, mode] = process.argv.slice(2);
 const TIMEOUT = 30_000;
 const seen = {};
 
@@ -22,9 +22,62 @@ const requests = [];
 page.on('request', (r) => requests.push(r.url()));
 const toProvider = () => requests.filter((u) => u.startsWith(`${provider}/oauth2/authorize`)).length;
 const sessionCookie = async () => (await context.cookies(gateway)).find((c) => c.name === 'cea_session_0');
+const header = (echo, name) => (echo.headers.find((h) => h[0] === name) || [])[1];
 const echoed = async () => JSON.parse(await page.locator('body').innerText());
 
 try {
+  if (mode === 'refresh') {
+    await refresh();
+  } else {
+    await everything();
+  }
+} catch (e) {
+  seen.error = `${e}`;
+  seen.error_url = page.url();
+  seen.error_page = (await page.content().catch(() => '')).slice(0, 2000);
+} finally {
+  await context.close();
+}
+console.log(JSON.stringify(seen));
+
+async function signIn(url) {
+  await page.goto(url);
+  await page.waitForSelector('input[name=login]');
+  await page.fill('input[name=login]', 'alice');
+  await page.fill('input[name=password]', 'any');
+  await Promise.all([page.waitForURL(url), page.click('button[type=submit]')]);
+}
+
+
+// Short-lived ID tokens: the session is renewed with its refresh token, the user sees nothing.
+async function refresh() {
+  await signIn(`${gateway}/app/r`);
+  const first = header(await echoed(), 'x-token-iat');
+  seen.first_iat = first;
+  const before = toProvider();
+  // Reload until the upstream sees a newer ID token (bounded by TIMEOUT).
+  const deadline = Date.now() + TIMEOUT;
+  let now = first;
+  seen.statuses = [];
+  while (now === first && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 250));
+    const r = await page.reload();
+    seen.statuses.push(r.status());
+    now = header(await echoed(), 'x-token-iat');
+  }
+  seen.renewed_iat = now;
+  seen.renewed_url = page.url();
+  seen.refresh_went_to_provider = toProvider() > before;
+  // Parallel XHRs on an expiring session: all 200 (one refresh, the others wait or use it).
+  await new Promise((r) => setTimeout(r, 2500));
+  seen.parallel = await page.evaluate(async () => {
+    const all = await Promise.all([1, 2, 3, 4, 5].map(() => fetch('/api/p')));
+    return all.map((r) => r.status);
+  });
+  seen.parallel_went_to_provider = toProvider() > before;
+}
+
+async function everything() {
   // 1. A navigation to a protected page goes to the provider's login form.
   await page.goto(`${gateway}/app/page?x=1`);
   await page.waitForSelector('input[name=login]');
@@ -106,11 +159,4 @@ try {
     await Promise.all([tab.waitForURL(targets[i]), tab.click('button[type=submit]')]);
     seen.two_tabs.push({ url: tab.url(), echo: JSON.parse(await tab.locator('body').innerText()) });
   }
-} catch (e) {
-  seen.error = `${e}`;
-  seen.error_url = page.url();
-  seen.error_page = (await page.content().catch(() => '')).slice(0, 2000);
-} finally {
-  await context.close();
 }
-console.log(JSON.stringify(seen));

@@ -3,7 +3,7 @@
 //
 // Usage: node provider.mjs <private key PEM> <kid> <client_id> <client_secret>
 // Prints its port on the first stdout line, then waits for POST /__setup with
-// {"redirect_uri": …, "logout_uri": …} (Envoy's port is known only once Envoy is up) before it
+// {"redirect_uri": …, "logout_uri": …, "id_token_ttl": seconds?} (Envoy's port is known only once Envoy is up) before it
 // serves OpenID requests. Users sign in on the provider's own login form (devInteractions):
 // any login name, any password; the account is <login>@example.com, email verified.
 import http from 'node:http';
@@ -34,7 +34,7 @@ const server = http.createServer((req, res) => {
   callback(req, res);
 });
 
-function makeProvider(issuer, { redirect_uri, logout_uri }) {
+function makeProvider(issuer, { redirect_uri, logout_uri, id_token_ttl }) {
   const provider = new Provider(issuer, {
     clients: [{
       client_id: clientId,
@@ -84,6 +84,10 @@ function makeProvider(issuer, { redirect_uri, logout_uri }) {
       return grant;
     },
     features: { devInteractions: { enabled: true } },
+    // As Cognito: a refresh token with every code exchange, and ID tokens of a set lifetime
+    // (the refresh test makes them short).
+    issueRefreshToken: async () => true,
+    ttl: { IdToken: id_token_ttl ?? 3600, AccessToken: id_token_ttl ?? 3600 },
     cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
   });
   provider.on('server_error', (ctx, err) => console.error('provider server_error', err));
