@@ -47,9 +47,16 @@ impl Http {
     /// Renews the session: one refresh per session per worker is in flight; a request whose
     /// session is being renewed waits for that refresh.
     fn refresh(&mut self, call: &session::Call, pending: session::RefreshPending) -> Action {
-        if let Some(waiting) = self.shared.refreshes.borrow_mut().get_mut(&pending.refresh) {
-            waiting.push(self.context_id);
-            return Action::Pause;
+        let now = millis(self.get_current_time());
+        // A refresh in flight: wait for it. One whose answer is overdue (its request went away
+        // before the answer) is taken over, with the requests that waited for it.
+        let mut waiting = Vec::new();
+        if let Some((deadline, w)) = self.shared.refreshes.borrow_mut().get_mut(&pending.refresh) {
+            if now < *deadline {
+                w.push(self.context_id);
+                return Action::Pause;
+            }
+            waiting = std::mem::take(w);
         }
         let headers: Vec<(&str, &str)> = call
             .headers
@@ -59,10 +66,13 @@ impl Http {
         let timeout = std::time::Duration::from_millis(call.timeout_ms);
         match self.dispatch_http_call(&call.cluster, headers, Some(&call.body), vec![], timeout) {
             Ok(token) => {
+                let deadline = now
+                    .saturating_add(call.timeout_ms)
+                    .saturating_add(REFRESH_GRACE_MS);
                 self.shared
                     .refreshes
                     .borrow_mut()
-                    .insert(pending.refresh.clone(), Vec::new());
+                    .insert(pending.refresh.clone(), (deadline, waiting));
                 self.refreshing = Some((token, pending));
                 Action::Pause
             }
@@ -72,7 +82,9 @@ impl Http {
                     call.cluster
                 );
                 self.shared.metrics.borrow_mut().event("refresh.failed");
-                let now = millis(self.get_current_time());
+                self.shared.refreshes.borrow_mut().remove(&pending.refresh);
+                release(&self.shared, now, waiting, None);
+                let _ = hostcalls::set_effective_context(self.context_id);
                 match redecide(&self.shared, now, None) {
                     Outcome::Forward => Action::Continue,
                     _ => Action::Pause,
@@ -139,18 +151,12 @@ impl Http {
             .refreshes
             .borrow_mut()
             .remove(&pending.refresh)
+            .map(|(_, w)| w)
             .unwrap_or_default();
         if let Outcome::Forward = redecide(&shared, now_ms, cookies.as_deref()) {
             let _ = hostcalls::resume_http_request();
         }
-        for id in waiting {
-            if hostcalls::set_effective_context(id).is_err() {
-                continue; // the request is gone
-            }
-            if let Outcome::Forward = redecide(&shared, now_ms, cookies.as_deref()) {
-                let _ = hostcalls::resume_http_request();
-            }
-        }
+        release(&shared, now_ms, waiting, cookies.as_deref());
         let _ = hostcalls::set_effective_context(self.context_id);
         // A failed refresh leaves the old cookie: the next sign-in replaces it.
         self.set_cookies = cookies.unwrap_or_default();
@@ -180,6 +186,23 @@ impl Http {
 }
 
 impl Context for Http {
+    /// A request that went away with its refresh in flight: the requests waiting for that
+    /// refresh go on without the session rather than wait for an answer that never comes.
+    fn on_done(&mut self) -> bool {
+        if let Some((_, pending)) = self.refreshing.take() {
+            let waiting = self
+                .shared
+                .refreshes
+                .borrow_mut()
+                .remove(&pending.refresh)
+                .map(|(_, w)| w)
+                .unwrap_or_default();
+            let now = millis(self.get_current_time());
+            release(&self.shared, now, waiting, None);
+        }
+        true
+    }
+
     fn on_http_call_response(
         &mut self,
         token: u32,
@@ -253,6 +276,18 @@ impl Context for Http {
     }
 }
 
+/// Lets the requests that waited for a refresh go on, with the renewed session or without one.
+fn release(shared: &Shared, now_ms: u64, waiting: Vec<u32>, cookies: Option<&[String]>) {
+    for id in waiting {
+        if hostcalls::set_effective_context(id).is_err() {
+            continue; // the request is gone
+        }
+        if let Outcome::Forward = redecide(shared, now_ms, cookies) {
+            let _ = hostcalls::resume_http_request();
+        }
+    }
+}
+
 /// Decides the effective context's request again with its session replaced by the one
 /// `cookies` set (`None`: without a session), and acts on it; never waits, never refreshes
 /// again.
@@ -281,6 +316,9 @@ fn redecide(shared: &Shared, now_ms: u64, cookies: Option<&[String]>) -> Outcome
         other => other,
     }
 }
+
+/// A refresh whose answer is this late past its timeout is taken over by the next request.
+const REFRESH_GRACE_MS: u64 = 2_000;
 
 /// A token endpoint answer larger than this is refused (Cognito's are a few KB).
 const MAX_TOKEN_RESPONSE_BYTES: usize = 256 * 1024;

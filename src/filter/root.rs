@@ -41,8 +41,9 @@ pub struct Shared {
     pub verifier: Box<dyn SignatureVerifier>,
     /// Verified tokens of this worker.
     pub cache: RefCell<TokenCache>,
-    /// Session refreshes in flight on this worker: refresh token → the requests waiting for it.
-    pub refreshes: RefCell<HashMap<String, Vec<u32>>>,
+    /// Session refreshes in flight on this worker: refresh token → (when its answer is
+    /// overdue, ms since the epoch; the requests waiting for it).
+    pub refreshes: RefCell<HashMap<String, (u64, Vec<u32>)>>,
     pub metrics: RefCell<Metrics>,
 }
 
