@@ -40,6 +40,9 @@ pub enum Decision {
     /// Make `call` (redeem the session's refresh token), then decide the request again with
     /// the session [`session::refreshed`] gives ([`session::with_session`]).
     Refresh(Box<(session::Call, session::RefreshPending)>),
+    /// Make `call` (revoke the refresh token at logout), then answer with the response
+    /// whatever the call's outcome.
+    Revoke(Box<(session::Call, Response)>),
 }
 
 #[derive(Debug)]
@@ -140,10 +143,13 @@ pub fn decide_with(
         .is_some_and(|p| session::is_path(request.path, p))
     {
         return match session::logout(login, authority, request.headers) {
-            Ok(response) => Decision::Redirect(Redirected {
-                response,
-                reason: "logout",
-            }),
+            Ok(response) => match session::revoke_call(login, request.headers) {
+                Some(call) => Decision::Revoke(Box::new((call, response))),
+                None => Decision::Redirect(Redirected {
+                    response,
+                    reason: "logout",
+                }),
+            },
             Err(f) => deny(f.page(), f.reason(), None),
         };
     }

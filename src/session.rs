@@ -546,6 +546,26 @@ pub fn upstream_cookie(login: &Login, headers: &[(String, Vec<u8>)]) -> Option<O
     removed.then(|| (!kept.is_empty()).then(|| kept.join("; ")))
 }
 
+/// At logout, the request that revokes the session's refresh token (RFC 7009, Cognito's
+/// `/oauth2/revoke`, `client_secret_basic`), if the session has one.
+pub fn revoke_call(login: &Login, headers: &[(String, Vec<u8>)]) -> Option<Call> {
+    let Session::Refreshable { refresh, .. } = session(login, headers) else {
+        return None;
+    };
+    let body = format!(
+        "token={}&token_type_hint=refresh_token&client_id={}",
+        url::encode(&refresh),
+        url::encode(&login.client_id),
+    );
+    let mut call = token_call(login, body);
+    for (name, value) in &mut call.headers {
+        if name == ":path" {
+            value.clone_from(&login.revoke_path);
+        }
+    }
+    Some(call)
+}
+
 /// Whether `path` (with its query) is the login's callback or logout path.
 pub fn is_path(path: &[u8], target: &str) -> bool {
     let bare = path.split(|&b| b == b'?').next().unwrap_or_default();

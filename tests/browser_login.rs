@@ -312,6 +312,11 @@ fn a_browser_signs_in_at_the_edge() {
     let logout = seen["logout_url"].as_str().unwrap();
     assert!(logout.starts_with(&format!("http://localhost:{}/logout?client_id={CLIENT}&logout_uri=http%3A%2F%2Flocalhost%3A{}%2F", op.port, envoy.port)), "{logout}");
     assert_eq!(seen["logout_cleared"], true);
+    envoy.wait_for_stat("wasmcustom.cognito_edge_auth.logout.revoked", 1);
+    assert_eq!(
+        envoy.stat("wasmcustom.cognito_edge_auth.logout.revoke_failed"),
+        None
+    );
     assert_eq!(seen["after_logout_went_to_provider"], true);
     // An open redirect in the return URL (`//evil.example/…`): the browser stays on the
     // gateway. With rules the path check refuses it (400) before any login; a return path

@@ -79,6 +79,12 @@ fuzz_target!(|data: &[u8]| {
                 assert!(!v.contains('\r') && !v.contains('\n'));
             }
         }
+        Decision::Revoke(revoke) => {
+            let (call, _) = *revoke;
+            for (_, v) in &call.headers {
+                assert!(!v.contains('\r') && !v.contains('\n'));
+            }
+        }
         Decision::Deny(d) => assert!(!d.response.body.contains("secret")),
         Decision::Allow(_) => {}
     }

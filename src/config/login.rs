@@ -31,6 +31,8 @@ pub struct Login {
     pub authorize_url: String,
     /// `https://<domain>/logout`.
     pub logout_url: String,
+    /// `/oauth2/revoke` on the token endpoint's host: where logout revokes the refresh token.
+    pub revoke_path: String,
     /// The token endpoint, reached through an Envoy cluster.
     pub token: TokenEndpoint,
     pub callback_path: String,
@@ -251,6 +253,7 @@ impl RawLogin {
             cookie_keys,
             authorize_url: format!("{domain}/oauth2/authorize"),
             logout_url: format!("{domain}/logout"),
+            revoke_path: "/oauth2/revoke".into(),
             token: TokenEndpoint {
                 cluster: self.token_cluster,
                 authority,

@@ -31,6 +31,8 @@ pub struct Http {
     refreshing: Option<(u32, session::RefreshPending)>,
     /// `Set-Cookie`s for the response (a renewed session).
     set_cookies: Vec<String>,
+    /// The logout's revocation in flight: its call token and the answer to send after it.
+    revoking: Option<(u32, Response)>,
 }
 
 impl Http {
@@ -41,7 +43,34 @@ impl Http {
             exchange: None,
             refreshing: None,
             set_cookies: Vec::new(),
+            revoking: None,
         }
+    }
+
+    /// Revokes the session's refresh token, then sends the logout's answer (also when the
+    /// revocation fails: the browser's session ends either way).
+    fn revoke(&mut self, call: &session::Call, response: Response) -> Action {
+        let headers: Vec<(&str, &str)> = call
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let timeout = std::time::Duration::from_millis(call.timeout_ms);
+        match self.dispatch_http_call(&call.cluster, headers, Some(&call.body), vec![], timeout) {
+            Ok(token) => self.revoking = Some((token, response)),
+            Err(status) => {
+                log::warn!(
+                    "cognito-edge-auth: revocation failed (cannot call cluster {}: {status:?})",
+                    call.cluster
+                );
+                self.shared
+                    .metrics
+                    .borrow_mut()
+                    .event("logout.revoke_failed");
+                send(&response);
+            }
+        }
+        Action::Pause
     }
 
     /// Renews the session: one refresh per session per worker is in flight; a request whose
@@ -210,6 +239,26 @@ impl Context for Http {
         body_size: usize,
         _trailers: usize,
     ) {
+        if let Some((expected, response)) = self.revoking.take() {
+            if token == expected {
+                let status = self.get_http_call_response_header(":status");
+                if status.as_deref() == Some("200") {
+                    self.shared.metrics.borrow_mut().event("logout.revoked");
+                } else {
+                    self.shared
+                        .metrics
+                        .borrow_mut()
+                        .event("logout.revoke_failed");
+                    log::warn!(
+                        "cognito-edge-auth: revocation failed (token endpoint answered {})",
+                        status.as_deref().unwrap_or("nothing")
+                    );
+                }
+                send(&response);
+                return;
+            }
+            self.revoking = Some((expected, response));
+        }
         if let Some((expected, pending)) = self.refreshing.take() {
             if token == expected {
                 return self.refreshed(pending, body_size);
@@ -303,13 +352,13 @@ fn redecide(shared: &Shared, now_ms: u64, cookies: Option<&[String]>) -> Outcome
             match process_headers(shared, now_ms, false, &without) {
                 Outcome::Forward => Outcome::Forward,
                 Outcome::Answered | Outcome::Wait(_) => Outcome::Answered,
-                Outcome::Call(_) | Outcome::Refresh(_) => {
+                Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Revoke(_) => {
                     login_failed(shared, Failure::Exchange);
                     Outcome::Answered
                 }
             }
         }
-        Outcome::Call(_) | Outcome::Refresh(_) => {
+        Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Revoke(_) => {
             login_failed(shared, Failure::Exchange);
             Outcome::Answered
         }
@@ -366,6 +415,10 @@ impl HttpContext for Http {
                 let (call, pending) = *refresh;
                 self.refresh(&call, pending)
             }
+            Outcome::Revoke(revoke) => {
+                let (call, response) = *revoke;
+                self.revoke(&call, response)
+            }
         }
     }
 
@@ -390,6 +443,8 @@ pub enum Outcome {
     Call(Box<(session::Call, session::Pending)>),
     /// Renew the session first (only from `on_http_request_headers`).
     Refresh(Box<(session::Call, session::RefreshPending)>),
+    /// Revoke the refresh token, then answer (only from `on_http_request_headers`).
+    Revoke(Box<(session::Call, Response)>),
 }
 
 /// Decides the effective context's request at `now_ms`, then rewrites its headers or sends
@@ -467,6 +522,10 @@ fn process_headers(
             Outcome::Call(call)
         }
         Decision::Refresh(refresh) => Outcome::Refresh(refresh),
+        Decision::Revoke(revoke) => {
+            shared.metrics.borrow_mut().event("logout");
+            Outcome::Revoke(revoke)
+        }
     }
 }
 

@@ -385,7 +385,7 @@ impl Root {
                 }
                 Outcome::Answered => {}
                 // Code exchanges are decided before any key is needed: never from a waiter.
-                Outcome::Call(_) | Outcome::Refresh(_) => {
+                Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Revoke(_) => {
                     http::login_failed(shared, crate::session::Failure::Exchange)
                 }
                 Outcome::Wait(mut again) => {

@@ -885,3 +885,42 @@ fn with_session_keeps_the_other_cookies() {
     let none = with_session(&login, &headers, None);
     assert_eq!(none[1], ("cookie".to_string(), b"a=1; b=2".to_vec()));
 }
+
+#[test]
+fn logout_revokes_the_refresh_token_first() {
+    let c = config();
+    let login = c.login.as_ref().unwrap();
+    let r = finished_with_refresh(&c, "the-refresh-token");
+    let mut browser = navigation();
+    browser.push(cookie_header(&header(&r, "set-cookie")));
+    let call = revoke_call(login, &browser).unwrap();
+    let h = |name: &str| {
+        call.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap()
+            .1
+            .clone()
+    };
+    assert_eq!(
+        (h(":method"), h(":path")),
+        ("POST".into(), "/oauth2/revoke".into())
+    );
+    assert_eq!(
+        h("authorization"),
+        format!("Basic {}", STANDARD.encode("client1:s3cret"))
+    );
+    assert_eq!(
+        String::from_utf8(call.body).unwrap(),
+        "token=the-refresh-token&token_type_hint=refresh_token&client_id=client1"
+    );
+    let Decision::Revoke(revoke) = decide_at(&c, "GET", "/logout", &browser) else {
+        panic!()
+    };
+    let (_, answer) = *revoke;
+    assert!(header(&answer, "location")[0].starts_with("https://auth.example.com/logout?"));
+    assert!(
+        revoke_call(login, &navigation()).is_none(),
+        "no session, nothing to revoke"
+    );
+}

@@ -132,6 +132,8 @@ async function everything() {
   await page.waitForURL((u) => u.href.startsWith(`${provider}/logout`));
   seen.logout_url = page.url();
   seen.logout_cleared = (await sessionCookie()) === undefined;
+  //    (The provider's own session outlives its logout page here, which nobody confirms: it
+  //    signs in again without its form.)
   const beforeNext = toProvider();
   await page.goto(`${gateway}/app/next`);
   await page.waitForURL(`${gateway}/app/next`);

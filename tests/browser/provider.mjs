@@ -53,6 +53,7 @@ function makeProvider(issuer, { redirect_uri, logout_uri, id_token_ttl }) {
       token: '/oauth2/token',
       userinfo: '/oauth2/userInfo',
       end_session: '/logout',
+      revocation: '/oauth2/revoke',
       jwks: '/.well-known/jwks.json',
     },
     pkce: { required: () => true },
@@ -77,13 +78,15 @@ function makeProvider(issuer, { redirect_uri, logout_uri, id_token_ttl }) {
     // A confidential first-party client: no consent screen (as Cognito's hosted UI).
     loadExistingGrant: async (ctx) => {
       const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
-      if (grantId) return ctx.oidc.provider.Grant.find(grantId);
+      // A grant ends when its refresh token is revoked (at logout): then a new one.
+      const existing = grantId && await ctx.oidc.provider.Grant.find(grantId);
+      if (existing) return existing;
       const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId });
       grant.addOIDCScope('openid email profile');
       await grant.save();
       return grant;
     },
-    features: { devInteractions: { enabled: true } },
+    features: { devInteractions: { enabled: true }, revocation: { enabled: true } },
     // As Cognito: a refresh token with every code exchange, and ID tokens of a set lifetime
     // (the refresh test makes them short).
     issueRefreshToken: async () => true,
