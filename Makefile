@@ -60,7 +60,7 @@ run: build $(ENVOY)
 
 ## fuzz: each libFuzzer target for FUZZ_SECONDS (default 60) on the seed corpus in fuzz/corpus
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := verify jwks config request route_path
+FUZZ_TARGETS := verify jwks config request route_path login
 fuzz:
 	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
 	@set -o pipefail; for t in $(FUZZ_TARGETS); do \
@@ -92,10 +92,16 @@ soak: build $(ENVOY) .load-tools
 	@$(VENV)/bin/python -c 'import cryptography' 2>/dev/null || $(VENV)/bin/pip install --quiet cryptography
 
 # The end-to-end tests' other upstreams and clients: curl speaks h2c to Envoy
-# (tests/routes.rs), Jetty 9.4 is the servlet container behind it.
+# (tests/routes.rs), Jetty 9.4 is the servlet container behind it; tests/browser_login.rs
+# drives Debian's chromium with playwright-core against oidc-provider (npm, pinned by
+# tests/browser/package-lock.json).
 .e2e-tools:
 	@command -v curl >/dev/null || $(call apt_install,curl)
 	@[ -f /usr/share/jetty9/start.jar ] || $(call apt_install,jetty9)
+	@[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || $(call apt_install,chromium chromium-driver)
+	@command -v npm >/dev/null || $(call apt_install,nodejs npm)
+	@[ tests/browser/node_modules/.package-lock.json -nt tests/browser/package-lock.json ] || \
+		(cd tests/browser && npm ci --no-audit --no-fund)
 
 ## oci: the .wasm as an OCI image layout + tarball in target/oci (Istio's oci:// form; see docs/deployment.md)
 oci: build

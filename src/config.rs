@@ -20,6 +20,8 @@ pub use revocation::{RemoteList, Revocation};
 use rules::*;
 pub use rules::{Access, PathMatch, Requirement, Rule};
 use values::*;
+pub mod login;
+pub use login::Login;
 
 /// Tokens longer than `max_token_bytes` are refused before any parsing. The default fits a
 /// Cognito ID token of a user in a hundred long-named groups with room to spare; the bound
@@ -80,6 +82,8 @@ pub struct Config {
     /// CORS preflight requests (OPTIONS with Origin and Access-Control-Request-Method)
     /// pass without a token.
     pub bypass_cors_preflight: bool,
+    /// Browser sign-in, when configured.
+    pub login: Option<Login>,
 }
 
 /// The level of the one log line written per denied request.
@@ -150,12 +154,21 @@ impl Config {
     /// Parses and validates the plugin configuration (the JSON in the wasm filter's
     /// `configuration`).
     pub fn parse(json: &[u8]) -> Result<Config, ConfigError> {
+        Config::parse_with_env(json, &|_| None)
+    }
+
+    /// As [`Config::parse`], with `env` looking up the VM's environment variables (the
+    /// `login` section's secrets).
+    pub fn parse_with_env(
+        json: &[u8],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let de = &mut serde_json::Deserializer::from_slice(json);
         let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| ConfigError {
             field: e.path().to_string(),
             message: e.inner().to_string(),
         })?;
-        raw.validate()
+        raw.validate(env)
     }
 }
 
@@ -193,6 +206,7 @@ struct RawConfig {
     identity_header_prefix: Option<String>,
     #[serde(default)]
     claim_to_headers: Vec<ClaimToHeader>,
+    login: Option<login::RawLogin>,
 }
 
 #[derive(Deserialize)]
@@ -217,7 +231,7 @@ fn err(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
 }
 
 impl RawConfig {
-    fn validate(self) -> Result<Config, ConfigError> {
+    fn validate(self, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         if self.providers.is_empty() {
             return Err(err("providers", "at least one provider is required"));
         }
@@ -370,7 +384,12 @@ impl RawConfig {
             ));
         }
 
+        let login = self
+            .login
+            .map(|l| l.validate(&providers, env))
+            .transpose()?;
         Ok(Config {
+            login,
             providers,
             from_headers,
             from_cookies,

@@ -8,6 +8,7 @@ use crate::online::{self, Answers, Step, TokenKey};
 use crate::policy::{self, Refusal};
 use crate::response::{self, Response};
 use crate::revocation::RevocationList;
+use crate::session::{self, Random, Session};
 use crate::signature::SignatureVerifier;
 use crate::token::{self, ExtractError};
 use crate::verify::{self, Claims, VerifyError};
@@ -37,6 +38,16 @@ pub enum Decision {
     /// Ask Cognito whether the access token is live, keep the answer, then decide the
     /// request again (the glue pauses it meanwhile).
     Check(Check),
+    /// Send the browser elsewhere (to sign in, back after signing in or out).
+    Redirect(Redirected),
+    /// Make `call` (the callback's code exchange), then answer with [`session::finish`].
+    Call(Box<(session::Call, session::Pending)>),
+    /// Make `call` (redeem the session's refresh token), then decide the request again with
+    /// the session [`session::refreshed`] gives ([`session::with_session`]).
+    Refresh(Box<(session::Call, session::RefreshPending)>),
+    /// Make `call` (revoke the refresh token at logout), then answer with the response
+    /// whatever the call's outcome.
+    Revoke(Box<(session::Call, Response)>),
 }
 
 /// An online check the glue must make: `GetUser` with `token` through provider
@@ -47,6 +58,13 @@ pub struct Check {
     pub key: TokenKey,
     /// The access token, for the call's body only: never logged.
     pub token: String,
+}
+
+#[derive(Debug)]
+pub struct Redirected {
+    pub response: Response,
+    /// A short, stable reason for logs and metrics.
+    pub reason: &'static str,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -151,7 +169,16 @@ pub fn decide(
         fetched: &[],
         online: &online::NoAnswers,
     };
-    decide_with(request, config, keys, &lists, signatures, cache, now)
+    decide_with(
+        request,
+        config,
+        keys,
+        &lists,
+        signatures,
+        cache,
+        now,
+        &|| None,
+    )
 }
 
 /// What the glue knows beyond the configuration and the keys: the fetched revocation lists
@@ -161,10 +188,109 @@ pub struct Lists<'a> {
     pub online: &'a dyn Answers,
 }
 
-/// As [`decide`], with the fetched revocation lists and the online answers the glue keeps.
-/// A listed token is refused, cached or not; an access token that must be checked online
-/// and has no current answer gives [`Decision::Check`].
+/// As [`decide`], with what the glue keeps and draws:
+/// - the fetched revocation lists and the online answers (`lists`): a listed token is
+///   refused, cached or not; an access token that must be checked online and has no current
+///   answer gives [`Decision::Check`];
+/// - browser sign-in: `random` draws the bytes a new login needs (without them a browser
+///   gets today's 401, never a login with weak randomness).
+#[allow(clippy::too_many_arguments)]
 pub fn decide_with(
+    request: &Request,
+    config: &Config,
+    keys: &[Option<KeySet>],
+    lists: &Lists,
+    signatures: &dyn SignatureVerifier,
+    cache: &mut TokenCache,
+    now: u64,
+    random: &dyn Fn() -> Option<Random>,
+) -> Decision {
+    let Some(login) = &config.login else {
+        return decide_token(request, config, keys, lists, signatures, cache, now);
+    };
+    let authority = header(request.headers, ":authority")
+        .or_else(|| header(request.headers, "host"))
+        .unwrap_or_default();
+    if session::is_path(request.path, &login.callback_path) {
+        return match session::callback(login, authority, request.path, request.headers, now) {
+            Ok(call) => Decision::Call(Box::new(call)),
+            Err(f) => deny(f.page(), f.reason(), None),
+        };
+    }
+    if login
+        .logout_path
+        .as_deref()
+        .is_some_and(|p| session::is_path(request.path, p))
+    {
+        return match session::logout(login, authority, request.headers) {
+            Ok(response) => match session::revoke_call(login, request.headers) {
+                Some(call) => Decision::Revoke(Box::new((call, response))),
+                None => Decision::Redirect(Redirected {
+                    response,
+                    reason: "logout",
+                }),
+            },
+            Err(f) => deny(f.page(), f.reason(), None),
+        };
+    }
+    match decide_token(request, config, keys, lists, signatures, cache, now) {
+        // A browser without a (valid) session is sent to sign in; a request that carried a
+        // token header, an API call or an XHR keeps its 401.
+        Decision::Deny(denied)
+            if denied.response.status == 401
+                && session::is_navigation(request.method, request.headers)
+                && matches!(
+                    token::extract(request.headers, config.token_sources()),
+                    Ok(None)
+                ) =>
+        {
+            match random().map(|r| session::start(login, authority, request.path, &r, now)) {
+                Some(Ok(response)) => Decision::Redirect(Redirected {
+                    response,
+                    reason: "login",
+                }),
+                _ => Decision::Deny(denied),
+            }
+        }
+        Decision::Allow(mut allowed) => {
+            // The identity headers may be shared with the token cache: copied only here.
+            let mut set = allowed.set.to_vec();
+            // The session's ID token as a bearer token, when asked for and when the request
+            // was allowed on its session (it carried no token of its own).
+            if login.forward_id_token
+                && matches!(
+                    token::extract(request.headers, config.token_sources()),
+                    Ok(None)
+                )
+            {
+                if let Session::Token(t) | Session::Refreshable { id: t, .. } =
+                    session::session(login, request.headers)
+                {
+                    set.push(("authorization".into(), format!("Bearer {t}")));
+                }
+            }
+            match session::upstream_cookie(login, request.headers) {
+                None => {}
+                Some(None) => allowed.remove.push("cookie".into()),
+                Some(Some(rest)) => set.push(("cookie".into(), rest)),
+            }
+            allowed.set = set.into();
+            Decision::Allow(allowed)
+        }
+        decision => decision,
+    }
+}
+
+fn header<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> Option<&'h [u8]> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_slice())
+}
+
+/// The request's token (a token header, a token cookie, or the session) through verify, the
+/// revocation lists, the policy and the online check.
+fn decide_token(
     request: &Request,
     config: &Config,
     keys: &[Option<KeySet>],
@@ -198,10 +324,27 @@ pub fn decide_with(
     let public = matches!(route.access, Access::Public);
 
     // On a public route a token is optional, but one that is sent must be valid.
+    let session_token;
+    let mut refresh: Option<String> = None;
     let token = match token::extract(request.headers, config.token_sources()) {
         Ok(Some(token)) => token,
-        Ok(None) if public => return allow(remove, Rc::from([]), "public"),
-        Ok(None) => return deny(response::missing_token(realm), "missing", None),
+        Ok(None) => match config
+            .login
+            .as_ref()
+            .map(|l| session::session(l, request.headers))
+        {
+            Some(Session::Token(t)) => {
+                session_token = t;
+                session_token.as_str()
+            }
+            Some(Session::Refreshable { id, refresh: r }) => {
+                refresh = Some(r);
+                session_token = id;
+                session_token.as_str()
+            }
+            _ if public => return allow(remove, Rc::from([]), "public"),
+            _ => return deny(response::missing_token(realm), "missing", None),
+        },
         Err(ExtractError::Multiple) => {
             return deny(
                 response::invalid_request(realm, ExtractError::Multiple.description()),
@@ -218,7 +361,20 @@ pub fn decide_with(
         }
     };
     let slot = cache.slot(token);
-    let claims = match verify_cached(token, slot, config, keys, signatures, cache, now) {
+    let verified = verify_cached(token, slot, config, keys, signatures, cache, now);
+    // A session about to expire, or expired, is renewed first when it can be.
+    if let (Some(login), Some(r)) = (config.login.as_ref(), refresh.as_deref()) {
+        let due = match &verified {
+            Ok(claims) => claims
+                .expires_at
+                .is_some_and(|exp| exp <= now.saturating_add(login.refresh_before_seconds)),
+            Err(e) => *e == VerifyError::Expired,
+        };
+        if due {
+            return Decision::Refresh(Box::new(session::refresh_call(login, r, request.headers)));
+        }
+    }
+    let claims = match verified {
         Ok(claims) => claims,
         Err(e @ VerifyError::NoKeys { .. }) => {
             return deny(
@@ -482,16 +638,16 @@ mod tests {
     fn denied(d: Decision) -> Denied {
         match d {
             Decision::Deny(d) => d,
-            Decision::Allow(a) => panic!("allowed: {a:?}"),
             Decision::Check(c) => panic!("check: {:?}", c.key),
+            other => panic!("not denied: {other:?}"),
         }
     }
 
     fn allowed(d: Decision) -> Allowed {
         match d {
             Decision::Allow(a) => a,
-            Decision::Deny(d) => panic!("denied: {d:?}"),
             Decision::Check(c) => panic!("check: {:?}", c.key),
+            other => panic!("not allowed: {other:?}"),
         }
     }
 

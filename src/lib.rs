@@ -11,6 +11,7 @@ pub mod policy;
 pub mod refresh;
 pub mod response;
 pub mod revocation;
+pub mod session;
 pub mod signature;
 pub mod token;
 pub mod verify;

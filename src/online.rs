@@ -392,6 +392,7 @@ mod tests {
             &PureRust,
             &mut TokenCache::new(16),
             now,
+            &|| None,
         )
     }
 

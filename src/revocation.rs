@@ -313,7 +313,16 @@ mod tests {
                 fetched,
                 online: &online::NoAnswers,
             };
-            decide_with(&request(b"/"), cfg, &keys(), &lists, &PureRust, cache, NOW)
+            decide_with(
+                &request(b"/"),
+                cfg,
+                &keys(),
+                &lists,
+                &PureRust,
+                cache,
+                NOW,
+                &|| None,
+            )
         };
         assert!(matches!(run(&cfg, &[], &mut cache), Decision::Allow(_)));
         assert_eq!(cache.len(), 1);
@@ -344,6 +353,7 @@ mod tests {
             &PureRust,
             &mut cache,
             NOW,
+            &|| None,
         );
         assert_eq!(
             denied(public).reason,

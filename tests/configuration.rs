@@ -70,3 +70,14 @@ fn an_active_rule_without_an_online_check_stops_envoy() {
         "rules[0].require.active",
     );
 }
+
+#[test]
+fn a_login_secret_missing_from_the_vm_environment_stops_envoy() {
+    let login = json!({ "provider": "cognito", "client_id": "client1",
+        "client_secret_env": "CEA_TEST_UNSET_SECRET", "cookie_key_env": "CEA_TEST_UNSET_KEY",
+        "domain": "https://auth.example.com", "token_cluster": "jwks" });
+    refused(
+        json!({ "providers": [provider("cognito", 9)], "login": login }),
+        "login.client_secret_env",
+    );
+}

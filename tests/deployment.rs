@@ -28,7 +28,19 @@ use std::time::{Duration, Instant};
 /// Where the examples expect the `.wasm` (the Kubernetes example mounts it there).
 const WASM_MOUNT: &str = "/etc/envoy/wasm/cognito_edge_auth.wasm";
 const SYSTEM_CA: &str = "/etc/ssl/certs/ca-certificates.crt";
-const ENVOY_CONFIGS: [&str; 2] = ["envoy/production.yaml", "envoy/openmetadata.yaml"];
+const ENVOY_CONFIGS: [&str; 3] = [
+    "envoy/production.yaml",
+    "envoy/openmetadata.yaml",
+    "envoy/browser-login.yaml",
+];
+/// What the examples' `host_env_keys` name (envoy/browser-login.yaml): set for the checks.
+const LOGIN_ENV: [(&str, &str); 2] = [
+    ("CEA_CLIENT_SECRET", "example-secret"),
+    (
+        "CEA_COOKIE_KEY",
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    ),
+];
 // ---------------------------------------------------------------------------------------
 // Envoy configurations: envoy --mode validate
 
@@ -935,7 +947,13 @@ fn set_wasm(bootstrap: &mut Value) {
 
 /// Config::parse on a filter configuration.
 fn check_filter_config(what: &str, config: &Value) {
-    if let Err(e) = Config::parse(config.to_string().as_bytes()) {
+    let env = |name: &str| {
+        LOGIN_ENV
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.to_string())
+    };
+    if let Err(e) = Config::parse_with_env(config.to_string().as_bytes(), &env) {
         panic!("{what}: the filter configuration is refused: {e}");
     }
 }
@@ -955,6 +973,7 @@ fn envoy_validate(yaml: &str) -> (bool, String) {
             "-c",
         ])
         .arg(&path)
+        .envs(LOGIN_ENV)
         .output()
         .unwrap();
     let log = format!(

@@ -10,7 +10,8 @@ use crate::config::{KeySource, LogLevel};
 use crate::decision::{decide_with, Allowed, Decision, Denied, Lists, Request};
 use crate::online::TokenKey;
 use crate::refresh::Refetch;
-use crate::response;
+use crate::response::{self, Response};
+use crate::session::{self, Failure, Random};
 use crate::verify::VerifyError;
 use log::debug;
 use proxy_wasm::hostcalls;
@@ -26,16 +27,215 @@ const REFETCH_GRACE_MS: u64 = 2_000;
 pub struct Http {
     shared: Rc<Shared>,
     context_id: u32,
+    /// The callback's code exchange in flight: its call token and what it remembers.
+    exchange: Option<(u32, session::Pending)>,
+    /// The session refresh this request started: its call token and what it remembers.
+    refreshing: Option<(u32, session::RefreshPending)>,
+    /// `Set-Cookie`s for the response (a renewed session).
+    set_cookies: Vec<String>,
+    /// The logout's revocation in flight: its call token and the answer to send after it.
+    revoking: Option<(u32, Response)>,
 }
 
 impl Http {
     pub fn new(shared: Rc<Shared>, context_id: u32) -> Self {
-        Http { shared, context_id }
+        Http {
+            shared,
+            context_id,
+            exchange: None,
+            refreshing: None,
+            set_cookies: Vec::new(),
+            revoking: None,
+        }
+    }
+
+    /// Revokes the session's refresh token, then sends the logout's answer (also when the
+    /// revocation fails: the browser's session ends either way).
+    fn revoke(&mut self, call: &session::Call, response: Response) -> Action {
+        let headers: Vec<(&str, &str)> = call
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let timeout = std::time::Duration::from_millis(call.timeout_ms);
+        match self.dispatch_http_call(&call.cluster, headers, Some(&call.body), vec![], timeout) {
+            Ok(token) => self.revoking = Some((token, response)),
+            Err(status) => {
+                log::warn!(
+                    "cognito-edge-auth: revocation failed (cannot call cluster {}: {status:?})",
+                    call.cluster
+                );
+                self.shared
+                    .metrics
+                    .borrow_mut()
+                    .event("logout.revoke_failed");
+                send(&response);
+            }
+        }
+        Action::Pause
+    }
+
+    /// Renews the session: one refresh per session per worker is in flight; a request whose
+    /// session is being renewed waits for that refresh.
+    fn refresh(&mut self, call: &session::Call, pending: session::RefreshPending) -> Action {
+        let now = millis(self.get_current_time());
+        // A refresh in flight: wait for it. One whose answer is overdue (its request went away
+        // before the answer) is taken over, with the requests that waited for it.
+        let mut waiting = Vec::new();
+        if let Some((deadline, w)) = self.shared.refreshes.borrow_mut().get_mut(&pending.refresh) {
+            if now < *deadline {
+                w.push(self.context_id);
+                return Action::Pause;
+            }
+            waiting = std::mem::take(w);
+        }
+        let headers: Vec<(&str, &str)> = call
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let timeout = std::time::Duration::from_millis(call.timeout_ms);
+        match self.dispatch_http_call(&call.cluster, headers, Some(&call.body), vec![], timeout) {
+            Ok(token) => {
+                let deadline = now
+                    .saturating_add(call.timeout_ms)
+                    .saturating_add(REFRESH_GRACE_MS);
+                self.shared
+                    .refreshes
+                    .borrow_mut()
+                    .insert(pending.refresh.clone(), (deadline, waiting));
+                self.refreshing = Some((token, pending));
+                Action::Pause
+            }
+            Err(status) => {
+                log::warn!(
+                    "cognito-edge-auth: refresh failed (cannot call cluster {}: {status:?})",
+                    call.cluster
+                );
+                self.shared.metrics.borrow_mut().event("refresh.failed");
+                self.shared.refreshes.borrow_mut().remove(&pending.refresh);
+                release(&self.shared, now, waiting, None);
+                let _ = hostcalls::set_effective_context(self.context_id);
+                match redecide(&self.shared, now, None) {
+                    Outcome::Forward => Action::Continue,
+                    _ => Action::Pause,
+                }
+            }
+        }
+    }
+
+    /// The refresh's answer: this request and those that waited for it go on with the renewed
+    /// session, or without one if it failed (a browser signs in again, an API call gets 401).
+    fn refreshed(&mut self, pending: session::RefreshPending, body_size: usize) {
+        let shared = Rc::clone(&self.shared);
+        let Some(login) = shared.config.login.as_ref() else {
+            return;
+        };
+        let status = self
+            .get_http_call_response_header(":status")
+            .and_then(|s| s.parse::<u32>().ok());
+        let body = if body_size <= MAX_TOKEN_RESPONSE_BYTES {
+            self.get_http_call_response_body(0, body_size)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let now_ms = millis(self.get_current_time());
+        let result = match random() {
+            None => Err(Failure::Exchange),
+            Some(r) => {
+                let keys = shared.keys.borrow();
+                session::refreshed(
+                    &shared.config,
+                    login,
+                    &pending,
+                    status,
+                    &body,
+                    &keys,
+                    shared.verifier.as_ref(),
+                    now_ms / 1000,
+                    &r,
+                )
+            }
+        };
+        let cookies = match result {
+            Ok(cookies) => {
+                shared.metrics.borrow_mut().event("refresh.completed");
+                debug!("cognito-edge-auth: session refreshed");
+                Some(cookies)
+            }
+            Err(f) => {
+                shared.metrics.borrow_mut().event("refresh.failed");
+                log::warn!(
+                    "cognito-edge-auth: refresh failed reason={}{}",
+                    f.reason(),
+                    match status {
+                        Some(s) if s != 200 => format!(" (token endpoint answered {s})"),
+                        None => " (no answer from the token endpoint)".into(),
+                        _ => String::new(),
+                    }
+                );
+                None
+            }
+        };
+        let waiting = shared
+            .refreshes
+            .borrow_mut()
+            .remove(&pending.refresh)
+            .map(|(_, w)| w)
+            .unwrap_or_default();
+        if let Outcome::Forward = redecide(&shared, now_ms, cookies.as_deref()) {
+            let _ = hostcalls::resume_http_request();
+        }
+        release(&shared, now_ms, waiting, cookies.as_deref());
+        let _ = hostcalls::set_effective_context(self.context_id);
+        // A failed refresh leaves the old cookie: the next sign-in replaces it.
+        self.set_cookies = cookies.unwrap_or_default();
+    }
+
+    /// Makes the callback's token request; the answer arrives in `on_http_call_response`.
+    fn exchange(&mut self, call: &session::Call, pending: session::Pending) -> Action {
+        let headers: Vec<(&str, &str)> = call
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let timeout = std::time::Duration::from_millis(call.timeout_ms);
+        match self.dispatch_http_call(&call.cluster, headers, Some(&call.body), vec![], timeout) {
+            Ok(token) => self.exchange = Some((token, pending)),
+            Err(status) => {
+                log::warn!(
+                    "cognito-edge-auth: login failed reason={} (cannot call cluster {}: {status:?})",
+                    Failure::Exchange.reason(),
+                    call.cluster
+                );
+                login_failed(&self.shared, Failure::Exchange);
+            }
+        }
+        Action::Pause
     }
 }
 
 impl Context for Http {
-    /// An online check dispatched while this request was decided: its answer.
+    /// A request that went away with its refresh in flight: the requests waiting for that
+    /// refresh go on without the session rather than wait for an answer that never comes.
+    fn on_done(&mut self) -> bool {
+        if let Some((_, pending)) = self.refreshing.take() {
+            let waiting = self
+                .shared
+                .refreshes
+                .borrow_mut()
+                .remove(&pending.refresh)
+                .map(|(_, w)| w)
+                .unwrap_or_default();
+            let now = millis(self.get_current_time());
+            release(&self.shared, now, waiting, None);
+        }
+        true
+    }
+
+    /// The answer to a call this request made: its sign-in step's (code exchange, refresh,
+    /// revocation), or an online check dispatched while it was decided.
     fn on_http_call_response(
         &mut self,
         token: u32,
@@ -43,9 +243,169 @@ impl Context for Http {
         body_size: usize,
         _trailers: usize,
     ) {
+        if let Some((expected, response)) = self.revoking.take() {
+            if token == expected {
+                let status = self.get_http_call_response_header(":status");
+                if status.as_deref() == Some("200") {
+                    self.shared.metrics.borrow_mut().event("logout.revoked");
+                } else {
+                    self.shared
+                        .metrics
+                        .borrow_mut()
+                        .event("logout.revoke_failed");
+                    log::warn!(
+                        "cognito-edge-auth: revocation failed (token endpoint answered {})",
+                        status.as_deref().unwrap_or("nothing")
+                    );
+                }
+                send(&response);
+                return;
+            }
+            self.revoking = Some((expected, response));
+        }
+        if let Some((expected, pending)) = self.refreshing.take() {
+            if token == expected {
+                return self.refreshed(pending, body_size);
+            }
+            self.refreshing = Some((expected, pending));
+        }
+        if let Some((expected, pending)) = self.exchange.take() {
+            if token == expected {
+                return self.exchanged(pending, body_size);
+            }
+            self.exchange = Some((expected, pending));
+        }
         let now = millis(self.get_current_time());
         online::finished(&self.shared, token, body_size, now);
     }
+}
+
+impl Http {
+    /// The callback's code exchange answered: set the session, or show why not.
+    fn exchanged(&mut self, pending: session::Pending, body_size: usize) {
+        let shared = Rc::clone(&self.shared);
+        let Some(login) = shared.config.login.as_ref() else {
+            return;
+        };
+        let status = self
+            .get_http_call_response_header(":status")
+            .and_then(|s| s.parse::<u32>().ok());
+        let body = if body_size <= MAX_TOKEN_RESPONSE_BYTES {
+            self.get_http_call_response_body(0, body_size)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let now = millis(self.get_current_time()) / 1000;
+        let result = match random() {
+            None => Err(Failure::Exchange),
+            Some(r) => {
+                let keys = shared.keys.borrow();
+                session::finish(
+                    &shared.config,
+                    login,
+                    &pending,
+                    status,
+                    &body,
+                    &keys,
+                    shared.verifier.as_ref(),
+                    now,
+                    &r,
+                )
+            }
+        };
+        match result {
+            Ok(response) => {
+                shared.metrics.borrow_mut().event("login.completed");
+                debug!("cognito-edge-auth: login completed");
+                send(&response);
+            }
+            Err(f) => {
+                log::warn!(
+                    "cognito-edge-auth: login failed reason={}{}",
+                    f.reason(),
+                    match (f, status) {
+                        (Failure::IdToken(e), _) => format!(" ({})", e.description()),
+                        (Failure::Exchange, Some(s)) => format!(" (token endpoint answered {s})"),
+                        (Failure::Exchange, None) => " (no answer from the token endpoint)".into(),
+                        _ => String::new(),
+                    }
+                );
+                login_failed(&shared, f);
+            }
+        }
+    }
+}
+
+/// Lets the requests that waited for a refresh go on, with the renewed session or without one.
+fn release(shared: &Shared, now_ms: u64, waiting: Vec<u32>, cookies: Option<&[String]>) {
+    for id in waiting {
+        if hostcalls::set_effective_context(id).is_err() {
+            continue; // the request is gone
+        }
+        if let Outcome::Forward = redecide(shared, now_ms, cookies) {
+            let _ = hostcalls::resume_http_request();
+        }
+    }
+}
+
+/// Decides the effective context's request again with its session replaced by the one
+/// `cookies` set (`None`: without a session), and acts on it; never waits, never refreshes
+/// again.
+fn redecide(shared: &Shared, now_ms: u64, cookies: Option<&[String]>) -> Outcome {
+    let Some(login) = shared.config.login.as_ref() else {
+        return Outcome::Answered;
+    };
+    let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+    let renewed = session::with_session(login, &headers, cookies);
+    match process_headers(shared, now_ms, false, &renewed) {
+        Outcome::Refresh(_) if cookies.is_some() => {
+            let without = session::with_session(login, &headers, None);
+            match process_headers(shared, now_ms, false, &without) {
+                Outcome::Forward => Outcome::Forward,
+                Outcome::Answered | Outcome::Wait(_) => Outcome::Answered,
+                Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Revoke(_) => {
+                    login_failed(shared, Failure::Exchange);
+                    Outcome::Answered
+                }
+            }
+        }
+        Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Revoke(_) => {
+            login_failed(shared, Failure::Exchange);
+            Outcome::Answered
+        }
+        other => other,
+    }
+}
+
+/// A refresh whose answer is this late past its timeout is taken over by the next request.
+const REFRESH_GRACE_MS: u64 = 2_000;
+
+/// A token endpoint answer larger than this is refused (Cognito's are a few KB).
+const MAX_TOKEN_RESPONSE_BYTES: usize = 256 * 1024;
+
+/// Counts a failed sign-in and sends its error page.
+pub fn login_failed(shared: &Shared, f: Failure) {
+    let mut metrics = shared.metrics.borrow_mut();
+    metrics.event("login.failed");
+    metrics.denied(f.reason());
+    drop(metrics);
+    send(&f.page());
+}
+
+/// The random bytes of one sign-in step, from the host (WASI `random_get`).
+fn random() -> Option<Random> {
+    let mut r = Random {
+        state: [0; 16],
+        verifier: [0; 32],
+        nonce: [0; 16],
+        seal: [0; session::crypto::NONCE_BYTES],
+    };
+    getrandom::getrandom(&mut r.state).ok()?;
+    getrandom::getrandom(&mut r.verifier).ok()?;
+    getrandom::getrandom(&mut r.nonce).ok()?;
+    getrandom::getrandom(&mut r.seal).ok()?;
+    Some(r)
 }
 
 impl HttpContext for Http {
@@ -59,7 +419,27 @@ impl HttpContext for Http {
                 self.shared.waiters.borrow_mut().push(waiter);
                 Action::Pause
             }
+            Outcome::Call(call) => {
+                let (call, pending) = *call;
+                self.exchange(&call, pending)
+            }
+            Outcome::Refresh(refresh) => {
+                let (call, pending) = *refresh;
+                self.refresh(&call, pending)
+            }
+            Outcome::Revoke(revoke) => {
+                let (call, response) = *revoke;
+                self.revoke(&call, response)
+            }
         }
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        // A renewed session reaches the browser with the answer to the request that renewed it.
+        for cookie in std::mem::take(&mut self.set_cookies) {
+            self.add_http_response_header("set-cookie", &cookie);
+        }
+        Action::Continue
     }
 }
 
@@ -71,6 +451,12 @@ pub enum Outcome {
     Answered,
     /// Pause it until keys arrive (the caller fills in the context id).
     Wait(Waiter),
+    /// Make the callback's code exchange, then answer (only from `on_http_request_headers`).
+    Call(Box<(session::Call, session::Pending)>),
+    /// Renew the session first (only from `on_http_request_headers`).
+    Refresh(Box<(session::Call, session::RefreshPending)>),
+    /// Revoke the refresh token, then answer (only from `on_http_request_headers`).
+    Revoke(Box<(session::Call, Response)>),
 }
 
 /// Decides the effective context's request at `now_ms`, then rewrites its headers or sends
@@ -78,6 +464,16 @@ pub enum Outcome {
 pub fn process(shared: &Shared, now_ms: u64, may_wait: bool) -> Outcome {
     // Read as bytes: a client may send header values that are not UTF-8.
     let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+    process_headers(shared, now_ms, may_wait, &headers)
+}
+
+/// As [`process`], deciding on `headers` (the request's, or its headers with a renewed session).
+fn process_headers(
+    shared: &Shared,
+    now_ms: u64,
+    may_wait: bool,
+    headers: &[(String, Vec<u8>)],
+) -> Outcome {
     let pseudo = |name: &str| {
         headers
             .iter()
@@ -87,7 +483,7 @@ pub fn process(shared: &Shared, now_ms: u64, may_wait: bool) -> Outcome {
     let request = Request {
         method: pseudo(":method"),
         path: pseudo(":path"),
-        headers: &headers,
+        headers,
     };
 
     let mut decision = decide_now(shared, &request, now_ms, None);
@@ -140,6 +536,24 @@ pub fn process(shared: &Shared, now_ms: u64, may_wait: bool) -> Outcome {
             let _ = hostcalls::send_http_response(503, vec![("retry-after", "1")], None);
             Outcome::Answered
         }
+        Decision::Redirect(redirected) => {
+            shared.metrics.borrow_mut().event(match redirected.reason {
+                "login" => "login.started",
+                _ => "logout",
+            });
+            debug!("cognito-edge-auth: redirected ({})", redirected.reason);
+            send(&redirected.response);
+            Outcome::Answered
+        }
+        Decision::Call(call) => {
+            shared.metrics.borrow_mut().event("login.callbacks");
+            Outcome::Call(call)
+        }
+        Decision::Refresh(refresh) => Outcome::Refresh(refresh),
+        Decision::Revoke(revoke) => {
+            shared.metrics.borrow_mut().event("logout");
+            Outcome::Revoke(revoke)
+        }
     }
 }
 
@@ -175,6 +589,7 @@ fn decide_now(
         shared.verifier.as_ref(),
         &mut cache,
         now_ms / 1000,
+        &random,
     );
     shared.metrics.borrow_mut().cache(cache.take_counts());
     d
@@ -228,7 +643,10 @@ fn forward(allowed: &Allowed) {
 }
 
 fn answer(denied: &Denied) {
-    let r = &denied.response;
+    send(&denied.response);
+}
+
+fn send(r: &Response) {
     let headers: Vec<(&str, &str)> = r
         .headers
         .iter()

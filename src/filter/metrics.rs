@@ -40,6 +40,8 @@ const DENY_REASONS: [&str; 20] = [
 pub struct Metrics {
     allowed: Option<u32>,
     denied: HashMap<&'static str, u32>,
+    /// Sign-in events (`login.started`, `login.completed`, `logout`), defined when first seen.
+    events: HashMap<&'static str, u32>,
     cache_hits: Option<u32>,
     cache_misses: Option<u32>,
     providers: Vec<ProviderMetrics>,
@@ -97,6 +99,16 @@ impl Metrics {
             Some(&id) => Some(id),
             None => counter(&format!("denied.{reason}")).inspect(|&id| {
                 self.denied.insert(reason, id);
+            }),
+        };
+        self.count(id, 1);
+    }
+
+    pub fn event(&mut self, name: &'static str) {
+        let id = match self.events.get(name) {
+            Some(&id) => Some(id),
+            None => counter(name).inspect(|&id| {
+                self.events.insert(name, id);
             }),
         };
         self.count(id, 1);

@@ -189,6 +189,10 @@ fn resume(shared: &Shared, key: &str, now_ms: u64) {
                 let _ = hostcalls::resume_http_request();
             }
             Outcome::Answered => {}
+            // Sign-in steps are decided before the online check: never from a waiter.
+            Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Revoke(_) => {
+                http::login_failed(shared, crate::session::Failure::Exchange)
+            }
             Outcome::Wait(mut again) => {
                 again.context_id = w.context_id;
                 shared.waiters.borrow_mut().push(again);

@@ -43,6 +43,9 @@ pub struct Shared {
     pub verifier: Box<dyn SignatureVerifier>,
     /// Verified tokens of this worker.
     pub cache: RefCell<TokenCache>,
+    /// Session refreshes in flight on this worker: refresh token → (when its answer is
+    /// overdue, ms since the epoch; the requests waiting for it).
+    pub refreshes: RefCell<HashMap<String, (u64, Vec<u32>)>>,
     pub metrics: RefCell<Metrics>,
     /// The fetched revocation lists of this worker.
     pub revocation: revocation::Lists,
@@ -122,13 +125,18 @@ impl RootContext for Root {
         follow_host_log_level();
 
         let bytes = self.get_plugin_configuration().unwrap_or_default();
-        let config = match Config::parse(&bytes) {
+        // The login section's secrets: vm_config.environment_variables reach the VM as its
+        // WASI environment.
+        let config = match Config::parse_with_env(&bytes, &|name| std::env::var(name).ok()) {
             Ok(config) => config,
             Err(e) => {
                 error!("cognito-edge-auth: {e}");
                 return false;
             }
         };
+        for warning in config.login.iter().flat_map(|l| &l.warnings) {
+            warn!("cognito-edge-auth: {warning}");
+        }
         let n = config.providers.len();
         let mut keys = vec![None; n];
         let mut stores = Vec::with_capacity(n);
@@ -163,6 +171,7 @@ impl RootContext for Root {
                 Box::new(PureRust)
             },
             cache: RefCell::new(TokenCache::with_limits(cache_entries, cache_bytes)),
+            refreshes: RefCell::new(HashMap::new()),
             metrics: RefCell::new(metrics),
             revocation: lists,
             online: online::State::default(),
@@ -417,6 +426,10 @@ impl Root {
                     let _ = hostcalls::resume_http_request();
                 }
                 Outcome::Answered => {}
+                // Code exchanges are decided before any key is needed: never from a waiter.
+                Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Revoke(_) => {
+                    http::login_failed(shared, crate::session::Failure::Exchange)
+                }
                 Outcome::Wait(mut again) => {
                     again.context_id = w.context_id;
                     again.deadline_ms = w.deadline_ms;
