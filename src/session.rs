@@ -346,19 +346,15 @@ pub fn finish(
         Err(Refusal::NoPrincipal(_)) => return Err(Failure::NoPrincipal),
         Err(Refusal::Forbidden(..)) => return Err(Failure::Forbidden),
     }
-    let mut cookies = session_cookies(
+    let mut cookies = new_session(
         login,
         &id_token,
         tokens.refresh_token.as_deref(),
-        claims
-            .expires_at
-            .unwrap_or(claims.valid_until)
-            .saturating_sub(now),
+        &claims,
+        now,
         &random.seal,
+        pending.old_chunks,
     )?;
-    for i in cookies.len()..pending.old_chunks {
-        cookies.push(set_cookie(login, &chunk_name(login, i), "", "/", Some(0)));
-    }
     cookies.push(set_cookie(
         login,
         &pending.login_cookie,
@@ -432,17 +428,35 @@ pub fn refreshed(
     let refresh = tokens
         .refresh_token
         .unwrap_or_else(|| pending.refresh.clone());
-    let mut cookies = session_cookies(
+    new_session(
         login,
         &tokens.id_token,
         Some(&refresh),
-        claims
-            .expires_at
-            .unwrap_or(claims.valid_until)
-            .saturating_sub(now),
+        &claims,
+        now,
         &random.seal,
-    )?;
-    for i in cookies.len()..pending.old_chunks {
+        pending.old_chunks,
+    )
+}
+
+/// The session cookies for a verified ID token (and refresh token), living as long as the
+/// token, plus cookies that clear the chunks of the old session beyond the new one's.
+#[allow(clippy::too_many_arguments)]
+fn new_session(
+    login: &Login,
+    id_token: &str,
+    refresh: Option<&str>,
+    claims: &crate::verify::Claims,
+    now: u64,
+    seal: &[u8; crypto::NONCE_BYTES],
+    old_chunks: usize,
+) -> Result<Vec<String>, Failure> {
+    let lifetime = claims
+        .expires_at
+        .unwrap_or(claims.valid_until)
+        .saturating_sub(now);
+    let mut cookies = session_cookies(login, id_token, refresh, lifetime, seal)?;
+    for i in cookies.len()..old_chunks {
         cookies.push(set_cookie(login, &chunk_name(login, i), "", "/", Some(0)));
     }
     Ok(cookies)

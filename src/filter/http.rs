@@ -131,15 +131,7 @@ impl Http {
         let Some(login) = shared.config.login.as_ref() else {
             return;
         };
-        let status = self
-            .get_http_call_response_header(":status")
-            .and_then(|s| s.parse::<u32>().ok());
-        let body = if body_size <= MAX_TOKEN_RESPONSE_BYTES {
-            self.get_http_call_response_body(0, body_size)
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
+        let (status, body) = self.token_answer(body_size);
         let now_ms = millis(self.get_current_time());
         let result = match random() {
             None => Err(Failure::Exchange),
@@ -281,12 +273,9 @@ impl Context for Http {
 }
 
 impl Http {
-    /// The callback's code exchange answered: set the session, or show why not.
-    fn exchanged(&mut self, pending: session::Pending, body_size: usize) {
-        let shared = Rc::clone(&self.shared);
-        let Some(login) = shared.config.login.as_ref() else {
-            return;
-        };
+    /// The token endpoint's answer to a call of this request: its status, and its body unless
+    /// it is larger than any token response (then empty, which the core refuses).
+    fn token_answer(&self, body_size: usize) -> (Option<u32>, Vec<u8>) {
         let status = self
             .get_http_call_response_header(":status")
             .and_then(|s| s.parse::<u32>().ok());
@@ -296,6 +285,16 @@ impl Http {
         } else {
             Vec::new()
         };
+        (status, body)
+    }
+
+    /// The callback's code exchange answered: set the session, or show why not.
+    fn exchanged(&mut self, pending: session::Pending, body_size: usize) {
+        let shared = Rc::clone(&self.shared);
+        let Some(login) = shared.config.login.as_ref() else {
+            return;
+        };
+        let (status, body) = self.token_answer(body_size);
         let now = millis(self.get_current_time()) / 1000;
         let result = match random() {
             None => Err(Failure::Exchange),
