@@ -18,11 +18,7 @@ pub(super) fn each(
 
 /// Claim names also appear in error descriptions, inside a quoted string.
 pub(super) fn claim_name(v: &str, at: &str) -> Result<String, ConfigError> {
-    if v.is_empty()
-        || !v
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
-    {
+    if !is_quotable_word(v) {
         return Err(err(
             at,
             "must be a claim name: printable ASCII without quotes or backslashes",
@@ -61,17 +57,20 @@ pub(super) fn group(v: &str, at: &str) -> Result<String, ConfigError> {
 
 /// A scope-token (RFC 6749 §3.3).
 pub(super) fn scope(v: &str, at: &str) -> Result<String, ConfigError> {
-    if v.is_empty()
-        || !v
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
-    {
+    if !is_quotable_word(v) {
         return Err(err(
             at,
             "must be a scope: printable ASCII without spaces, quotes or backslashes",
         ));
     }
     Ok(v.to_string())
+}
+
+/// Non-empty visible ASCII without quotes or backslashes: safe inside a quoted string.
+fn is_quotable_word(v: &str) -> bool {
+    !v.is_empty()
+        && v.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
 }
 
 /// A DNS domain such as `example.com`, lowercased.
