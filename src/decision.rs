@@ -72,9 +72,15 @@ pub struct Allowed {
     /// Headers to remove first: every incoming identity header, always; and the token's
     /// header when `forward` is false.
     pub remove: Vec<String>,
-    /// Headers to set next: the verified identity. Empty for an anonymous request. Shared
-    /// with the token cache, which renders them once per token and rule.
+    /// Headers to add next: the verified identity. Empty for an anonymous request. Shared
+    /// with the token cache, which renders them once per token and rule. Every name is one
+    /// the filter owns (the prefix, `claim_to_headers`), so once `remove` is done none is in
+    /// the request: they are added, never replaced (a replace scans the header map; Envoy's
+    /// add does not).
     pub set: Rc<[(String, String)]>,
+    /// Headers to replace last, which the request may carry: the session's ID token as
+    /// `authorization`, the `cookie` header without the session's cookies.
+    pub replace: Vec<(String, String)>,
     /// A short, stable reason for logs and metrics.
     pub reason: &'static str,
 }
@@ -253,8 +259,6 @@ pub fn decide_with(
             }
         }
         Decision::Allow(mut allowed) => {
-            // The identity headers may be shared with the token cache: copied only here.
-            let mut set = allowed.set.to_vec();
             // The session's ID token as a bearer token, when asked for and when the request
             // was allowed on its session (it carried no token of its own).
             if login.forward_id_token
@@ -266,15 +270,16 @@ pub fn decide_with(
                 if let Session::Token(t) | Session::Refreshable { id: t, .. } =
                     session::session(login, request.headers)
                 {
-                    set.push(("authorization".into(), format!("Bearer {t}")));
+                    allowed
+                        .replace
+                        .push(("authorization".into(), format!("Bearer {t}")));
                 }
             }
             match session::upstream_cookie(login, request.headers) {
                 None => {}
                 Some(None) => allowed.remove.push("cookie".into()),
-                Some(Some(rest)) => set.push(("cookie".into(), rest)),
+                Some(Some(rest)) => allowed.replace.push(("cookie".into(), rest)),
             }
-            allowed.set = set.into();
             Decision::Allow(allowed)
         }
         decision => decision,
@@ -543,6 +548,7 @@ fn allow(remove: Vec<String>, set: Rc<[(String, String)]>, reason: &'static str)
     Decision::Allow(Allowed {
         remove,
         set,
+        replace: Vec::new(),
         reason,
     })
 }

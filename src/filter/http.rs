@@ -636,7 +636,11 @@ fn forward(allowed: &Allowed) {
     for name in &allowed.remove {
         let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
     }
+    // Absent once `remove` is done (see `Allowed::set`): an add, which does not scan the map.
     for (name, value) in allowed.set.iter() {
+        let _ = hostcalls::add_map_value(MapType::HttpRequestHeaders, name, value);
+    }
+    for (name, value) in &allowed.replace {
         let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
     }
 }

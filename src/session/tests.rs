@@ -582,6 +582,39 @@ fn the_upstream_gets_the_cookies_without_the_filters_own() {
 }
 
 #[test]
+fn a_session_request_replaces_what_it_may_carry_and_adds_only_owned_headers() {
+    let mut login = login_json();
+    login["forward_id_token"] = json!(true);
+    let c = config_with(login, json!({}));
+    let r = finished(&c, "/app");
+    let (name, mut cookie) = cookie_header(&header(&r, "set-cookie"));
+    cookie.extend_from_slice(b"; theme=dark");
+    // A forged identity header, and an Authorization that is no token (not read as one).
+    let headers = vec![
+        (name, cookie),
+        ("x-auth-email".to_string(), b"root@example.com".to_vec()),
+    ];
+    let Decision::Allow(a) = decide_at(&c, "GET", "/app", &headers) else {
+        panic!()
+    };
+    assert_eq!(a.remove, ["x-auth-email"]);
+    // Added, never replaced: every name is one the filter owns, so none is left in the
+    // request once `remove` is done.
+    assert!(!a.set.is_empty());
+    for (n, _) in a.set.iter() {
+        assert!(c.identity.strips(n), "{n} is not an identity header");
+    }
+    let replaced: Vec<&str> = a.replace.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(replaced, ["authorization", "cookie"]);
+    assert!(
+        a.replace[0].1.starts_with("Bearer ey"),
+        "{}",
+        a.replace[0].1
+    );
+    assert_eq!(a.replace[1].1, "theme=dark");
+}
+
+#[test]
 fn logout_clears_the_session_and_goes_to_cognito_logout() {
     let c = config();
     let login = c.login.as_ref().unwrap();
