@@ -84,7 +84,7 @@ pick_port DEMO_OP_PORT 47903
 MOTO_URL=http://127.0.0.1:$DEMO_MOTO_PORT
 URL=http://127.0.0.1:$DEMO_PORT
 # Browser sign-in goes through localhost (the provider's issuer is http://localhost:<port>;
-# browsers keep the session's Secure cookie on http://localhost).
+# Chromium keeps the session's Secure cookie on http://localhost).
 SITE=http://localhost:$DEMO_PORT
 OP_URL=http://localhost:$DEMO_OP_PORT
 OP_CLIENT_ID=demo-browser
