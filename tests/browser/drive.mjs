@@ -1,7 +1,8 @@
-// Drives Debian's chromium through a sign-in at the edge, for tests/browser_login.rs.
+// Drives Debian's chromium through a sign-in at the edge, for tests/browser_login.rs and the
+// demo's self-check (scripts/demo.sh).
 //
-// Usage: node drive.mjs <gateway origin> <provider origin> <user-data-dir>
-// Prints one JSON object of observations on stdout; the Rust test asserts on it. Every wait
+// Usage: node drive.mjs <gateway origin> <provider origin> <user-data-dir> [refresh|demo]
+// Prints one JSON object of observations on stdout; the caller asserts on it. Every wait
 // is for an event (a URL, a load), bounded by TIMEOUT.
 import { chromium } from 'playwright-core';
 
@@ -28,6 +29,8 @@ const echoed = async () => JSON.parse(await page.locator('body').innerText());
 try {
   if (mode === 'refresh') {
     await refresh();
+  } else if (mode === 'demo') {
+    await demo();
   } else {
     await everything();
   }
@@ -48,6 +51,17 @@ async function signIn(url) {
   await Promise.all([page.waitForURL(url), page.click('button[type=submit]')]);
 }
 
+// The demo's self-check: what `make run` tells a user to do. Sign in from the echo page,
+// then log out.
+async function demo() {
+  await signIn(`${gateway}/`);
+  seen.after_login_url = page.url();
+  seen.after_login = await echoed();
+  await page.goto(`${gateway}/logout`);
+  await page.waitForURL((u) => u.href.startsWith(`${provider}/logout`));
+  seen.logout_url = page.url();
+  seen.logout_cleared = (await sessionCookie()) === undefined;
+}
 
 // Short-lived ID tokens: the session is renewed with its refresh token, the user sees nothing.
 async function refresh() {

@@ -1,17 +1,38 @@
 // A real OpenID provider (the npm package oidc-provider) on Cognito's routes and with
-// Cognito-shaped ID tokens, for tests/browser_login.rs.
+// Cognito-shaped ID tokens, for tests/browser_login.rs and the demo (scripts/demo.sh).
 //
-// Usage: node provider.mjs <private key PEM> <kid> <client_id> <client_secret>
-// Prints its port on the first stdout line, then waits for POST /__setup with
-// {"redirect_uri": …, "logout_uri": …, "id_token_ttl": seconds?} (Envoy's port is known only once Envoy is up) before it
-// serves OpenID requests. Users sign in on the provider's own login form (devInteractions):
-// any login name, any password; the account is <login>@example.com, email verified.
+// Usage: node provider.mjs <private key PEM> <kid> <client_id> <client_secret> [options]
+// Prints its port on the first stdout line. Without options it listens on a port the OS
+// chooses and waits for POST /__setup with
+// {"redirect_uri": …, "logout_uri": …, "id_token_ttl": seconds?} (Envoy's port is known only
+// once Envoy is up) before it serves OpenID requests; redirect_uri and logout_uri may also be
+// lists. Options (the demo's, which knows Envoy's port in advance):
+//   --port N                listen on 127.0.0.1:N instead (0: any free port)
+//   --redirect-uri URI      set up at start, without /__setup: a redirect URI (repeatable)
+//   --logout-uri URI        … and a post-logout URI (repeatable)
+// Users sign in on the provider's own login form (devInteractions): any login name, any
+// password; the account is <login>@example.com, email verified. The issuer is
+// http://localhost:<port>.
 import http from 'node:http';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { parseArgs } from 'node:util';
 import Provider from 'oidc-provider';
 
-const [keyPath, kid, clientId, clientSecret] = process.argv.slice(2);
+const { values: options, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    port: { type: 'string', default: '0' },
+    'redirect-uri': { type: 'string', multiple: true },
+    'logout-uri': { type: 'string', multiple: true },
+  },
+});
+const [keyPath, kid, clientId, clientSecret] = positionals;
+const port = Number(options.port);
+if (positionals.length !== 4 || !Number.isInteger(port) || port < 0 || port > 65535) {
+  console.error('usage: node provider.mjs <key PEM> <kid> <client_id> <client_secret> [--port N] [--redirect-uri URI]… [--logout-uri URI]…');
+  process.exit(2);
+}
 const jwk = { ...crypto.createPrivateKey(fs.readFileSync(keyPath)).export({ format: 'jwk' }), kid, use: 'sig', alg: 'RS256' };
 
 let callback = null;
@@ -39,8 +60,8 @@ function makeProvider(issuer, { redirect_uri, logout_uri, id_token_ttl }) {
     clients: [{
       client_id: clientId,
       client_secret: clientSecret,
-      redirect_uris: [redirect_uri],
-      post_logout_redirect_uris: [logout_uri],
+      redirect_uris: [].concat(redirect_uri),
+      post_logout_redirect_uris: [].concat(logout_uri ?? []),
       response_types: ['code'],
       grant_types: ['authorization_code', 'refresh_token'],
       token_endpoint_auth_method: 'client_secret_basic',
@@ -97,7 +118,12 @@ function makeProvider(issuer, { redirect_uri, logout_uri, id_token_ttl }) {
   return provider;
 }
 
-server.listen(0, '127.0.0.1', () => {
+server.listen(port, '127.0.0.1', () => {
+  if (options['redirect-uri']) {
+    callback = makeProvider(`http://localhost:${server.address().port}`, {
+      redirect_uri: options['redirect-uri'], logout_uri: options['logout-uri'],
+    }).callback();
+  }
   process.stdout.write(`${server.address().port}\n`);
   // The test reads only the first line and closes the pipe: the provider's notices go to stderr.
   console.log = console.info = console.warn = console.error;
