@@ -10,7 +10,7 @@ docs/benchmarks.md between the `bench:results` markers. It asserts nothing.
 
 Settings (environment):
   BENCH_ROUNDS=3  BENCH_DURATION=4  BENCH_WARMUP=1     rounds, seconds measured, seconds warm-up
-  BENCH_CONNECTIONS=32  BENCH_THREADS=1                wrk -c / -t
+  BENCH_CONNECTIONS=2  BENCH_THREADS=1                 wrk -c / -t (2: latency is not queueing)
   BENCH_CONCURRENCY="1 2"                              Envoy --concurrency values
   BENCH_TOKENS=50000                                   distinct tokens for workload (2)
   BENCH_FILTER_CACHE=N                                 token_cache.max_entries for "cache on"
@@ -56,7 +56,7 @@ def env_int(name, default):
 ROUNDS = env_int("BENCH_ROUNDS", 3)
 DURATION = env_int("BENCH_DURATION", 4)
 WARMUP = env_int("BENCH_WARMUP", 1)
-CONNECTIONS = env_int("BENCH_CONNECTIONS", 32)
+CONNECTIONS = env_int("BENCH_CONNECTIONS", 2)
 THREADS = env_int("BENCH_THREADS", 1)
 CONCURRENCY = [int(c) for c in os.environ.get("BENCH_CONCURRENCY", "1 2").split()]
 UNIQUE_TOKENS = env_int("BENCH_TOKENS", 50000)
