@@ -1,7 +1,8 @@
 //! The deployment examples are checked, not just written: `envoy/*.yaml` pass
 //! `envoy --mode validate` with the built filter and serve as configured when started;
-//! `deploy/kubernetes` and `deploy/istio` hold together field by field; `make oci` writes an
-//! OCI image layout whose digests add up and whose layer holds the exact `.wasm`.
+//! `deploy/kubernetes` and `deploy/istio` hold together field by field (the Secret the
+//! sign-in names reaches the VM); `make oci` writes an OCI image layout whose digests add up
+//! and whose layer holds the exact `.wasm`.
 
 #![allow(
     clippy::unwrap_used,
@@ -17,7 +18,7 @@ use common::*;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -41,6 +42,16 @@ const LOGIN_ENV: [(&str, &str); 2] = [
         "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
     ),
 ];
+const K8S_LOGIN_DEPLOYMENT: &str = "deploy/kubernetes/deployment-login.yaml";
+const K8S_LOGIN_CONFIGMAP: &str = "deploy/kubernetes/envoy-login-configmap.yaml";
+/// The sign-in's Secret.
+const LOGIN_SECRET: &str = "deploy/kubernetes/login-secret.yaml";
+/// What the tests put in the Secret in place of its placeholders, by key.
+const TEST_SECRET: [(&str, &str); 2] = [
+    ("client-secret", "test-client-secret"),
+    ("cookie-key", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="),
+];
+
 // ---------------------------------------------------------------------------------------
 // Envoy configurations: envoy --mode validate
 
@@ -57,15 +68,21 @@ fn every_envoy_config_passes_envoy_validate_with_the_built_filter() {
     }
 }
 
+/// Each Envoy configuration is parsed with the VM environment its file gives the filter: the
+/// `host_env_keys` (set to test values) and `key_values`. A secret the filter names but the VM
+/// does not get fails here.
 #[test]
 fn every_filter_configuration_parses_with_the_crate() {
     for file in ENVOY_CONFIGS {
-        check_filter_config(file, &filter_config(&yaml_one(file)));
+        let mut b = yaml_one(file);
+        let env = envoy_vm_env(&wasm_plugin_config(&mut b)["vm_config"], &login_env);
+        check_filter_config(file, &filter_config(&b), &env);
     }
     let plugin = wasm_plugin();
     check_filter_config(
         "deploy/istio/wasmplugin.yaml",
         &istio_plugin_config(&plugin["spec"]["pluginConfig"]),
+        &[],
     );
 }
 
@@ -129,24 +146,16 @@ fn envoy_configs_are_production_shaped() {
                     "{file}"
                 );
                 assert_eq!((host.as_str(), port), (cognito.as_str(), 443), "{file}");
-                assert_eq!(cluster["type"], "LOGICAL_DNS", "{file}");
-                let tls = &cluster["transport_socket"]["typed_config"];
-                assert_eq!(
-                    tls["@type"],
-                    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
-                );
-                assert_eq!(tls["sni"], cognito.as_str(), "{file}");
-                let validation = &tls["common_tls_context"]["validation_context"];
-                assert_eq!(validation["trusted_ca"]["filename"], SYSTEM_CA, "{file}");
-                assert_eq!(
-                    validation["match_typed_subject_alt_names"],
-                    json!([{ "san_type": "DNS", "matcher": { "exact": cognito } }]),
-                    "{file}: the certificate must be checked for the host name"
-                );
+                assert_verified_tls(file, cluster, &cognito);
             } else {
                 let authority = uri.split('/').nth(2).unwrap();
                 assert_eq!(authority, format!("{host}:{port}"), "{file}: {uri}");
             }
+        }
+
+        // The sign-in's token endpoint: the user pool domain, over verified TLS.
+        if let Some(login) = config.get("login") {
+            check_token_cluster(file, &b, login);
         }
 
         // /healthz: answered by Envoy and public in the filter (it runs before the router).
@@ -418,7 +427,22 @@ fn openmetadata_config_admits_users_and_bots_and_leaves_the_ui_public() {
 
 #[test]
 fn kubernetes_sidecar_example_holds_together() {
-    let docs = yaml_docs("deploy/kubernetes/deployment.yaml");
+    sidecar_example(
+        "deploy/kubernetes/deployment.yaml",
+        "deploy/kubernetes/envoy-configmap.yaml",
+        "envoy/production.yaml",
+    );
+}
+
+/// What every sidecar example must hold: the objects, labels and selectors, the ConfigMap that
+/// is `envoy_file` verbatim, the mounts, the ports. Returns the Deployment and the Envoy
+/// configuration it runs.
+fn sidecar_example(
+    deployment_file: &str,
+    configmap_file: &str,
+    envoy_file: &str,
+) -> (Value, Value) {
+    let docs = yaml_docs(deployment_file);
     let kinds: Vec<(&str, &str)> = docs
         .iter()
         .map(|d| {
@@ -442,16 +466,20 @@ fn kubernetes_sidecar_example_holds_together() {
     assert_eq!(service["spec"]["selector"], *labels);
     assert_eq!(policy["spec"]["podSelector"]["matchLabels"], *labels);
 
-    // The Envoy configuration is envoy/production.yaml, verbatim.
-    let cm = yaml_one("deploy/kubernetes/envoy-configmap.yaml");
+    // The Envoy configuration is envoy_file, verbatim.
+    let cm = yaml_one(configmap_file);
     assert_eq!(
         (cm["apiVersion"].as_str(), cm["kind"].as_str()),
         (Some("v1"), Some("ConfigMap"))
     );
+    assert_eq!(
+        cm["metadata"]["namespace"],
+        deployment["metadata"]["namespace"]
+    );
     let envoy_yaml = cm["data"]["envoy.yaml"].as_str().unwrap();
     assert!(
-        envoy_yaml == read("envoy/production.yaml"),
-        "deploy/kubernetes/envoy-configmap.yaml is not envoy/production.yaml: regenerate it (see its header)"
+        envoy_yaml == read(envoy_file),
+        "{configmap_file} is not {envoy_file}: regenerate it (see its header)"
     );
     let bootstrap: Value = serde_yaml::from_str(envoy_yaml).unwrap();
 
@@ -537,6 +565,107 @@ fn kubernetes_sidecar_example_holds_together() {
     assert_eq!(
         endpoint(cluster_named(&bootstrap, "app").unwrap()),
         ("127.0.0.1".to_string(), 8080)
+    );
+    (deployment.clone(), bootstrap)
+}
+
+/// The sign-in sidecar: the Secret's keys reach Envoy's environment (secretKeyRef), and Envoy
+/// passes exactly those variables to the VM (`host_env_keys`), where `login.*_env` names them.
+#[test]
+fn kubernetes_login_example_gives_envoy_exactly_the_secrets_it_names() {
+    let (deployment, mut bootstrap) = sidecar_example(
+        K8S_LOGIN_DEPLOYMENT,
+        K8S_LOGIN_CONFIGMAP,
+        "envoy/browser-login.yaml",
+    );
+    let secret = login_secret();
+    assert_eq!(
+        secret["metadata"]["namespace"],
+        deployment["metadata"]["namespace"]
+    );
+    let pod = &deployment["spec"]["template"]["spec"];
+    let env = secret_env(container(pod, "envoy"), &secret);
+    only_holder_of(pod, "envoy", &secret);
+
+    let names: BTreeSet<String> = env.iter().map(|(name, _)| name.clone()).collect();
+    let vm = wasm_plugin_config(&mut bootstrap)["vm_config"].clone();
+    let host_env_keys: BTreeSet<String> = vm["environment_variables"]["host_env_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names, host_env_keys,
+        "the container's env and host_env_keys"
+    );
+    let config = filter_config(&bootstrap);
+    assert_eq!(
+        names,
+        login_env_names(&config["login"]),
+        "the container's env and login.*_env"
+    );
+    let keys: BTreeSet<String> = env.iter().map(|(_, key)| key.clone()).collect();
+    assert_eq!(
+        keys,
+        secret_keys(&secret),
+        "every key of the Secret is used"
+    );
+    check_token_cluster(K8S_LOGIN_DEPLOYMENT, &bootstrap, &config["login"]);
+
+    // Envoy accepts the ConfigMap with exactly the environment the Deployment gives it (the
+    // Secret holding real values).
+    let cm = yaml_one(K8S_LOGIN_CONFIGMAP);
+    let code = format!("filename: {WASM_MOUNT} ");
+    let text = cm["data"]["envoy.yaml"]
+        .as_str()
+        .unwrap()
+        .replace(&code, &format!("filename: {} ", wasm_path().display()));
+    let container_env = env_from_secret(&env, &|key| test_secret(key));
+    let (ok, log) = envoy_validate_with(&text, &container_env);
+    assert!(
+        ok && log.contains("OK"),
+        "{K8S_LOGIN_CONFIGMAP} refused:\n{log}"
+    );
+
+    // The Secret as committed (placeholders) never runs: the cookie key is not a key.
+    let placeholders = env_from_secret(&env, &|key| {
+        secret["stringData"][key].as_str().map(str::to_string)
+    });
+    let vm_env = envoy_vm_env(&vm, &|name| lookup(&placeholders, name));
+    let e = Config::parse_with_env(config.to_string().as_bytes(), &|name| lookup(&vm_env, name))
+        .unwrap_err();
+    assert_eq!(e.field, "login.cookie_key_env", "{e}");
+}
+
+/// deployment-login.yaml is deployment.yaml plus the Secret in Envoy's environment and the
+/// sign-in's Envoy configuration: nothing else may drift apart.
+#[test]
+fn kubernetes_login_deployment_differs_from_deployment_yaml_only_in_the_sign_in() {
+    let plain = yaml_docs("deploy/kubernetes/deployment.yaml");
+    let mut login = yaml_docs(K8S_LOGIN_DEPLOYMENT);
+    let plain_cm = yaml_one("deploy/kubernetes/envoy-configmap.yaml");
+    let login_cm = yaml_one(K8S_LOGIN_CONFIGMAP);
+    assert_ne!(plain_cm["metadata"]["name"], login_cm["metadata"]["name"]);
+    let pod = &mut login[0]["spec"]["template"]["spec"];
+    let envoy = pod["containers"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|c| c["name"] == "envoy")
+        .unwrap();
+    assert!(envoy.as_object_mut().unwrap().remove("env").is_some());
+    let volume = pod["volumes"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|v| v["configMap"]["name"] == login_cm["metadata"]["name"])
+        .expect("a volume of the sign-in's Envoy ConfigMap");
+    volume["configMap"]["name"] = plain_cm["metadata"]["name"].clone();
+    assert!(
+        login == plain,
+        "{K8S_LOGIN_DEPLOYMENT} differs from deploy/kubernetes/deployment.yaml beyond the envoy \
+         container's env and the Envoy ConfigMap"
     );
 }
 
@@ -945,25 +1074,35 @@ fn set_wasm(bootstrap: &mut Value) {
         wasm_path().to_string_lossy().into();
 }
 
-/// Config::parse on a filter configuration.
-fn check_filter_config(what: &str, config: &Value) {
-    let env = |name: &str| {
-        LOGIN_ENV
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.to_string())
-    };
-    if let Err(e) = Config::parse_with_env(config.to_string().as_bytes(), &env) {
+/// Config::parse on a filter configuration, with `env` as the VM's environment.
+fn check_filter_config(what: &str, config: &Value, env: &[(String, String)]) {
+    if let Err(e) = Config::parse_with_env(config.to_string().as_bytes(), &|name| lookup(env, name))
+    {
         panic!("{what}: the filter configuration is refused: {e}");
     }
 }
 
-/// `envoy --mode validate` on a YAML configuration; (accepted, log).
+/// `envoy --mode validate` on a YAML configuration, Envoy's environment holding `LOGIN_ENV`;
+/// (accepted, log).
 fn envoy_validate(yaml: &str) -> (bool, String) {
+    let env: Vec<(String, String)> = LOGIN_ENV
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    envoy_validate_with(yaml, &env)
+}
+
+/// `envoy --mode validate` with exactly `env` added to Envoy's environment (the examples'
+/// variables are removed from the test's own first).
+fn envoy_validate_with(yaml: &str, env: &[(String, String)]) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("envoy.yaml");
     std::fs::write(&path, yaml).unwrap();
-    let out = Command::new(envoy_bin())
+    let mut command = Command::new(envoy_bin());
+    for (name, _) in LOGIN_ENV {
+        command.env_remove(name);
+    }
+    let out = command
         .args([
             "--mode",
             "validate",
@@ -973,7 +1112,7 @@ fn envoy_validate(yaml: &str) -> (bool, String) {
             "-c",
         ])
         .arg(&path)
-        .envs(LOGIN_ENV)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap();
     let log = format!(
@@ -1120,4 +1259,205 @@ fn wait_for_200(envoy: &Envoy, path: &str, token: &str) -> Reply {
         );
         thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The host of `login.domain` (an https URL without a path).
+fn domain_host(login: &Value) -> &str {
+    let domain = login["domain"].as_str().unwrap();
+    let host = domain
+        .strip_prefix("https://")
+        .unwrap_or_else(|| panic!("{domain}"));
+    assert!(
+        !host.is_empty() && !host.contains(['/', ':', '?']),
+        "{domain}"
+    );
+    host
+}
+
+/// The environment variables a `login` section reads its secrets from.
+fn login_env_names(login: &Value) -> BTreeSet<String> {
+    assert!(
+        login.get("client_secret").is_none(),
+        "the client secret must not be inline"
+    );
+    [
+        "client_secret_env",
+        "cookie_key_env",
+        "previous_cookie_key_env",
+    ]
+    .iter()
+    .filter_map(|field| login.get(*field))
+    .map(|v| v.as_str().unwrap().to_string())
+    .collect()
+}
+
+/// `login.token_cluster` is a cluster of the bootstrap that reaches `login.domain` on 443 over
+/// verified TLS.
+fn check_token_cluster(file: &str, bootstrap: &Value, login: &Value) {
+    let host = domain_host(login);
+    let name = login["token_cluster"].as_str().unwrap();
+    let cluster =
+        cluster_named(bootstrap, name).unwrap_or_else(|| panic!("{file}: no cluster {name}"));
+    assert_eq!(endpoint(cluster), (host.to_string(), 443), "{file}: {name}");
+    assert_eq!(cluster["type"], "LOGICAL_DNS", "{file}: {name}");
+    assert_verified_tls(file, cluster, host);
+}
+
+/// The cluster speaks TLS with SNI `host`, checks the chain against the system CAs and the
+/// certificate against `host`.
+fn assert_verified_tls(file: &str, cluster: &Value, host: &str) {
+    let tls = &cluster["transport_socket"]["typed_config"];
+    assert_eq!(
+        tls["@type"],
+        "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+        "{file}"
+    );
+    assert_eq!(tls["sni"], host, "{file}");
+    let validation = &tls["common_tls_context"]["validation_context"];
+    assert_eq!(validation["trusted_ca"]["filename"], SYSTEM_CA, "{file}");
+    assert_eq!(
+        validation["match_typed_subject_alt_names"],
+        json!([{ "san_type": "DNS", "matcher": { "exact": host } }]),
+        "{file}: the certificate must be checked for the host name"
+    );
+}
+
+/// The sign-in's Secret, with its keys in `stringData`.
+fn login_secret() -> Value {
+    let secret = yaml_one(LOGIN_SECRET);
+    assert_eq!(
+        (secret["apiVersion"].as_str(), secret["kind"].as_str()),
+        (Some("v1"), Some("Secret"))
+    );
+    assert_eq!(secret["type"], "Opaque");
+    assert!(
+        secret.get("data").is_none(),
+        "placeholders only, in stringData"
+    );
+    assert!(secret["stringData"]
+        .as_object()
+        .unwrap()
+        .values()
+        .all(Value::is_string));
+    secret
+}
+
+fn secret_keys(secret: &Value) -> BTreeSet<String> {
+    secret["stringData"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// A container's `env`: every entry a `secretKeyRef` to a key of `secret` that is not
+/// optional (a missing key keeps the container from starting). (name, key) in order.
+fn secret_env(container: &Value, secret: &Value) -> Vec<(String, String)> {
+    let mut names = BTreeSet::new();
+    container["env"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}: no env", container["name"]))
+        .iter()
+        .map(|e| {
+            known_fields(e, &["name", "valueFrom"], "env[]");
+            known_fields(&e["valueFrom"], &["secretKeyRef"], "env[].valueFrom");
+            let name = e["name"].as_str().unwrap().to_string();
+            assert!(names.insert(name.clone()), "{name} twice");
+            let r = &e["valueFrom"]["secretKeyRef"];
+            known_fields(r, &["name", "key", "optional"], "secretKeyRef");
+            assert_eq!(r["name"], secret["metadata"]["name"], "{name}");
+            assert_ne!(
+                r["optional"], true,
+                "{name}: a missing key must stop the container"
+            );
+            let key = r["key"].as_str().unwrap().to_string();
+            assert!(
+                secret_keys(secret).contains(&key),
+                "{name}: no key {key} in the Secret"
+            );
+            (name, key)
+        })
+        .collect()
+}
+
+/// Only the container `holder` of the pod gets anything from `secret`.
+fn only_holder_of(pod: &Value, holder: &str, secret: &Value) {
+    let name = secret["metadata"]["name"].as_str().unwrap();
+    for c in pod["containers"].as_array().unwrap() {
+        if c["name"] != holder {
+            assert!(
+                !c.to_string().contains(name),
+                "{}: only {holder} may see the Secret {name}",
+                c["name"]
+            );
+        }
+    }
+    assert!(pod.get("initContainers").is_none());
+    assert!(
+        !pod["volumes"].to_string().contains(name),
+        "the Secret is not mounted"
+    );
+}
+
+fn container<'p>(pod: &'p Value, name: &str) -> &'p Value {
+    pod["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no container {name}"))
+}
+
+/// A value for a key of the sign-in's Secret, as the tests fill it.
+fn test_secret(key: &str) -> Option<String> {
+    TEST_SECRET
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.to_string())
+}
+
+/// A container's environment from its `secret_env`, the Secret's values from `value`.
+fn env_from_secret(
+    env: &[(String, String)],
+    value: &dyn Fn(&str) -> Option<String>,
+) -> Vec<(String, String)> {
+    env.iter()
+        .map(|(name, key)| {
+            let v = value(key).unwrap_or_else(|| panic!("no value for the Secret's {key}"));
+            (name.clone(), v)
+        })
+        .collect()
+}
+
+fn lookup(env: &[(String, String)], name: &str) -> Option<String> {
+    env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+}
+
+/// A test value for each variable the examples name (`LOGIN_ENV`), as if Envoy's environment
+/// held it.
+fn login_env(name: &str) -> Option<String> {
+    LOGIN_ENV
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The VM's environment from Envoy's `vm_config`: each of `host_env_keys` that Envoy's
+/// environment (`host`) has, and `key_values`.
+fn envoy_vm_env(vm_config: &Value, host: &dyn Fn(&str) -> Option<String>) -> Vec<(String, String)> {
+    let vars = &vm_config["environment_variables"];
+    let mut env: Vec<(String, String)> = vars["host_env_keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|k| {
+            let k = k.as_str().unwrap();
+            host(k).map(|v| (k.to_string(), v))
+        })
+        .collect();
+    for (k, v) in vars["key_values"].as_object().into_iter().flatten() {
+        env.push((k.clone(), v.as_str().unwrap().to_string()));
+    }
+    env
 }
