@@ -703,7 +703,17 @@ impl Envoy {
     }
 
     pub fn start_with(bootstrap: &Value, concurrency: u32) -> Envoy {
-        let (mut child, dir) = Self::spawn(bootstrap, concurrency);
+        Self::start_in(bootstrap, concurrency, &[])
+    }
+
+    /// As [`Envoy::start`], with these variables added to Envoy's environment (what
+    /// `vm_config.environment_variables.host_env_keys` reads).
+    pub fn start_with_env(bootstrap: &Value, env: &[(String, String)]) -> Envoy {
+        Self::start_in(bootstrap, 1, env)
+    }
+
+    fn start_in(bootstrap: &Value, concurrency: u32, env: &[(String, String)]) -> Envoy {
+        let (mut child, dir) = Self::spawn(bootstrap, concurrency, env);
         let admin_file = dir.path().join("admin");
         let deadline = Instant::now() + PATIENCE * 2;
         let admin_port = loop {
@@ -735,7 +745,11 @@ impl Envoy {
         envoy
     }
 
-    fn spawn(bootstrap: &Value, concurrency: u32) -> (Child, tempfile::TempDir) {
+    fn spawn(
+        bootstrap: &Value,
+        concurrency: u32,
+        env: &[(String, String)],
+    ) -> (Child, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("envoy.json");
         std::fs::write(&cfg, bootstrap.to_string()).unwrap();
@@ -749,6 +763,7 @@ impl Envoy {
             .arg("--admin-address-path")
             .arg(dir.path().join("admin"))
             .args(["-l", "info", "--component-log-level", "wasm:debug"])
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -759,7 +774,7 @@ impl Envoy {
 
     /// Runs Envoy with a bootstrap that must be refused; returns its exit code and log.
     pub fn expect_refusal(bootstrap: &Value) -> (Option<i32>, String) {
-        let (mut child, dir) = Self::spawn(bootstrap, 1);
+        let (mut child, dir) = Self::spawn(bootstrap, 1, &[]);
         let deadline = Instant::now() + PATIENCE * 2;
         loop {
             if let Some(status) = child.try_wait().unwrap() {
