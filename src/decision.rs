@@ -218,7 +218,15 @@ pub fn decide_with(
         .or_else(|| header(request.headers, "host"))
         .unwrap_or_default();
     if session::is_path(request.path, &login.callback_path) {
+        // A code is good for one exchange, and the ID token it yields needs the provider's
+        // keys: before they are in, a valid callback is answered "again in a second" with
+        // its code unused (once its login state expires, that failure is shown instead).
+        let has_keys = keys.get(login.provider).is_some_and(Option::is_some);
         return match session::callback(login, authority, request.path, request.headers, now) {
+            Ok(_) if !has_keys => {
+                let f = session::Failure::KeysNotLoaded;
+                deny(f.page(), f.reason(), None)
+            }
             Ok(call) => Decision::Call(Box::new(call)),
             Err(f) => deny(f.page(), f.reason(), None),
         };

@@ -110,6 +110,9 @@ pub enum Failure {
     NoPrincipal,
     /// The session cookie would not fit (an ID token over `MAX_CHUNKS` cookies).
     TooLarge,
+    /// A valid callback that came before the provider's signing keys (just after a
+    /// restart): its code is not exchanged, and the page loads itself again in a second.
+    KeysNotLoaded,
 }
 
 impl Failure {
@@ -126,6 +129,7 @@ impl Failure {
             Failure::Forbidden => "login_forbidden",
             Failure::NoPrincipal => "login_no_principal",
             Failure::TooLarge => "login_too_large",
+            Failure::KeysNotLoaded => "login_keys_not_loaded",
         }
     }
 
@@ -133,7 +137,7 @@ impl Failure {
         match self {
             Failure::Exchange => 502,
             Failure::Forbidden => 403,
-            Failure::IdToken(VerifyError::NoKeys { .. }) => 503,
+            Failure::IdToken(VerifyError::NoKeys { .. }) | Failure::KeysNotLoaded => 503,
             Failure::IdToken(_) | Failure::Nonce | Failure::NoPrincipal => 401,
             _ => 400,
         }
@@ -153,22 +157,31 @@ impl Failure {
             Failure::Forbidden => "You are signed in, but not allowed to open this page.",
             Failure::NoPrincipal => "The ID token names no usable user.",
             Failure::TooLarge => "The ID token is too large for a session cookie.",
+            Failure::KeysNotLoaded => "The gateway is starting; this page tries again in a second.",
         }
     }
 
     /// A plain HTML page with a fixed text: no token, code or secret ever appears in it.
+    /// With [`Failure::KeysNotLoaded`] the page reloads itself (the same callback URL, its
+    /// code still unused) after a second, and says so with `Retry-After`.
     pub fn page(self) -> Response {
+        let again = self == Failure::KeysNotLoaded;
         let body = format!(
-            "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Sign-in failed</title></head>\
+            "<!doctype html>\n<html><head><meta charset=\"utf-8\">{}<title>Sign-in failed</title></head>\
              <body><h1>Sign-in failed</h1><p>{}</p><p><a href=\"/\">Start again</a></p></body></html>\n",
+            if again { "<meta http-equiv=\"refresh\" content=\"1\">" } else { "" },
             self.description()
         );
+        let mut headers = vec![
+            ("content-type".into(), "text/html; charset=utf-8".into()),
+            ("cache-control".into(), "no-store".into()),
+        ];
+        if again {
+            headers.push(("retry-after".into(), "1".into()));
+        }
         Response {
             status: self.status(),
-            headers: vec![
-                ("content-type".into(), "text/html; charset=utf-8".into()),
-                ("cache-control".into(), "no-store".into()),
-            ],
+            headers,
             body,
         }
     }

@@ -343,6 +343,40 @@ fn a_callback_without_its_own_login_state_is_refused() {
 }
 
 #[test]
+fn a_callback_before_the_keys_are_in_comes_back_with_its_code_unused() {
+    let c = config();
+    let (_, headers, callback) = started(&c, "/");
+    let Decision::Deny(d) = decide_keyed(&c, &[None], "GET", &callback, &headers) else {
+        panic!("exchanged without keys")
+    };
+    assert_eq!(
+        (d.response.status, d.reason),
+        (503, "login_keys_not_loaded")
+    );
+    assert_eq!(header(&d.response, "retry-after"), ["1"]);
+    assert!(d
+        .response
+        .body
+        .contains("<meta http-equiv=\"refresh\" content=\"1\">"));
+    let code = param(&callback, "code");
+    assert!(!d.response.body.contains(&code), "the page shows the code");
+    // No "Set-Cookie": the login state stays for the retry.
+    assert!(header(&d.response, "set-cookie").is_empty());
+    // Once the keys are in, the same callback is exchanged.
+    assert!(matches!(
+        decide_at(&c, "GET", &callback, &headers),
+        Decision::Call(_)
+    ));
+    // A callback that is no valid sign-in shows its failure, keys or not: no endless reload.
+    let Decision::Deny(d) = decide_keyed(&c, &[None], "GET", &callback, &navigation()) else {
+        panic!()
+    };
+    assert_eq!(d.reason, "login_state");
+    assert!(!d.response.body.contains("refresh"));
+    assert!(header(&d.response, "retry-after").is_empty());
+}
+
+#[test]
 fn finish_refuses_what_a_bearer_token_would_not_pass_and_a_wrong_nonce() {
     let c = config();
     let login = c.login.as_ref().unwrap();
@@ -632,6 +666,17 @@ fn logout_clears_the_session_and_goes_to_cognito_logout() {
 }
 
 fn decide_at(c: &Config, method: &str, path: &str, headers: &Headers) -> Decision {
+    decide_keyed(c, &keys(), method, path, headers)
+}
+
+/// As [`decide_at`], with these keys.
+fn decide_keyed(
+    c: &Config,
+    keys: &[Option<crate::jwks::KeySet>],
+    method: &str,
+    path: &str,
+    headers: &Headers,
+) -> Decision {
     let request = Request {
         method: method.as_bytes(),
         path: path.as_bytes(),
@@ -640,7 +685,7 @@ fn decide_at(c: &Config, method: &str, path: &str, headers: &Headers) -> Decisio
     decide_with(
         &request,
         c,
-        &keys(),
+        keys,
         &NO_LISTS,
         &PureRust,
         &mut TokenCache::new(0),
