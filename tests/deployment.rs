@@ -1090,12 +1090,15 @@ fn istio_login_plugin_signs_a_browser_in_through_the_service_entry_clusters() {
     // again in a second.
     *nonce.lock().unwrap() = q["nonce"].clone();
     let callback = format!("/oauth2/callback?code=the-code&state={state}");
-    let r = request(
-        envoy.port,
-        "GET",
-        &callback,
-        &[("cookie", login_cookie.as_bytes())],
-    );
+    let come_back = || {
+        request(
+            envoy.port,
+            "GET",
+            &callback,
+            &[("cookie", login_cookie.as_bytes())],
+        )
+    };
+    let r = come_back();
     assert_eq!(r.status, 503, "{}\n{}", r.body, envoy.log());
     assert_eq!(r.header("retry-after"), Some("1"));
     assert!(
@@ -1134,12 +1137,7 @@ fn istio_login_plugin_signs_a_browser_in_through_the_service_entry_clusters() {
     assert_eq!(r.header("location"), None);
 
     // The page's reload: the code is exchanged through the domain's ServiceEntry cluster.
-    let r = request(
-        envoy.port,
-        "GET",
-        &callback,
-        &[("cookie", login_cookie.as_bytes())],
-    );
+    let r = come_back();
     assert_eq!(r.status, 302, "{}\n{}", r.body, envoy.log());
     assert_eq!(r.header("location"), Some("/reports/q1?tab=2"));
     let calls = token_calls.lock().unwrap().clone();

@@ -623,7 +623,7 @@ fn a_session_request_replaces_what_it_may_carry_and_adds_only_owned_headers() {
     let r = finished(&c, "/app");
     let (name, mut cookie) = cookie_header(&header(&r, "set-cookie"));
     cookie.extend_from_slice(b"; theme=dark");
-    // A forged identity header, and an Authorization that is no token (not read as one).
+    // The session, an application cookie, and a forged identity header.
     let headers = vec![
         (name, cookie),
         ("x-auth-email".to_string(), b"root@example.com".to_vec()),
