@@ -96,6 +96,8 @@ pub struct Denied {
     pub provider: Option<String>,
     /// The caller, when the token was valid but the policy refused it.
     pub principal: Option<String>,
+    /// The sign-in step that failed, when this is the answer to a callback.
+    pub login: Option<session::Failure>,
 }
 
 impl Denied {
@@ -106,7 +108,16 @@ impl Denied {
             error,
             provider: None,
             principal: None,
+            login: None,
         }
+    }
+
+    /// The answer to a callback that failed: its page, its reason.
+    fn login(f: session::Failure) -> Decision {
+        Decision::Deny(Denied {
+            login: Some(f),
+            ..Denied::new(f.page(), f.reason(), None)
+        })
     }
 }
 
@@ -223,12 +234,9 @@ pub fn decide_with(
         // its code unused (once its login state expires, that failure is shown instead).
         let has_keys = keys.get(login.provider).is_some_and(Option::is_some);
         return match session::callback(login, authority, request.path, request.headers, now) {
-            Ok(_) if !has_keys => {
-                let f = session::Failure::KeysNotLoaded;
-                deny(f.page(), f.reason(), None)
-            }
+            Ok(_) if !has_keys => Denied::login(session::Failure::KeysNotLoaded),
             Ok(call) => Decision::Call(Box::new(call)),
-            Err(f) => deny(f.page(), f.reason(), None),
+            Err(f) => Denied::login(f),
         };
     }
     if login

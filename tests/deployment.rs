@@ -1116,6 +1116,17 @@ fn istio_login_plugin_signs_a_browser_in_through_the_service_entry_clusters() {
         "wasmcustom.cognito_edge_auth.denied.login_keys_not_loaded",
         1,
     );
+    // A callback that is no sign-in of this browser (no login-state cookie: login CSRF) is a
+    // failed sign-in, keys or not: its page, counted and logged as one. The early one above
+    // is not.
+    let r = request(envoy.port, "GET", &callback, &[]);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(!r.body.contains("refresh"), "{}", r.body);
+    envoy.wait_for_stat("wasmcustom.cognito_edge_auth.login.failed", 1);
+    envoy.wait_for_log("login failed reason=login_state");
+    assert!(!envoy
+        .log()
+        .contains("login failed reason=login_keys_not_loaded"));
 
     // Cognito answers; the keys are in (a bearer token waits for them).
     keys_up.store(true, Ordering::SeqCst);
@@ -1174,6 +1185,11 @@ fn istio_login_plugin_signs_a_browser_in_through_the_service_entry_clusters() {
         "the filter's cookies stay at the edge"
     );
 
+    assert_eq!(
+        envoy.stat("wasmcustom.cognito_edge_auth.login.failed"),
+        Some(1),
+        "only the forged callback failed"
+    );
     let log = envoy.log();
     for (name, value) in &proxy_env {
         assert!(

@@ -13,7 +13,7 @@ use crate::refresh::Refetch;
 use crate::response::{self, Response};
 use crate::session::{self, Failure, Random};
 use crate::verify::VerifyError;
-use log::debug;
+use log::{debug, info};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, MapType};
@@ -500,6 +500,7 @@ fn process_headers(
                         error: None,
                         provider: None,
                         principal: None,
+                        login: None,
                     };
                     shared.metrics.borrow_mut().denied(denied.reason);
                     log_denial(shared.config.denial_log_level, &denied, &request);
@@ -525,8 +526,20 @@ fn process_headers(
             {
                 return Outcome::Wait(waiter);
             }
+            match denied.login {
+                // Not a failure: the page comes back with the same code once the keys are in.
+                Some(Failure::KeysNotLoaded) => {
+                    info!("cognito-edge-auth: a sign-in callback came before the keys; its page tries again");
+                }
+                // A callback that failed: counted and logged as every failed sign-in is.
+                Some(f) => {
+                    log::warn!("cognito-edge-auth: login failed reason={}", f.reason());
+                    login_failed(shared, f);
+                    return Outcome::Answered;
+                }
+                None => log_denial(shared.config.denial_log_level, &denied, &request),
+            }
             shared.metrics.borrow_mut().denied(denied.reason);
-            log_denial(shared.config.denial_log_level, &denied, &request);
             answer(&denied);
             Outcome::Answered
         }
