@@ -327,28 +327,55 @@ struct TokenResponse {
     refresh_token: Option<String>,
 }
 
-/// The token endpoint's answer (`status` `None` when there was none): the ID token is
-/// verified exactly as a bearer token is, then its nonce and the policy for the return path
-/// are checked; the answer sets the session and sends the browser back.
-#[allow(clippy::too_many_arguments)]
-pub fn finish(
-    config: &Config,
-    login: &Login,
-    pending: &Pending,
-    status: Option<u32>,
-    body: &[u8],
-    keys: &[Option<KeySet>],
-    signatures: &dyn SignatureVerifier,
-    now: u64,
-    random: &Random,
-) -> Result<Response, Failure> {
-    if status != Some(200) {
-        return Err(Failure::Exchange);
+/// The token endpoint's answer to a sign-in step's call, with what its ID token is verified
+/// and the new session sealed with.
+pub struct Answered<'a> {
+    pub config: &'a Config,
+    pub login: &'a Login,
+    /// The answer's status; `None` when there was no answer.
+    pub status: Option<u32>,
+    pub body: &'a [u8],
+    pub keys: &'a [Option<KeySet>],
+    pub signatures: &'a dyn SignatureVerifier,
+    pub now: u64,
+    pub random: &'a Random,
+}
+
+impl Answered<'_> {
+    /// The answer's tokens, its ID token verified exactly as a bearer token is and issued by
+    /// the login's provider for its client.
+    fn verified(&self) -> Result<(TokenResponse, verify::Claims), Failure> {
+        if self.status != Some(200) {
+            return Err(Failure::Exchange);
+        }
+        let tokens = serde_json::from_slice::<TokenResponse>(self.body)
+            .map_err(|_| Failure::TokenResponse)?;
+        let claims = verify::verify(
+            &tokens.id_token,
+            &self.config.providers,
+            self.keys,
+            self.signatures,
+            self.now,
+        )
+        .map_err(Failure::IdToken)?;
+        if claims.provider != self.login.provider {
+            return Err(Failure::IdToken(VerifyError::UnknownIssuer));
+        }
+        if !matches!(claims.token_use, Some(TokenUse::Id) | None)
+            || claims.client_id.as_deref() != Some(self.login.client_id.as_str())
+        {
+            return Err(Failure::IdToken(VerifyError::Audience));
+        }
+        Ok((tokens, claims))
     }
-    let tokens =
-        serde_json::from_slice::<TokenResponse>(body).map_err(|_| Failure::TokenResponse)?;
+}
+
+/// The answer to the callback's code exchange: the ID token verified, then its nonce and the
+/// policy for the return path checked; the answer sets the session and sends the browser back.
+pub fn finish(answer: &Answered, pending: &Pending) -> Result<Response, Failure> {
+    let (config, login, now) = (answer.config, answer.login, answer.now);
+    let (tokens, claims) = answer.verified()?;
     let id_token = tokens.id_token;
-    let claims = id_token_claims(config, login, &id_token, keys, signatures, now)?;
     if claims.all.get("nonce").and_then(|n| n.as_str()) != Some(pending.nonce.as_str()) {
         return Err(Failure::Nonce);
     }
@@ -365,7 +392,7 @@ pub fn finish(
         tokens.refresh_token.as_deref(),
         &claims,
         now,
-        &random.seal,
+        &answer.random.seal,
         pending.old_chunks,
     )?;
     cookies.push(set_cookie(
@@ -376,28 +403,6 @@ pub fn finish(
         Some(0),
     ));
     Ok(redirect(&pending.return_to, cookies))
-}
-
-/// The ID token verified as a bearer token, and issued by the login's provider for its client.
-fn id_token_claims(
-    config: &Config,
-    login: &Login,
-    id_token: &str,
-    keys: &[Option<KeySet>],
-    signatures: &dyn SignatureVerifier,
-    now: u64,
-) -> Result<verify::Claims, Failure> {
-    let claims = verify::verify(id_token, &config.providers, keys, signatures, now)
-        .map_err(Failure::IdToken)?;
-    if claims.provider != login.provider {
-        return Err(Failure::IdToken(VerifyError::UnknownIssuer));
-    }
-    if !matches!(claims.token_use, Some(TokenUse::Id) | None)
-        || claims.client_id.as_deref() != Some(login.client_id.as_str())
-    {
-        return Err(Failure::IdToken(VerifyError::Audience));
-    }
-    Ok(claims)
 }
 
 /// The token request that redeems a session's refresh token (`client_secret_basic`).
@@ -420,34 +425,18 @@ pub fn refresh_call(
 
 /// The answer to a refresh: the new session's `Set-Cookie`s. The new ID token is verified as
 /// at sign-in (no nonce: a refresh has none); a rotated refresh token replaces the old one.
-#[allow(clippy::too_many_arguments)]
-pub fn refreshed(
-    config: &Config,
-    login: &Login,
-    pending: &RefreshPending,
-    status: Option<u32>,
-    body: &[u8],
-    keys: &[Option<KeySet>],
-    signatures: &dyn SignatureVerifier,
-    now: u64,
-    random: &Random,
-) -> Result<Vec<String>, Failure> {
-    if status != Some(200) {
-        return Err(Failure::Exchange);
-    }
-    let tokens =
-        serde_json::from_slice::<TokenResponse>(body).map_err(|_| Failure::TokenResponse)?;
-    let claims = id_token_claims(config, login, &tokens.id_token, keys, signatures, now)?;
+pub fn refreshed(answer: &Answered, pending: &RefreshPending) -> Result<Vec<String>, Failure> {
+    let (tokens, claims) = answer.verified()?;
     let refresh = tokens
         .refresh_token
         .unwrap_or_else(|| pending.refresh.clone());
     new_session(
-        login,
+        answer.login,
         &tokens.id_token,
         Some(&refresh),
         &claims,
-        now,
-        &random.seal,
+        answer.now,
+        &answer.random.seal,
         pending.old_chunks,
     )
 }

@@ -128,28 +128,10 @@ impl Http {
     /// session, or without one if it failed (a browser signs in again, an API call gets 401).
     fn refreshed(&mut self, pending: session::RefreshPending, body_size: usize) {
         let shared = Rc::clone(&self.shared);
-        let Some(login) = shared.config.login.as_ref() else {
-            return;
-        };
-        let (status, body) = self.token_answer(body_size);
         let now_ms = millis(self.get_current_time());
-        let result = match random() {
-            None => Err(Failure::Exchange),
-            Some(r) => {
-                let keys = shared.keys.borrow();
-                session::refreshed(
-                    &shared.config,
-                    login,
-                    &pending,
-                    status,
-                    &body,
-                    &keys,
-                    shared.verifier.as_ref(),
-                    now_ms / 1000,
-                    &r,
-                )
-            }
-        };
+        let (status, result) = self.answered(body_size, now_ms / 1000, |a| {
+            session::refreshed(a, &pending)
+        });
         let cookies = match result {
             Ok(cookies) => {
                 shared.metrics.borrow_mut().event("refresh.completed");
@@ -273,9 +255,15 @@ impl Context for Http {
 }
 
 impl Http {
-    /// The token endpoint's answer to a call of this request: its status, and its body unless
-    /// it is larger than any token response (then empty, which the core refuses).
-    fn token_answer(&self, body_size: usize) -> (Option<u32>, Vec<u8>) {
+    /// The token endpoint's answer to a call of this request, handed to `step` (a sign-in step
+    /// of the core) with this worker's keys and fresh randomness; also the answer's status. A
+    /// body larger than any token response is read as empty, which the core refuses.
+    fn answered<T>(
+        &self,
+        body_size: usize,
+        now: u64,
+        step: impl FnOnce(&session::Answered) -> Result<T, Failure>,
+    ) -> (Option<u32>, Result<T, Failure>) {
         let status = self
             .get_http_call_response_header(":status")
             .and_then(|s| s.parse::<u32>().ok());
@@ -285,34 +273,29 @@ impl Http {
         } else {
             Vec::new()
         };
-        (status, body)
+        let shared = &self.shared;
+        let (Some(login), Some(random)) = (shared.config.login.as_ref(), random()) else {
+            return (status, Err(Failure::Exchange));
+        };
+        let keys = shared.keys.borrow();
+        let result = step(&session::Answered {
+            config: &shared.config,
+            login,
+            status,
+            body: &body,
+            keys: &keys,
+            signatures: shared.verifier.as_ref(),
+            now,
+            random: &random,
+        });
+        (status, result)
     }
 
     /// The callback's code exchange answered: set the session, or show why not.
     fn exchanged(&mut self, pending: session::Pending, body_size: usize) {
         let shared = Rc::clone(&self.shared);
-        let Some(login) = shared.config.login.as_ref() else {
-            return;
-        };
-        let (status, body) = self.token_answer(body_size);
         let now = millis(self.get_current_time()) / 1000;
-        let result = match random() {
-            None => Err(Failure::Exchange),
-            Some(r) => {
-                let keys = shared.keys.borrow();
-                session::finish(
-                    &shared.config,
-                    login,
-                    &pending,
-                    status,
-                    &body,
-                    &keys,
-                    shared.verifier.as_ref(),
-                    now,
-                    &r,
-                )
-            }
-        };
+        let (status, result) = self.answered(body_size, now, |a| session::finish(a, &pending));
         match result {
             Ok(response) => {
                 shared.metrics.borrow_mut().event("login.completed");

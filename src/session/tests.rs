@@ -102,22 +102,46 @@ fn id_token_with_nonce(nonce: &str) -> String {
     sign("key1", "k1", &with(id_claims(), "nonce", nonce.into()))
 }
 
+/// A token endpoint's answer to a step of `config`'s sign-in, verified with the test keys.
+fn answer<'a>(
+    config: &'a Config,
+    status: Option<u32>,
+    body: &'a [u8],
+    keys: &'a [Option<crate::jwks::KeySet>],
+    now: u64,
+    random: &'a Random,
+) -> Answered<'a> {
+    Answered {
+        config,
+        login: config.login.as_ref().unwrap(),
+        status,
+        body,
+        keys,
+        signatures: &PureRust,
+        now,
+        random,
+    }
+}
+
 fn finished(config: &Config, path: &str) -> Response {
-    let login = config.login.as_ref().unwrap();
+    finished_answering(
+        config,
+        path,
+        json!({ "access_token": "a", "token_type": "Bearer" }),
+    )
+}
+
+/// The whole flow, the token endpoint answering `body` plus the ID token for the attempt's
+/// nonce.
+fn finished_answering(config: &Config, path: &str, mut body: Value) -> Response {
     let (r, headers, callback) = started(config, path);
     let nonce = param(header(&r, "location")[0], "nonce");
     let (_, pending) = callback_of(config, &headers, &callback).unwrap();
-    let body = json!({ "id_token": id_token_with_nonce(&nonce), "access_token": "a", "token_type": "Bearer" });
+    body["id_token"] = id_token_with_nonce(&nonce).into();
+    let body = body.to_string();
     finish(
-        config,
-        login,
+        &answer(config, Some(200), body.as_bytes(), &keys(), NOW, &random(9)),
         &pending,
-        Some(200),
-        body.to_string().as_bytes(),
-        &keys(),
-        &PureRust,
-        NOW,
-        &random(9),
     )
     .unwrap()
 }
@@ -379,21 +403,14 @@ fn a_callback_before_the_keys_are_in_comes_back_with_its_code_unused() {
 #[test]
 fn finish_refuses_what_a_bearer_token_would_not_pass_and_a_wrong_nonce() {
     let c = config();
-    let login = c.login.as_ref().unwrap();
     let (r, headers, callback) = started(&c, "/");
     let nonce = param(header(&r, "location")[0], "nonce");
     let (_, pending) = callback_of(&c, &headers, &callback).unwrap();
     let run = |status: Option<u32>, body: Value| {
+        let body = body.to_string();
         finish(
-            &c,
-            login,
+            &answer(&c, status, body.as_bytes(), &keys(), NOW, &random(9)),
             &pending,
-            status,
-            body.to_string().as_bytes(),
-            &keys(),
-            &PureRust,
-            NOW,
-            &random(9),
         )
     };
     let good = id_token_with_nonce(&nonce);
@@ -464,17 +481,17 @@ fn finish_refuses_what_a_bearer_token_would_not_pass_and_a_wrong_nonce() {
         login_json(),
         json!({ "rules": [{ "match": { "prefix": "/" }, "require": { "admin": true } }] }),
     );
-    let l = admin_only.login.as_ref().unwrap();
+    let body = json!({ "id_token": good }).to_string();
     let forbidden = finish(
-        &admin_only,
-        l,
+        &answer(
+            &admin_only,
+            Some(200),
+            body.as_bytes(),
+            &keys(),
+            NOW,
+            &random(9),
+        ),
         &pending,
-        Some(200),
-        json!({ "id_token": good }).to_string().as_bytes(),
-        &keys(),
-        &PureRust,
-        NOW,
-        &random(9),
     );
     assert_eq!(forbidden.unwrap_err(), Failure::Forbidden);
 }
@@ -797,23 +814,7 @@ fn decisions_with_login_configured() {
 
 /// The whole flow with a token response that carries a refresh token.
 fn finished_with_refresh(config: &Config, refresh: &str) -> Response {
-    let login = config.login.as_ref().unwrap();
-    let (r, headers, callback) = started(config, "/app");
-    let nonce = param(header(&r, "location")[0], "nonce");
-    let (_, pending) = callback_of(config, &headers, &callback).unwrap();
-    let body = json!({ "id_token": id_token_with_nonce(&nonce), "refresh_token": refresh });
-    finish(
-        config,
-        login,
-        &pending,
-        Some(200),
-        body.to_string().as_bytes(),
-        &keys(),
-        &PureRust,
-        NOW,
-        &random(9),
-    )
-    .unwrap()
+    finished_answering(config, "/app", json!({ "refresh_token": refresh }))
 }
 
 #[test]
@@ -885,16 +886,10 @@ fn a_session_with_a_refresh_token_is_renewed_before_its_id_token_expires() {
     // The answer: a new ID token (no nonce), a rotated refresh token kept, the old one if none.
     let new_id = sign("key1", "k1", &with(id_claims(), "iat", (NOW + 3540).into()));
     let run = |status: Option<u32>, body: Value| {
+        let body = body.to_string();
         refreshed(
-            &c,
-            login,
+            &answer(&c, status, body.as_bytes(), &keys(), NOW + 3550, &random(5)),
             &pending,
-            status,
-            body.to_string().as_bytes(),
-            &keys(),
-            &PureRust,
-            NOW + 3550,
-            &random(5),
         )
     };
     for (answer, kept) in [
