@@ -302,7 +302,9 @@ pub fn decide_with(
     }
 }
 
-fn header<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> Option<&'h [u8]> {
+/// The value of request header `name` (lowercase, as Envoy hands headers over): the first
+/// one, if the request has several.
+pub fn header<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> Option<&'h [u8]> {
     headers
         .iter()
         .find(|(n, _)| n == name)

@@ -456,12 +456,7 @@ fn process_headers(
     may_wait: bool,
     headers: &[(String, Vec<u8>)],
 ) -> Outcome {
-    let pseudo = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map_or(&[][..], |(_, v)| v.as_slice())
-    };
+    let pseudo = |name: &str| crate::decision::header(headers, name).unwrap_or_default();
     let request = Request {
         method: pseudo(":method"),
         path: pseudo(":path"),
