@@ -219,25 +219,7 @@ fn a_browser_signs_in_at_the_edge() {
         .unwrap()
         .starts_with(&format!("http://localhost:{}/oauth2/authorize?", op.port)));
 
-    let profile = tempfile::tempdir().unwrap();
-    let out = Command::new(node)
-        .arg(browser_dir().join("drive.mjs"))
-        .args([&origin, &format!("http://localhost:{}", op.port)])
-        .arg(profile.path())
-        .current_dir(browser_dir())
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
-        .unwrap_or_else(|e| panic!("the driver printed no JSON ({e}): {stdout}"));
-    eprintln!("observed: {seen:#}");
-    assert!(
-        seen["error"].is_null(),
-        "the browser run failed: {seen:#}\n{}",
-        envoy.log()
-    );
+    let seen = drive(&origin, &op, "everything", &envoy);
 
     // Signed in on the provider's form, back at the original page with the identity.
     assert!(seen["login_form_url"]

@@ -19,3 +19,23 @@ pub fn keys() -> &'static [Option<KeySet>] {
         vec![Some(parsed.keys)]
     })
 }
+
+/// A request as the fuzz targets spell it: "METHOD PATH" on the first line, then
+/// "name: value" header lines, as raw bytes (names lowercased, as Envoy hands them over).
+#[allow(dead_code)] // the verify target needs no request
+pub fn request_parts(data: &[u8]) -> (&[u8], &[u8], Vec<(String, Vec<u8>)>) {
+    let mut lines = data.split(|&b| b == b'\n');
+    let first = lines.next().unwrap_or_default();
+    let mut parts = first.splitn(2, |&b| b == b' ');
+    let method = parts.next().unwrap_or_default();
+    let path = parts.next().unwrap_or_default();
+    let headers = lines
+        .filter_map(|line| {
+            let colon = line.iter().position(|&b| b == b':')?;
+            let name = std::str::from_utf8(&line[..colon]).ok()?.trim().to_ascii_lowercase();
+            let value = line[colon + 1..].strip_prefix(b" ").unwrap_or(&line[colon + 1..]);
+            Some((name, value.to_vec()))
+        })
+        .collect();
+    (method, path, headers)
+}

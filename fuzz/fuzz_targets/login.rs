@@ -38,19 +38,7 @@ fn config() -> &'static Config {
 const RANDOM: Random = Random { state: [1; 16], verifier: [2; 32], nonce: [3; 16], seal: [4; 24] };
 
 fuzz_target!(|data: &[u8]| {
-    let mut lines = data.split(|&b| b == b'\n');
-    let first = lines.next().unwrap_or_default();
-    let mut parts = first.splitn(2, |&b| b == b' ');
-    let method = parts.next().unwrap_or_default();
-    let path = parts.next().unwrap_or_default();
-    let headers: Vec<(String, Vec<u8>)> = lines
-        .filter_map(|line| {
-            let colon = line.iter().position(|&b| b == b':')?;
-            let name = std::str::from_utf8(&line[..colon]).ok()?.trim().to_ascii_lowercase();
-            let value = line[colon + 1..].strip_prefix(b" ").unwrap_or(&line[colon + 1..]);
-            Some((name, value.to_vec()))
-        })
-        .collect();
+    let (method, path, headers) = common::request_parts(data);
     if let Some(back) = session::url::safe_return(path) {
         assert!(back.starts_with('/') && !back.starts_with("//") && !back.contains('\\'), "{back}");
     }

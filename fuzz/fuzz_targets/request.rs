@@ -10,19 +10,7 @@ use libfuzzer_sys::fuzz_target;
 mod common;
 
 fuzz_target!(|data: &[u8]| {
-    let mut lines = data.split(|&b| b == b'\n');
-    let first = lines.next().unwrap_or_default();
-    let mut parts = first.splitn(2, |&b| b == b' ');
-    let method = parts.next().unwrap_or_default();
-    let path = parts.next().unwrap_or_default();
-    let headers: Vec<(String, Vec<u8>)> = lines
-        .filter_map(|line| {
-            let colon = line.iter().position(|&b| b == b':')?;
-            let name = std::str::from_utf8(&line[..colon]).ok()?.trim().to_ascii_lowercase();
-            let value = line[colon + 1..].strip_prefix(b" ").unwrap_or(&line[colon + 1..]);
-            Some((name, value.to_vec()))
-        })
-        .collect();
+    let (method, path, headers) = common::request_parts(data);
     let request = Request { method, path, headers: &headers };
     let mut cache = TokenCache::new(8);
     let first = decide(&request, common::config(), common::keys(), &PureRust, &mut cache, common::NOW);

@@ -1,7 +1,8 @@
 // Drives Debian's chromium through a sign-in at the edge, for tests/browser_login.rs and the
 // demo's self-check (scripts/demo.sh).
 //
-// Usage: node drive.mjs <gateway origin> <provider origin> <user-data-dir> [refresh|demo]
+// Usage: node drive.mjs <gateway origin> <provider origin> <user-data-dir> [everything|refresh|demo]
+// (everything, the default: the whole sign-in test of tests/browser_login.rs)
 // Prints one JSON object of observations on stdout; the caller asserts on it. Every wait
 // is for an event (a URL, a load), bounded by TIMEOUT.
 import { chromium } from 'playwright-core';
