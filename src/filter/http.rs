@@ -49,16 +49,22 @@ impl Http {
         }
     }
 
-    /// Revokes the session's refresh token, then sends the logout's answer (also when the
-    /// revocation fails: the browser's session ends either way).
-    fn revoke(&mut self, call: &session::Call, response: Response) -> Action {
+    /// Sends a sign-in step's call to the token endpoint's cluster; its answer arrives in
+    /// `on_http_call_response` under the returned token.
+    fn dispatch(&self, call: &session::Call) -> Result<u32, proxy_wasm::types::Status> {
         let headers: Vec<(&str, &str)> = call
             .headers
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
         let timeout = std::time::Duration::from_millis(call.timeout_ms);
-        match self.dispatch_http_call(&call.cluster, headers, Some(&call.body), vec![], timeout) {
+        self.dispatch_http_call(&call.cluster, headers, Some(&call.body), vec![], timeout)
+    }
+
+    /// Revokes the session's refresh token, then sends the logout's answer (also when the
+    /// revocation fails: the browser's session ends either way).
+    fn revoke(&mut self, call: &session::Call, response: Response) -> Action {
+        match self.dispatch(call) {
             Ok(token) => self.revoking = Some((token, response)),
             Err(status) => {
                 log::warn!(
@@ -89,13 +95,7 @@ impl Http {
             }
             waiting = std::mem::take(w);
         }
-        let headers: Vec<(&str, &str)> = call
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        let timeout = std::time::Duration::from_millis(call.timeout_ms);
-        match self.dispatch_http_call(&call.cluster, headers, Some(&call.body), vec![], timeout) {
+        match self.dispatch(call) {
             Ok(token) => {
                 let deadline = now
                     .saturating_add(call.timeout_ms)
@@ -169,13 +169,7 @@ impl Http {
 
     /// Makes the callback's token request; the answer arrives in `on_http_call_response`.
     fn exchange(&mut self, call: &session::Call, pending: session::Pending) -> Action {
-        let headers: Vec<(&str, &str)> = call
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        let timeout = std::time::Duration::from_millis(call.timeout_ms);
-        match self.dispatch_http_call(&call.cluster, headers, Some(&call.body), vec![], timeout) {
+        match self.dispatch(call) {
             Ok(token) => self.exchange = Some((token, pending)),
             Err(status) => {
                 log::warn!(
