@@ -74,7 +74,7 @@ fn identity(echo: &Value) -> (Option<&str>, Option<&str>) {
     (header("x-auth-principal"), header("x-auth-email"))
 }
 
-/// The provider, set up for the gateway on `envoy_port`.
+/// The provider (tests/browser/provider.mjs), waiting for [`set_up`].
 fn provider_process() -> Process {
     let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/keys/key1.pem");
     Process::start(
@@ -89,7 +89,9 @@ fn provider_process() -> Process {
     )
 }
 
-fn set_up(op: &Process, origin: &str, id_token_ttl: u64) {
+/// Registers the gateway at `origin` with the provider; ID tokens live `id_token_ttl`
+/// seconds (`None`: the provider's hour).
+fn set_up(op: &Process, origin: &str, id_token_ttl: Option<u64>) {
     let setup = json!({ "redirect_uri": format!("{origin}/oauth2/callback"),
         "logout_uri": format!("{origin}/"), "id_token_ttl": id_token_ttl });
     let r = send(
@@ -143,7 +145,7 @@ fn an_expiring_session_is_refreshed_without_the_user_seeing_it() {
         }),
     );
     let origin = format!("http://localhost:{}", envoy.port);
-    set_up(&op, &origin, 4);
+    set_up(&op, &origin, Some(4));
     envoy.wait_for_stat("wasmcustom.cognito_edge_auth.jwks.op.keys", 1);
     let seen = drive(&origin, &op, "refresh", &envoy);
     assert!(seen["first_iat"].is_string(), "{seen}");
@@ -172,31 +174,11 @@ fn an_expiring_session_is_refreshed_without_the_user_seeing_it() {
 
 #[test]
 fn a_browser_signs_in_at_the_edge() {
-    let node = Path::new("node");
-    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/keys/key1.pem");
-    let op = Process::start(
-        node,
-        &[
-            browser_dir().join("provider.mjs").to_str().unwrap(),
-            key.to_str().unwrap(),
-            "k1",
-            CLIENT,
-            SECRET,
-        ],
-    );
+    let op = provider_process();
     let upstream = echo_upstream();
     let envoy = gateway(op.port, upstream.port, json!({}));
     let origin = format!("http://localhost:{}", envoy.port);
-    let setup = json!({ "redirect_uri": format!("{origin}/oauth2/callback"), "logout_uri": format!("{origin}/") });
-    let r = send(
-        op.port,
-        "POST",
-        "/__setup",
-        &[],
-        setup.to_string().as_bytes(),
-    )
-    .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
+    set_up(&op, &origin, None);
     envoy.wait_for_stat("wasmcustom.cognito_edge_auth.jwks.op.keys", 1);
 
     // An API call without a session keeps today's 401, a navigation is sent to sign in.
