@@ -91,11 +91,7 @@ fn fixture() -> Fixture {
 }
 
 fn request(f: &Fixture) -> Request<'_> {
-    Request {
-        method: b"GET",
-        path: b"/x",
-        headers: &f.headers,
-    }
+    Request::new(b"GET", b"/x", &f.headers)
 }
 
 // ---- a cache hit -------------------------------------------------------------------------

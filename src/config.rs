@@ -466,7 +466,7 @@ fn validate_header(h: HeaderSource, at: &str) -> Result<HeaderSource, ConfigErro
 }
 
 /// A cookie name: an RFC 6265 token.
-fn is_cookie_name(name: &str) -> bool {
+pub fn is_cookie_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()

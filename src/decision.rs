@@ -8,11 +8,14 @@ use crate::online::{self, Answers, Step, TokenKey};
 use crate::policy::{self, Refusal};
 use crate::response::{self, Response};
 use crate::revocation::RevocationList;
+use crate::session::ended::EndedSessions;
 use crate::session::{self, Random, Session};
 use crate::signature::SignatureVerifier;
 use crate::token::{self, ExtractError};
 use crate::verify::{self, Claims, VerifyError};
 use std::rc::Rc;
+
+mod browser;
 
 /// How long a client is told to wait when keys are not loaded yet.
 pub const RETRY_AFTER_SECONDS: u64 = 5;
@@ -26,6 +29,20 @@ pub struct Request<'r> {
     pub path: &'r [u8],
     /// (lowercase name, raw value) pairs.
     pub headers: &'r [(String, Vec<u8>)],
+    /// The request's session was just renewed (it is decided again with the new one): it is
+    /// used as it is, never renewed again.
+    pub renewed: bool,
+}
+
+impl<'r> Request<'r> {
+    pub fn new(method: &'r [u8], path: &'r [u8], headers: &'r [(String, Vec<u8>)]) -> Self {
+        Request {
+            method,
+            path,
+            headers,
+            renewed: false,
+        }
+    }
 }
 
 /// What the filter does with a request.
@@ -45,9 +62,9 @@ pub enum Decision {
     /// Make `call` (redeem the session's refresh token), then decide the request again with
     /// the session [`session::refreshed`] gives ([`session::with_session`]).
     Refresh(Box<(session::Call, session::RefreshPending)>),
-    /// Make `call` (revoke the refresh token at logout), then answer with the response
-    /// whatever the call's outcome.
-    Revoke(Box<(session::Call, Response)>),
+    /// A request to `logout_path`: a page that asks to confirm, or the session to end in the
+    /// process, the refresh token to revoke, then the answer (whatever the call's outcome).
+    Logout(Box<session::Logout>),
 }
 
 /// An online check the glue must make: `GetUser` with `token` through provider
@@ -79,8 +96,9 @@ pub struct Allowed {
     /// add does not).
     pub set: Rc<[(String, String)]>,
     /// Headers to replace last, which the request may carry: the session's ID token as
-    /// `authorization`, the `cookie` header without the session's cookies.
-    pub replace: Vec<(String, String)>,
+    /// `authorization`, the `cookie` header without the filter's cookies (bytes: the
+    /// application's own cookies may hold any).
+    pub replace: Vec<(String, Vec<u8>)>,
     /// A short, stable reason for logs and metrics.
     pub reason: &'static str,
 }
@@ -98,6 +116,9 @@ pub struct Denied {
     pub principal: Option<String>,
     /// The sign-in step that failed, when this is the answer to a callback.
     pub login: Option<session::Failure>,
+    /// A browser refused for this could be helped by signing in (no session, or one whose
+    /// token is expired, invalid, revoked or ended); never for what a sign-in cannot change.
+    pub sign_in: bool,
 }
 
 impl Denied {
@@ -109,15 +130,8 @@ impl Denied {
             provider: None,
             principal: None,
             login: None,
+            sign_in: false,
         }
-    }
-
-    /// The answer to a callback that failed: its page, its reason.
-    fn login(f: session::Failure) -> Decision {
-        Decision::Deny(Denied {
-            login: Some(f),
-            ..Denied::new(f.page(), f.reason(), None)
-        })
     }
 }
 
@@ -185,6 +199,7 @@ pub fn decide(
     let lists = Lists {
         fetched: &[],
         online: &online::NoAnswers,
+        ended: &session::ended::NoneEnded,
     };
     decide_with(
         request,
@@ -199,10 +214,12 @@ pub fn decide(
 }
 
 /// What the glue knows beyond the configuration and the keys: the fetched revocation lists
-/// (`fetched[i]` for provider i, `None` while there is none) and the kept online answers.
+/// (`fetched[i]` for provider i, `None` while there is none), the kept online answers and the
+/// sessions ended at logout.
 pub struct Lists<'a> {
     pub fetched: &'a [Option<RevocationList>],
     pub online: &'a dyn Answers,
+    pub ended: &'a dyn EndedSessions,
 }
 
 /// As [`decide`], with what the glue keeps and draws:
@@ -222,83 +239,11 @@ pub fn decide_with(
     now: u64,
     random: &dyn Fn() -> Option<Random>,
 ) -> Decision {
-    let Some(login) = &config.login else {
-        return decide_token(request, config, keys, lists, signatures, cache, now);
-    };
-    let authority = header(request.headers, ":authority")
-        .or_else(|| header(request.headers, "host"))
-        .unwrap_or_default();
-    if session::is_path(request.path, &login.callback_path) {
-        // A code is good for one exchange, and the ID token it yields needs the provider's
-        // keys: before they are in, a valid callback is answered "again in a second" with
-        // its code unused (once its login state expires, that failure is shown instead).
-        let has_keys = keys.get(login.provider).is_some_and(Option::is_some);
-        return match session::callback(login, authority, request.path, request.headers, now) {
-            Ok(_) if !has_keys => Denied::login(session::Failure::KeysNotLoaded),
-            Ok(call) => Decision::Call(Box::new(call)),
-            Err(f) => Denied::login(f),
-        };
-    }
-    if login
-        .logout_path
-        .as_deref()
-        .is_some_and(|p| session::is_path(request.path, p))
-    {
-        return match session::logout(login, authority, request.headers) {
-            Ok(response) => match session::revoke_call(login, request.headers) {
-                Some(call) => Decision::Revoke(Box::new((call, response))),
-                None => Decision::Redirect(Redirected {
-                    response,
-                    reason: "logout",
-                }),
-            },
-            Err(f) => deny(f.page(), f.reason(), None),
-        };
-    }
-    match decide_token(request, config, keys, lists, signatures, cache, now) {
-        // A browser without a (valid) session is sent to sign in; a request that carried a
-        // token header, an API call or an XHR keeps its 401.
-        Decision::Deny(denied)
-            if denied.response.status == 401
-                && session::is_navigation(request.method, request.headers)
-                && matches!(
-                    token::extract(request.headers, config.token_sources()),
-                    Ok(None)
-                ) =>
-        {
-            match random().map(|r| session::start(login, authority, request.path, &r, now)) {
-                Some(Ok(response)) => Decision::Redirect(Redirected {
-                    response,
-                    reason: "login",
-                }),
-                _ => Decision::Deny(denied),
-            }
-        }
-        Decision::Allow(mut allowed) => {
-            // The session's ID token as a bearer token, when asked for and when the request
-            // was allowed on its session (it carried no token of its own).
-            if login.forward_id_token
-                && matches!(
-                    token::extract(request.headers, config.token_sources()),
-                    Ok(None)
-                )
-            {
-                if let Session::Token(t) | Session::Refreshable { id: t, .. } =
-                    session::session(login, request.headers)
-                {
-                    allowed
-                        .replace
-                        .push(("authorization".into(), format!("Bearer {t}")));
-                }
-            }
-            match session::upstream_cookie(login, request.headers) {
-                None => {}
-                Some(None) => allowed.remove.push("cookie".into()),
-                Some(Some(rest)) => allowed.replace.push(("cookie".into(), rest)),
-            }
-            Decision::Allow(allowed)
-        }
-        decision => decision,
+    match &config.login {
+        None => decide_token(request, config, keys, lists, signatures, cache, now),
+        Some(login) => browser::decide(
+            request, config, login, keys, lists, signatures, cache, now, random,
+        ),
     }
 }
 
@@ -347,26 +292,21 @@ fn decide_token(
     let public = matches!(route.access, Access::Public);
 
     // On a public route a token is optional, but one that is sent must be valid.
-    let session_token;
-    let mut refresh: Option<String> = None;
-    let token = match token::extract(request.headers, config.token_sources()) {
+    let extracted = token::extract(request.headers, config.token_sources());
+    // A session ended at logout is no session, wherever its copy comes from.
+    let session = match (&extracted, config.login.as_ref()) {
+        (Ok(None), Some(login)) => match session::session(login, request.headers) {
+            Session::Open(s) if !lists.ended.is_ended(&s.sid, now) => Some(s),
+            _ => None,
+        },
+        _ => None,
+    };
+    let token = match extracted {
         Ok(Some(token)) => token,
-        Ok(None) => match config
-            .login
-            .as_ref()
-            .map(|l| session::session(l, request.headers))
-        {
-            Some(Session::Token(t)) => {
-                session_token = t;
-                session_token.as_str()
-            }
-            Some(Session::Refreshable { id, refresh: r }) => {
-                refresh = Some(r);
-                session_token = id;
-                session_token.as_str()
-            }
-            _ if public => return allow(remove, Rc::from([]), "public"),
-            _ => return deny(response::missing_token(realm), "missing", None),
+        Ok(None) => match &session {
+            Some(s) => s.id.as_str(),
+            None if public => return allow(remove, Rc::from([]), "public"),
+            None => return signing_in(deny(response::missing_token(realm), "missing", None)),
         },
         Err(ExtractError::Multiple) => {
             return deny(
@@ -385,16 +325,17 @@ fn decide_token(
     };
     let slot = cache.slot(token);
     let verified = verify_cached(token, slot, config, keys, signatures, cache, now);
-    // A session about to expire, or expired, is renewed first when it can be.
-    if let (Some(login), Some(r)) = (config.login.as_ref(), refresh.as_deref()) {
+    // A session about to expire, or expired, is renewed first when it can be (and was not
+    // just renewed: a renewed session is used as it is).
+    if let (Some(login), Some(s)) = (config.login.as_ref(), session.as_ref()) {
         let due = match &verified {
-            Ok(claims) => claims
-                .expires_at
-                .is_some_and(|exp| exp <= now.saturating_add(login.refresh_before_seconds)),
+            Ok(claims) => session::refresh_due(login, claims, now),
             Err(e) => *e == VerifyError::Expired,
         };
-        if due {
-            return Decision::Refresh(Box::new(session::refresh_call(login, r, request.headers)));
+        if due && !request.renewed {
+            if let Some(refresh) = session::refresh_call(login, s, request.headers) {
+                return Decision::Refresh(Box::new(refresh));
+            }
         }
     }
     let claims = match verified {
@@ -407,18 +348,22 @@ fn decide_token(
             )
         }
         Err(e) => {
-            return deny(
+            return signing_in(deny(
                 response::invalid_token(realm, &e.description()),
                 e.reason(),
                 Some(e),
-            )
+            ))
         }
     };
 
     // After the cache: a list that changes applies to tokens verified before it did.
     if is_revoked(&claims, config, lists.fetched) {
-        return deny(response::invalid_token(realm, REVOKED), "revoked", None)
-            .naming_provider(config, claims.provider);
+        return signing_in(deny(
+            response::invalid_token(realm, REVOKED),
+            "revoked",
+            None,
+        ))
+        .naming_provider(config, claims.provider);
     }
 
     let outcome = match cache.outcome(slot, route.rule) {
@@ -502,11 +447,11 @@ fn online_step(
             "not_checkable",
             None,
         )),
-        Step::Revoked => Some(deny(
+        Step::Revoked => Some(signing_in(deny(
             response::invalid_token(realm, REVOKED),
             "revoked",
             None,
-        )),
+        ))),
         Step::Unavailable => Some(deny(
             response::unavailable(
                 online::RETRY_AFTER_SECONDS,
@@ -606,6 +551,17 @@ fn deny(response: Response, reason: &'static str, error: Option<VerifyError>) ->
     Decision::Deny(Denied::new(response, reason, error))
 }
 
+/// A denial a browser can overcome by signing in (again).
+fn signing_in(decision: Decision) -> Decision {
+    match decision {
+        Decision::Deny(denied) => Decision::Deny(Denied {
+            sign_in: true,
+            ..denied
+        }),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -637,6 +593,7 @@ mod tests {
         keys: &[Option<KeySet>],
     ) -> Decision {
         let request = Request {
+            renewed: false,
             method: method.as_bytes(),
             path: path.as_bytes(),
             headers,
@@ -718,6 +675,7 @@ mod tests {
         let d = denied(run_with("GET", "/", &bearer(&token), &config(), &[None]));
         assert_eq!((d.response.status, d.reason), (503, "no_keys"));
         let request = Request {
+            renewed: false,
             method: b"GET",
             path: b"/",
             headers: &bearer(&token),
@@ -1006,6 +964,7 @@ mod tests {
         let token = id_token();
         let mut cache = TokenCache::new(16);
         let request = |path: &'static [u8], h: &'static Headers| Request {
+            renewed: false,
             method: b"GET",
             path,
             headers: h,
@@ -1082,6 +1041,7 @@ mod tests {
         let mut cache = TokenCache::new(16);
         let at = |path: &str, cache: &mut TokenCache| {
             let request = Request {
+                renewed: false,
                 method: b"GET",
                 path: path.as_bytes(),
                 headers: &headers,

@@ -376,11 +376,13 @@ mod tests {
     ) -> Decision {
         let headers = bearer(token);
         let request = Request {
+            renewed: false,
             method: b"GET",
             path: path.as_bytes(),
             headers: &headers,
         };
         let lists = Lists {
+            ended: &crate::session::ended::NoneEnded,
             fetched: &[],
             online: kept,
         };

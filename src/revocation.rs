@@ -301,6 +301,7 @@ mod tests {
         let token = id_token();
         let headers = bearer(&token);
         let request = |path: &'static [u8]| Request {
+            renewed: false,
             method: b"GET",
             path,
             headers: &headers,
@@ -310,6 +311,7 @@ mod tests {
         let mut cache = TokenCache::new(16);
         let run = |cfg: &Config, fetched: &[Option<RevocationList>], cache: &mut TokenCache| {
             let lists = Lists {
+                ended: &crate::session::ended::NoneEnded,
                 fetched,
                 online: &online::NoAnswers,
             };
@@ -347,6 +349,7 @@ mod tests {
             &cfg,
             &keys(),
             &Lists {
+                ended: &crate::session::ended::NoneEnded,
                 fetched: &by_sub,
                 online: &online::NoAnswers,
             },

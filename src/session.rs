@@ -8,7 +8,9 @@
 //! token request) → the glue's call → [`finish`] (verifies the ID token as a bearer token is
 //! verified, plus the nonce and the policy; sets the session; 302 back to the original path).
 
+pub mod cookies;
 pub mod crypto;
+pub mod ended;
 pub mod url;
 
 use crate::config::login::{CookieKey, Login};
@@ -20,6 +22,7 @@ use crate::signature::SignatureVerifier;
 use crate::verify::{self, VerifyError};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
+use cookies::{chunk_name, clear, login_cookie_name, session_name, set_cookie, Lookup};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -30,6 +33,14 @@ pub const LOGIN_STATE_SECONDS: u64 = 600;
 pub const CHUNK_BYTES: usize = 3800;
 /// At most this many session cookies (about 30 KB of token).
 pub const MAX_CHUNKS: usize = 8;
+/// At most this many sign-ins in progress per browser: a page on any site can start sign-ins
+/// in a victim's browser, and each leaves a login-state cookie that every request carries.
+/// Starting one more clears the oldest.
+pub const MAX_LOGIN_STATES: usize = 4;
+/// A session ended at logout is refused this long at least when it could be renewed with its
+/// refresh token (which logout revokes with Cognito): a copy then cannot renew itself if the
+/// revocation did not get through.
+pub const ENDED_REFRESHABLE_SECONDS: u64 = 24 * 3600;
 /// The longest authorization code accepted on the callback.
 const MAX_CODE_BYTES: usize = 2048;
 
@@ -65,30 +76,72 @@ pub struct Pending {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshPending {
     pub refresh: String,
+    /// The session's id and user: the renewed session keeps the one and must be the other.
+    sid: String,
+    sub: String,
     old_chunks: usize,
 }
 
-/// A session with a refresh token: `{"i": ID token, "r": refresh token}` (a bare ID token,
-/// which never starts with `{`, is a session without one).
+/// A session as sealed in its cookies.
 #[derive(Serialize, Deserialize)]
 struct Stored {
+    /// The session's id: random at sign-in, kept through refreshes (what logout ends).
+    s: String,
+    /// The user (`sub`) the session was opened for.
+    u: String,
+    /// When the ID token expires (seconds since the epoch).
+    x: u64,
+    /// The ID token.
     i: String,
-    r: String,
+    /// The refresh token, when Cognito gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    r: Option<String>,
+    /// The access token, when the provider is checked online.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    a: Option<String>,
+}
+
+/// A session the browser sent, opened: it still has to pass `verify` and the policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    pub sid: String,
+    pub sub: String,
+    /// When its ID token expires (seconds since the epoch).
+    pub expires_at: u64,
+    pub id: String,
+    pub refresh: Option<String>,
+    pub access: Option<String>,
 }
 
 /// What the browser sent as a session.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Session {
     None,
-    /// The ID token, opened; it still has to pass `verify` and the policy.
-    Token(String),
-    /// The ID token and the refresh token that renews it.
-    Refreshable {
-        id: String,
-        refresh: String,
-    },
-    /// A session cookie that no configured key opens (tampered, foreign or rotated out).
+    Open(Opened),
+    /// Session cookies that no configured key opens (tampered, foreign or rotated out), or a
+    /// session cookie sent twice.
     Unreadable,
+}
+
+/// A session ended at logout: refused in the whole process until `until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    pub sid: String,
+    pub until: u64,
+}
+
+/// What a request to `logout_path` gets.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Logout {
+    /// A cross-site request: a page that asks to confirm (a same-origin form post), and
+    /// nothing ended.
+    Confirm(Response),
+    /// Signed out: the session to end, the refresh token to revoke first, then the answer.
+    Out {
+        response: Response,
+        revoke: Option<Call>,
+        ended: Option<Ended>,
+    },
 }
 
 /// Why a sign-in failed: the reason for logs and metrics, and the page the browser sees.
@@ -113,6 +166,9 @@ pub enum Failure {
     /// A valid callback that came before the provider's signing keys (just after a
     /// restart): its code is not exchanged, and the page loads itself again in a second.
     KeysNotLoaded,
+    /// A refresh answered with another user's tokens (OpenID Connect Core 12.2): the session
+    /// ends.
+    SessionChanged,
 }
 
 impl Failure {
@@ -130,6 +186,7 @@ impl Failure {
             Failure::NoPrincipal => "login_no_principal",
             Failure::TooLarge => "login_too_large",
             Failure::KeysNotLoaded => "login_keys_not_loaded",
+            Failure::SessionChanged => "refresh_session_changed",
         }
     }
 
@@ -138,7 +195,10 @@ impl Failure {
             Failure::Exchange => 502,
             Failure::Forbidden => 403,
             Failure::IdToken(VerifyError::NoKeys { .. }) | Failure::KeysNotLoaded => 503,
-            Failure::IdToken(_) | Failure::Nonce | Failure::NoPrincipal => 401,
+            Failure::IdToken(_)
+            | Failure::Nonce
+            | Failure::NoPrincipal
+            | Failure::SessionChanged => 401,
             _ => 400,
         }
     }
@@ -158,6 +218,7 @@ impl Failure {
             Failure::NoPrincipal => "The ID token names no usable user.",
             Failure::TooLarge => "The ID token is too large for a session cookie.",
             Failure::KeysNotLoaded => "The gateway is starting; this page tries again in a second.",
+            Failure::SessionChanged => "The session could not be renewed for the same user; sign in again.",
         }
     }
 
@@ -184,6 +245,16 @@ impl Failure {
             headers,
             body,
         }
+    }
+
+    /// [`Failure::page`], clearing the login-state cookie `attempt` of the callback that
+    /// failed (unless it comes back with its code unused), so failed sign-ins leave nothing.
+    pub fn page_clearing(self, login: &Login, attempt: Option<&str>) -> Response {
+        let mut page = self.page();
+        if let Some(name) = attempt.filter(|_| self != Failure::KeysNotLoaded) {
+            page.headers.push(("set-cookie".into(), clear(login, name)));
+        }
+        page
     }
 }
 
@@ -221,10 +292,13 @@ pub fn is_navigation(method: &[u8], headers: &[(String, Vec<u8>)]) -> bool {
 
 /// The 302 to Cognito's authorize endpoint that starts a login, with the attempt's state
 /// cookie. The return path is the request's own when it surely stays on this origin, else `/`.
+/// The browser's other attempts beyond [`MAX_LOGIN_STATES`] (the oldest first), expired or
+/// unreadable ones are cleared with it.
 pub fn start(
     login: &Login,
     authority: &[u8],
     path: &[u8],
+    headers: &[(String, Vec<u8>)],
     random: &Random,
     now: u64,
 ) -> Result<Response, Failure> {
@@ -252,14 +326,41 @@ pub fn start(
         url::encode(&redirect_uri),
         url::encode(&login.scopes),
     );
-    let cookie = set_cookie(
-        login,
-        &name,
-        &sealed,
-        &login.callback_path,
-        Some(LOGIN_STATE_SECONDS),
-    );
-    Ok(redirect(&location, vec![cookie]))
+    let mut cookies = stale_attempts(login, headers, now);
+    cookies.push(set_cookie(login, &name, &sealed, Some(LOGIN_STATE_SECONDS)));
+    Ok(redirect(&location, cookies))
+}
+
+/// `Set-Cookie`s that clear the browser's login-state cookies a new attempt must not join:
+/// unreadable, expired or sent twice, and the oldest beyond `MAX_LOGIN_STATES - 1`.
+fn stale_attempts(login: &Login, headers: &[(String, Vec<u8>)], now: u64) -> Vec<String> {
+    let found = cookies::login_states(login, headers);
+    let mut live: Vec<(u64, &str)> = Vec::new();
+    let mut stale: Vec<&str> = Vec::new();
+    for (name, value) in &found {
+        let Ok(name) = std::str::from_utf8(name) else {
+            continue;
+        };
+        if !crate::config::is_cookie_name(name) || stale.contains(&name) {
+            continue; // not a name a Set-Cookie can carry, or cleared already
+        }
+        let twice = found.iter().filter(|(n, _)| *n == name.as_bytes()).count() > 1;
+        let expires = std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| crypto::open(&login.cookie_keys, name, v))
+            .and_then(|p| serde_json::from_slice::<LoginState>(&p).ok())
+            .map(|a| a.e)
+            .filter(|&e| e > now);
+        match expires {
+            Some(e) if !twice => live.push((e, name)),
+            _ => stale.push(name),
+        }
+    }
+    live.sort_unstable();
+    let keep = MAX_LOGIN_STATES.saturating_sub(1);
+    let excess = live.len().saturating_sub(keep);
+    stale.extend(live.iter().take(excess).map(|(_, n)| *n));
+    stale.into_iter().map(|n| clear(login, n)).collect()
 }
 
 /// The callback: checks `state` against this browser's login-state cookie and builds the
@@ -271,22 +372,18 @@ pub fn callback(
     headers: &[(String, Vec<u8>)],
     now: u64,
 ) -> Result<(Call, Pending), Failure> {
-    let query = path
-        .iter()
-        .position(|&b| b == b'?')
-        .and_then(|i| path.get(i.saturating_add(1)..))
-        .unwrap_or_default();
-    let state = url::query_param(query, "state")
-        .filter(|s| s.len() == 22 && s.bytes().all(is_base64url))
-        .ok_or(if url::query_param(query, "error").is_some() {
-            Failure::Provider
-        } else {
-            Failure::State
-        })?;
+    let query = query_of(path);
+    let state = callback_state(path).ok_or(if url::query_param(query, "error").is_some() {
+        Failure::Provider
+    } else {
+        Failure::State
+    })?;
     let name = login_cookie_name(login, &state);
-    let attempt: LoginState = cookie_values(headers, &name)
-        .into_iter()
-        .find_map(|v| crypto::open(&login.cookie_keys, &name, v))
+    // The attempt's cookie, sent once: a second one with that name is not this browser's.
+    let Lookup::One(sealed) = cookies::lookup(headers, &name) else {
+        return Err(Failure::State);
+    };
+    let attempt: LoginState = crypto::open(&login.cookie_keys, &name, sealed)
         .and_then(|p| serde_json::from_slice(&p).ok())
         .filter(|a: &LoginState| a.s == state && a.e > now)
         .ok_or(Failure::State)?;
@@ -311,14 +408,48 @@ pub fn callback(
         login_cookie: name,
         nonce: attempt.n,
         return_to: url::safe_return(attempt.r.as_bytes()).unwrap_or_else(|| "/".into()),
-        old_chunks: session_chunks(login, headers).len(),
+        old_chunks: session_chunk_count(login, headers),
     };
     Ok((call, pending))
+}
+
+/// The page for a callback that failed, clearing the attempt's login-state cookie.
+pub fn callback_failed(login: &Login, path: &[u8], f: Failure) -> Response {
+    let attempt = callback_state(path).map(|state| login_cookie_name(login, &state));
+    f.page_clearing(login, attempt.as_deref())
+}
+
+/// The callback's `state`, if it has the form the filter gives it.
+fn callback_state(path: &[u8]) -> Option<String> {
+    url::query_param(query_of(path), "state")
+        .filter(|s| s.len() == 22 && s.bytes().all(is_base64url))
+}
+
+fn query_of(path: &[u8]) -> &[u8] {
+    path.iter()
+        .position(|&b| b == b'?')
+        .and_then(|i| path.get(i.saturating_add(1)..))
+        .unwrap_or_default()
+}
+
+impl RefreshPending {
+    /// The id of the session being renewed.
+    pub fn sid(&self) -> &str {
+        &self.sid
+    }
+}
+
+impl Pending {
+    /// The login-state cookie of the attempt this callback finishes.
+    pub fn attempt(&self) -> &str {
+        &self.login_cookie
+    }
 }
 
 #[derive(Deserialize)]
 struct TokenResponse {
     id_token: String,
+    access_token: Option<String>,
     refresh_token: Option<String>,
 }
 
@@ -363,14 +494,21 @@ impl Answered<'_> {
         }
         Ok((tokens, claims))
     }
+
+    /// Whether the session keeps the access token (the provider checks tokens online).
+    fn keeps_access(&self) -> bool {
+        self.config
+            .providers
+            .get(self.login.provider)
+            .is_some_and(|p| p.online_check.is_some())
+    }
 }
 
 /// The answer to the callback's code exchange: the ID token verified, then its nonce and the
 /// policy for the return path checked; the answer sets the session and sends the browser back.
 pub fn finish(answer: &Answered, pending: &Pending) -> Result<Response, Failure> {
-    let (config, login, now) = (answer.config, answer.login, answer.now);
+    let (config, login) = (answer.config, answer.login);
     let (tokens, claims) = answer.verified()?;
-    let id_token = tokens.id_token;
     if claims.all.get("nonce").and_then(|n| n.as_str()) != Some(pending.nonce.as_str()) {
         return Err(Failure::Nonce);
     }
@@ -381,31 +519,34 @@ pub fn finish(answer: &Answered, pending: &Pending) -> Result<Response, Failure>
         Err(Refusal::NoPrincipal(_)) => return Err(Failure::NoPrincipal),
         Err(Refusal::Forbidden(..)) => return Err(Failure::Forbidden),
     }
+    let sub = subject(&claims).ok_or(Failure::NoPrincipal)?;
+    let stored = Stored {
+        s: URL_SAFE_NO_PAD.encode(answer.random.state),
+        u: sub,
+        x: expiry(&claims),
+        i: tokens.id_token,
+        r: tokens.refresh_token,
+        a: tokens.access_token.filter(|_| answer.keeps_access()),
+    };
     let mut cookies = new_session(
         login,
-        &id_token,
-        tokens.refresh_token.as_deref(),
-        &claims,
-        now,
-        &answer.random.seal,
+        &stored,
+        answer.now,
+        answer.random,
         pending.old_chunks,
     )?;
-    cookies.push(set_cookie(
-        login,
-        &pending.login_cookie,
-        "",
-        &login.callback_path,
-        Some(0),
-    ));
+    cookies.push(clear(login, &pending.login_cookie));
     Ok(redirect(&pending.return_to, cookies))
 }
 
-/// The token request that redeems a session's refresh token (`client_secret_basic`).
+/// The token request that redeems a session's refresh token (`client_secret_basic`); `None`
+/// for a session without one.
 pub fn refresh_call(
     login: &Login,
-    refresh: &str,
+    session: &Opened,
     headers: &[(String, Vec<u8>)],
-) -> (Call, RefreshPending) {
+) -> Option<(Call, RefreshPending)> {
+    let refresh = session.refresh.as_deref()?;
     let body = format!(
         "grant_type=refresh_token&client_id={}&refresh_token={}",
         url::encode(&login.client_id),
@@ -413,48 +554,116 @@ pub fn refresh_call(
     );
     let pending = RefreshPending {
         refresh: refresh.to_string(),
-        old_chunks: session_chunks(login, headers).len(),
+        sid: session.sid.clone(),
+        sub: session.sub.clone(),
+        old_chunks: session_chunk_count(login, headers),
     };
-    (token_call(login, body), pending)
+    Some((token_call(login, body), pending))
 }
 
 /// The answer to a refresh: the new session's `Set-Cookie`s. The new ID token is verified as
-/// at sign-in (no nonce: a refresh has none); a rotated refresh token replaces the old one.
+/// at sign-in (no nonce: a refresh has none) and must name the session's user; issuer and
+/// client are the login's by [`Answered::verified`]. A rotated refresh token replaces the old
+/// one. The session keeps its id, so a logout before the refresh still ends it.
 pub fn refreshed(answer: &Answered, pending: &RefreshPending) -> Result<Vec<String>, Failure> {
     let (tokens, claims) = answer.verified()?;
-    let refresh = tokens
-        .refresh_token
-        .unwrap_or_else(|| pending.refresh.clone());
+    if subject(&claims).as_deref() != Some(pending.sub.as_str()) {
+        return Err(Failure::SessionChanged);
+    }
+    let stored = Stored {
+        s: pending.sid.clone(),
+        u: pending.sub.clone(),
+        x: expiry(&claims),
+        i: tokens.id_token,
+        r: Some(
+            tokens
+                .refresh_token
+                .unwrap_or_else(|| pending.refresh.clone()),
+        ),
+        a: tokens.access_token.filter(|_| answer.keeps_access()),
+    };
     new_session(
         answer.login,
-        &tokens.id_token,
-        Some(&refresh),
-        &claims,
+        &stored,
         answer.now,
-        &answer.random.seal,
+        answer.random,
         pending.old_chunks,
     )
 }
 
-/// The session cookies for a verified ID token (and refresh token), living as long as the
-/// token, plus cookies that clear the chunks of the old session beyond the new one's.
-#[allow(clippy::too_many_arguments)]
+/// Whether a session's valid ID token is due for renewal: it expires within
+/// `refresh_before_seconds`, clamped to half the token's own lifetime (`exp - iat`). A
+/// token that lives 5 minutes is renewed in its last 150 s, never at once: a refresh
+/// always yields a session that is used.
+pub fn refresh_due(login: &Login, claims: &verify::Claims, now: u64) -> bool {
+    let Some(exp) = claims.expires_at else {
+        return false;
+    };
+    let lifetime = claims
+        .all
+        .get("iat")
+        .and_then(serde_json::Value::as_u64)
+        .map(|iat| exp.saturating_sub(iat));
+    let window = lifetime.map_or(login.refresh_before_seconds, |l| {
+        login.refresh_before_seconds.min(l / 2)
+    });
+    exp <= now.saturating_add(window)
+}
+
+/// The `Set-Cookie`s that end the session a refresh was for (its answer named another user).
+pub fn ended_by_refresh(login: &Login, pending: &RefreshPending) -> Vec<String> {
+    (0..pending.old_chunks.max(1))
+        .map(|i| clear(login, &chunk_name(login, i)))
+        .collect()
+}
+
+fn subject(claims: &verify::Claims) -> Option<String> {
+    claims
+        .all
+        .get("sub")
+        .and_then(|s| s.as_str())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+fn expiry(claims: &verify::Claims) -> u64 {
+    claims.expires_at.unwrap_or(claims.valid_until)
+}
+
+/// The session cookies for `stored`, living as long as its ID token (with a refresh token:
+/// as long as the browser session), plus cookies that clear the chunks of the old session
+/// beyond the new one's.
 fn new_session(
     login: &Login,
-    id_token: &str,
-    refresh: Option<&str>,
-    claims: &crate::verify::Claims,
+    stored: &Stored,
     now: u64,
-    seal: &[u8; crypto::NONCE_BYTES],
+    random: &Random,
     old_chunks: usize,
 ) -> Result<Vec<String>, Failure> {
-    let lifetime = claims
-        .expires_at
-        .unwrap_or(claims.valid_until)
-        .saturating_sub(now);
-    let mut cookies = session_cookies(login, id_token, refresh, lifetime, seal)?;
+    let max_age = stored.r.is_none().then(|| stored.x.saturating_sub(now));
+    let plaintext = serde_json::to_vec(stored).map_err(|_| Failure::TooLarge)?;
+    let sealed = crypto::seal(
+        current_key(login)?,
+        &session_name(login),
+        &plaintext,
+        &random.seal,
+    )
+    .ok_or(Failure::TooLarge)?;
+    let chunks: Vec<&str> = sealed
+        .as_bytes()
+        .chunks(CHUNK_BYTES)
+        .filter_map(|c| std::str::from_utf8(c).ok())
+        .collect();
+    if chunks.len() > MAX_CHUNKS {
+        return Err(Failure::TooLarge);
+    }
+    let mut cookies: Vec<String> = chunks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| set_cookie(login, &chunk_name(login, i), c, max_age))
+        .collect();
     for i in cookies.len()..old_chunks {
-        cookies.push(set_cookie(login, &chunk_name(login, i), "", "/", Some(0)));
+        cookies.push(clear(login, &chunk_name(login, i)));
     }
     Ok(cookies)
 }
@@ -466,63 +675,62 @@ pub fn with_session(
     headers: &[(String, Vec<u8>)],
     set_cookies: Option<&[String]>,
 ) -> Vec<(String, Vec<u8>)> {
-    let session = format!("{}session_", login.cookie_prefix);
-    let mut out: Vec<(String, Vec<u8>)> = Vec::with_capacity(headers.len().saturating_add(1));
-    let mut pairs: Vec<String> = Vec::new();
-    for (name, value) in headers {
-        if name != "cookie" {
-            out.push((name.clone(), value.clone()));
-            continue;
-        }
-        for pair in value.split(|&b| b == b';') {
-            let pair = String::from_utf8_lossy(pair).trim().to_string();
-            if !pair.is_empty() && !pair.starts_with(&session) {
-                pairs.push(pair);
-            }
-        }
-    }
-    for c in set_cookies.unwrap_or_default() {
-        let pair = c.split(';').next().unwrap_or_default();
-        if pair.starts_with(&session) && !pair.ends_with('=') {
-            pairs.push(pair.to_string());
-        }
-    }
-    if !pairs.is_empty() {
-        out.push(("cookie".into(), pairs.join("; ").into_bytes()));
-    }
-    out
+    let pairs: Vec<String> = set_cookies
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| cookies::pair_of(c))
+        .filter(|p| p.starts_with(&format!("{}session_", login.cookie_prefix)))
+        .map(str::to_string)
+        .collect();
+    cookies::replace_session(login, headers, &pairs)
 }
 
-/// The session the request carries in its cookies.
+/// The session the request carries in its cookies: chunks `<prefix>session_0`, `_1`, … up to
+/// the first one missing, each sent exactly once.
 pub fn session(login: &Login, headers: &[(String, Vec<u8>)]) -> Session {
-    let chunks = session_chunks(login, headers);
-    if chunks.is_empty() {
+    let mut sealed = String::new();
+    for i in 0..MAX_CHUNKS {
+        match cookies::lookup(headers, &chunk_name(login, i)) {
+            Lookup::One(v) => sealed.push_str(v),
+            Lookup::Absent => break,
+            Lookup::Unusable => return Session::Unreadable,
+        }
+    }
+    if sealed.is_empty() {
         return Session::None;
     }
-    let sealed: String = chunks.concat();
     match crypto::open(&login.cookie_keys, &session_name(login), &sealed)
-        .and_then(|p| String::from_utf8(p).ok())
+        .and_then(|p| serde_json::from_slice::<Stored>(&p).ok())
     {
-        Some(stored) if stored.starts_with('{') => match serde_json::from_str::<Stored>(&stored) {
-            Ok(s) => Session::Refreshable {
-                id: s.i,
-                refresh: s.r,
-            },
-            Err(_) => Session::Unreadable,
-        },
-        Some(token) => Session::Token(token),
+        Some(s) => Session::Open(Opened {
+            sid: s.s,
+            sub: s.u,
+            expires_at: s.x,
+            id: s.i,
+            refresh: s.r,
+            access: s.a,
+        }),
         None => Session::Unreadable,
     }
 }
 
-/// The sign-out: clears the session and sends the browser to Cognito's `/logout`, which
-/// ends the hosted UI's own session and comes back to `post_logout_path`.
+/// A request to `logout_path`. A browser that says the request comes from another site
+/// (`Sec-Fetch-Site: cross-site`, or a POST whose `Origin` is another) gets a page that asks to
+/// confirm with a same-origin form post: a cross-site page cannot sign a user out. Otherwise
+/// the session is cleared and ended in the process, its refresh token revoked, and the browser
+/// sent to Cognito's `/logout`, which ends the hosted UI's own session and comes back to
+/// `post_logout_path`.
 pub fn logout(
     login: &Login,
+    method: &[u8],
     authority: &[u8],
     headers: &[(String, Vec<u8>)],
-) -> Result<Response, Failure> {
+    now: u64,
+) -> Result<Logout, Failure> {
     let host = url::host(authority).ok_or(Failure::BadHost)?;
+    if is_cross_site(login, method, host, headers) {
+        return Ok(Logout::Confirm(confirm_logout(login)));
+    }
     let back = format!(
         "{}://{host}{}",
         login.external_scheme, login.post_logout_path
@@ -533,45 +741,81 @@ pub fn logout(
         url::encode(&login.client_id),
         url::encode(&back)
     );
-    let chunks = session_chunks(login, headers).len().max(1);
+    let chunks = session_chunk_count(login, headers).max(1);
     let cookies = (0..chunks)
-        .map(|i| set_cookie(login, &chunk_name(login, i), "", "/", Some(0)))
+        .map(|i| clear(login, &chunk_name(login, i)))
         .collect();
-    Ok(redirect(&location, cookies))
+    let opened = match session(login, headers) {
+        Session::Open(o) => Some(o),
+        _ => None,
+    };
+    Ok(Logout::Out {
+        response: redirect(&location, cookies),
+        revoke: opened.as_ref().and_then(|o| revoke_call(login, o)),
+        ended: opened.map(|o| Ended {
+            until: match o.refresh {
+                Some(_) => o
+                    .expires_at
+                    .max(now.saturating_add(ENDED_REFRESHABLE_SECONDS)),
+                None => o.expires_at,
+            },
+            sid: o.sid,
+        }),
+    })
+}
+
+/// Whether the browser says a logout request comes from another site. A same-site link, a
+/// typed URL and the confirmation page's form are not; a client that sends neither Fetch
+/// Metadata nor `Origin` (not a browser, or an old one) is taken at its word.
+fn is_cross_site(login: &Login, method: &[u8], host: &str, headers: &[(String, Vec<u8>)]) -> bool {
+    match crate::decision::header(headers, "sec-fetch-site") {
+        Some(site) => !matches!(site, b"same-origin" | b"same-site" | b"none"),
+        None if method != b"GET" && method != b"HEAD" => {
+            let origin = format!("{}://{host}", login.external_scheme);
+            crate::decision::header(headers, "origin").is_some_and(|o| o != origin.as_bytes())
+        }
+        None => false,
+    }
+}
+
+/// The page a cross-site logout gets: one button, a same-origin POST to `logout_path`, and a
+/// page no other site may frame (a click on it must be the user's own).
+fn confirm_logout(login: &Login) -> Response {
+    let action = login.logout_path.as_deref().unwrap_or("/");
+    Response {
+        status: 200,
+        headers: vec![
+            ("content-type".into(), "text/html; charset=utf-8".into()),
+            ("cache-control".into(), "no-store".into()),
+            (
+                "content-security-policy".into(),
+                "default-src 'none'; form-action 'self'; frame-ancestors 'none'".into(),
+            ),
+            ("x-frame-options".into(), "DENY".into()),
+        ],
+        body: format!(
+            "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Sign out?</title></head>\
+             <body><h1>Sign out?</h1><p>Another site sent you here to sign out.</p>\
+             <form method=\"post\" action=\"{action}\"><button type=\"submit\">Sign out</button></form>\
+             <p><a href=\"/\">Stay signed in</a></p></body></html>\n"
+        ),
+    }
 }
 
 /// The `Cookie` header the upstream gets: the request's without the filter's own cookies
-/// (the sealed session and login state are for the filter only). `None`: leave it as it is;
-/// `Some(None)`: remove it; `Some(Some(v))`: set it to `v`. A header that is not UTF-8 is
-/// left as it is.
-pub fn upstream_cookie(login: &Login, headers: &[(String, Vec<u8>)]) -> Option<Option<String>> {
-    let session = format!("{}session_", login.cookie_prefix);
-    let attempt = format!("{}login_", login.cookie_prefix);
-    let mut kept: Vec<&str> = Vec::new();
-    let mut removed = false;
-    for (_, value) in headers.iter().filter(|(n, _)| n == "cookie") {
-        let value = std::str::from_utf8(value).ok()?;
-        for pair in value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-            let name = pair.split('=').next().unwrap_or_default();
-            if name.starts_with(&session) || name.starts_with(&attempt) {
-                removed = true;
-            } else {
-                kept.push(pair);
-            }
-        }
-    }
-    removed.then(|| (!kept.is_empty()).then(|| kept.join("; ")))
+/// (the sealed session and login state are for the filter only), byte for byte otherwise.
+/// `None`: leave it as it is; `Some(None)`: remove it; `Some(Some(v))`: set it to `v`.
+pub fn upstream_cookie(login: &Login, headers: &[(String, Vec<u8>)]) -> Option<Option<Vec<u8>>> {
+    cookies::without_ours(login, headers)
 }
 
 /// At logout, the request that revokes the session's refresh token (RFC 7009, Cognito's
 /// `/oauth2/revoke`, `client_secret_basic`), if the session has one.
-pub fn revoke_call(login: &Login, headers: &[(String, Vec<u8>)]) -> Option<Call> {
-    let Session::Refreshable { refresh, .. } = session(login, headers) else {
-        return None;
-    };
+fn revoke_call(login: &Login, session: &Opened) -> Option<Call> {
+    let refresh = session.refresh.as_deref()?;
     let body = format!(
         "token={}&token_type_hint=refresh_token&client_id={}",
-        url::encode(&refresh),
+        url::encode(refresh),
         url::encode(&login.client_id),
     );
     let mut call = token_call(login, body);
@@ -589,72 +833,12 @@ pub fn is_path(path: &[u8], target: &str) -> bool {
     bare == target.as_bytes()
 }
 
-/// The session's `Set-Cookie` headers: the ID token sealed once, the value split over
-/// numbered cookies of at most [`CHUNK_BYTES`].
-fn session_cookies(
-    login: &Login,
-    id_token: &str,
-    refresh: Option<&str>,
-    max_age: u64,
-    nonce: &[u8; crypto::NONCE_BYTES],
-) -> Result<Vec<String>, Failure> {
-    let plaintext = match refresh {
-        None => id_token.to_string(),
-        Some(r) => serde_json::to_string(&Stored {
-            i: id_token.to_string(),
-            r: r.to_string(),
-        })
-        .map_err(|_| Failure::TooLarge)?,
-    };
-    // With a refresh token the session outlives its ID token: a browser-session cookie, which
-    // ends when the refresh token is refused.
-    let max_age = refresh.is_none().then_some(max_age);
-    let sealed = crypto::seal(
-        current_key(login)?,
-        &session_name(login),
-        plaintext.as_bytes(),
-        nonce,
-    )
-    .ok_or(Failure::TooLarge)?;
-    let chunks: Vec<&str> = sealed
-        .as_bytes()
-        .chunks(CHUNK_BYTES)
-        .filter_map(|c| std::str::from_utf8(c).ok())
-        .collect();
-    if chunks.len() > MAX_CHUNKS {
-        return Err(Failure::TooLarge);
-    }
-    Ok(chunks
-        .iter()
-        .enumerate()
-        .map(|(i, c)| set_cookie(login, &chunk_name(login, i), c, "/", max_age))
-        .collect())
-}
-
-/// The values of session cookies `<prefix>session_0`, `_1`, … up to the first one missing.
-fn session_chunks<'h>(login: &Login, headers: &'h [(String, Vec<u8>)]) -> Vec<&'h str> {
-    let mut chunks = Vec::new();
-    for i in 0..MAX_CHUNKS {
-        match cookie_values(headers, &chunk_name(login, i)).first() {
-            Some(v) => chunks.push(*v),
-            None => break,
-        }
-    }
-    chunks
-}
-
-/// Every value of cookie `name` in the request's `Cookie` headers.
-fn cookie_values<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> Vec<&'h str> {
-    headers
-        .iter()
-        .filter(|(n, _)| n == "cookie")
-        .flat_map(|(_, v)| v.split(|&b| b == b';'))
-        .filter_map(|pair| {
-            let pair = std::str::from_utf8(pair).ok()?.trim();
-            let (n, v) = pair.split_once('=')?;
-            (n == name).then_some(v)
-        })
-        .collect()
+/// How many session cookies `<prefix>session_0`, `_1`, … the request carries, to clear those a
+/// new session does not overwrite.
+fn session_chunk_count(login: &Login, headers: &[(String, Vec<u8>)]) -> usize {
+    (0..MAX_CHUNKS)
+        .take_while(|&i| cookies::lookup(headers, &chunk_name(login, i)) != Lookup::Absent)
+        .count()
 }
 
 /// A POST to the token endpoint with `client_secret_basic` (RFC 6749 §2.3.1).
@@ -682,18 +866,6 @@ fn token_call(login: &Login, body: String) -> Call {
     }
 }
 
-fn session_name(login: &Login) -> String {
-    format!("{}session", login.cookie_prefix)
-}
-
-fn chunk_name(login: &Login, i: usize) -> String {
-    format!("{}session_{i}", login.cookie_prefix)
-}
-
-fn login_cookie_name(login: &Login, state: &str) -> String {
-    format!("{}login_{state}", login.cookie_prefix)
-}
-
 fn current_key(login: &Login) -> Result<&CookieKey, Failure> {
     login.cookie_keys.first().ok_or(Failure::State)
 }
@@ -704,17 +876,6 @@ fn redirect_uri(login: &Login, authority: &[u8]) -> Result<String, Failure> {
         "{}://{host}{}",
         login.external_scheme, login.callback_path
     ))
-}
-
-fn set_cookie(login: &Login, name: &str, value: &str, path: &str, max_age: Option<u64>) -> String {
-    let mut c = format!("{name}={value}; Path={path}; Secure; HttpOnly; SameSite=Lax");
-    if let Some(age) = max_age {
-        c.push_str(&format!("; Max-Age={age}"));
-    }
-    if let Some(domain) = &login.cookie_domain {
-        c.push_str(&format!("; Domain={domain}"));
-    }
-    c
 }
 
 fn redirect(location: &str, cookies: Vec<String>) -> Response {

@@ -1080,9 +1080,9 @@ fn istio_login_plugin_signs_a_browser_in_through_the_service_entry_clusters() {
         .iter()
         .filter(|(n, _)| n == "set-cookie")
         .map(|(_, v)| v.as_str())
-        .find(|c| c.starts_with(&format!("cea_login_{state}=")))
+        .find(|c| c.starts_with(&format!("__Host-cea_login_{state}=")))
         .unwrap_or_else(|| panic!("no login-state cookie: {:?}", r.headers));
-    assert!(login_cookie.contains("Path=/oauth2/callback") && login_cookie.contains("HttpOnly"));
+    assert!(login_cookie.contains("Path=/;") && login_cookie.contains("HttpOnly"));
     let login_cookie = login_cookie.split(';').next().unwrap().to_string();
 
     // The callback before the pool's keys are in: the code is kept for later (a code is good
@@ -1168,7 +1168,7 @@ fn istio_login_plugin_signs_a_browser_in_through_the_service_entry_clusters() {
         .headers
         .iter()
         .filter(|(n, _)| n == "set-cookie")
-        .filter(|(_, v)| v.starts_with("cea_session_"))
+        .filter(|(_, v)| v.starts_with("__Host-cea_session_"))
         .map(|(_, v)| v.split(';').next().unwrap().to_string())
         .collect();
     assert!(!session.is_empty(), "no session cookie: {:?}", r.headers);

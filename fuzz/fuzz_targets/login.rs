@@ -13,7 +13,8 @@ use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
 /// No fetched revocation lists, no online answers.
-const NO_LISTS: Lists<'static> = Lists { fetched: &[], online: &NoAnswers };
+const NO_LISTS: Lists<'static> =
+    Lists { fetched: &[], online: &NoAnswers, ended: &session::ended::NoneEnded };
 
 mod common;
 
@@ -44,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let login = config().login.as_ref().expect("login");
     let _ = session::session(login, &headers);
-    let request = Request { method, path, headers: &headers };
+    let request = Request::new(method, path, &headers);
     let mut cache = TokenCache::new(8);
     let random = || Some(RANDOM);
     match decide_with(&request, config(), common::keys(), &NO_LISTS, &PureRust, &mut cache, common::NOW, &random) {
@@ -71,12 +72,14 @@ fuzz_target!(|data: &[u8]| {
                 assert!(!v.contains('\r') && !v.contains('\n'));
             }
         }
-        Decision::Revoke(revoke) => {
-            let (call, _) = *revoke;
-            for (_, v) in &call.headers {
-                assert!(!v.contains('\r') && !v.contains('\n'));
+        Decision::Logout(logout) => match *logout {
+            session::Logout::Confirm(page) => assert_eq!(page.status, 200),
+            session::Logout::Out { response, revoke, .. } => {
+                for (_, v) in response.headers.iter().chain(revoke.iter().flat_map(|c| &c.headers)) {
+                    assert!(!v.contains('\r') && !v.contains('\n'));
+                }
             }
-        }
+        },
         Decision::Deny(d) => assert!(!d.response.body.contains("secret")),
         Decision::Allow(_) | Decision::Check(_) => {}
     }

@@ -11,7 +11,7 @@ mod common;
 
 fuzz_target!(|data: &[u8]| {
     let (method, path, headers) = common::request_parts(data);
-    let request = Request { method, path, headers: &headers };
+    let request = Request::new(method, path, &headers);
     let mut cache = TokenCache::new(8);
     let first = decide(&request, common::config(), common::keys(), &PureRust, &mut cache, common::NOW);
     // The cache never changes a decision.

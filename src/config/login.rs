@@ -12,7 +12,13 @@ use serde::Deserialize;
 use std::fmt;
 
 const DEFAULT_SCOPES: [&str; 3] = ["openid", "email", "profile"];
-const DEFAULT_COOKIE_PREFIX: &str = "cea_";
+/// The cookies' name prefix: `__Host-` makes the browser refuse them from any other host, over
+/// plain HTTP, with a `Domain` or with a path other than `/` (RFC 6265bis §4.1.3.2).
+const DEFAULT_COOKIE_PREFIX: &str = "__Host-cea_";
+/// With a shared `cookie_domain` (`__Host-` forbids `Domain`): still `Secure` only.
+const DEFAULT_SHARED_COOKIE_PREFIX: &str = "__Secure-cea_";
+/// How long a rotated refresh token's answer serves requests that still carry it.
+const DEFAULT_REFRESH_GRACE_SECONDS: u64 = 30;
 const DEFAULT_CALLBACK_PATH: &str = "/oauth2/callback";
 const DEFAULT_TOKEN_TIMEOUT_MS: u64 = 5_000;
 /// The length of an XChaCha20-Poly1305 key.
@@ -51,6 +57,10 @@ pub struct Login {
     /// A session whose ID token expires within this many seconds is refreshed (with its
     /// refresh token) before the request goes on.
     pub refresh_before_seconds: u64,
+    /// How long requests that still carry a session's previous refresh token (sent before the
+    /// browser had the renewed cookie) are served the renewed session instead of renewing it
+    /// again; at most Cognito's own grace period for a rotated refresh token.
+    pub refresh_grace_seconds: u64,
     /// What the glue should log once at start-up (an inline secret).
     pub warnings: Vec<String>,
 }
@@ -105,6 +115,7 @@ pub(super) struct RawLogin {
     #[serde(default)]
     forward_id_token: bool,
     refresh_before_seconds: Option<u64>,
+    refresh_grace_seconds: Option<u64>,
 }
 
 impl RawLogin {
@@ -217,15 +228,6 @@ impl RawLogin {
                 "must include openid (for the ID token)",
             ));
         }
-        let cookie_prefix = self
-            .cookie_prefix
-            .unwrap_or_else(|| DEFAULT_COOKIE_PREFIX.into());
-        if !is_cookie_name(&cookie_prefix) {
-            return Err(err(
-                "login.cookie_prefix",
-                "must be a cookie name (visible ASCII, no separators)",
-            ));
-        }
         let cookie_domain = self.cookie_domain;
         if let Some(d) = &cookie_domain {
             let ok = !d.is_empty()
@@ -238,9 +240,19 @@ impl RawLogin {
                 ));
             }
         }
+        let cookie_prefix = cookie_prefix(self.cookie_prefix, cookie_domain.is_some())?;
         let refresh_before_seconds = self.refresh_before_seconds.unwrap_or(60);
         if refresh_before_seconds > 3600 {
             return Err(err("login.refresh_before_seconds", "must be at most 3600"));
+        }
+        let refresh_grace_seconds = self
+            .refresh_grace_seconds
+            .unwrap_or(DEFAULT_REFRESH_GRACE_SECONDS);
+        if refresh_grace_seconds > 60 {
+            return Err(err(
+                "login.refresh_grace_seconds",
+                "must be at most 60 (Cognito's longest grace period for a rotated refresh token)",
+            ));
         }
         let external_scheme = self.external_scheme.unwrap_or_else(|| "https".into());
         if external_scheme != "https" && external_scheme != "http" {
@@ -269,8 +281,48 @@ impl RawLogin {
             external_scheme,
             forward_id_token: self.forward_id_token,
             refresh_before_seconds,
+            refresh_grace_seconds,
             warnings,
         })
+    }
+}
+
+/// The cookies' name prefix. A name another host of the site can set is attacker input, so the
+/// prefix is one the browser guards: `__Host-` (host-only, `Path=/`, `Secure`), or with a shared
+/// `cookie_domain`, where `__Host-` is impossible, `__Secure-` (still `Secure`).
+fn cookie_prefix(prefix: Option<String>, shared: bool) -> Result<String, ConfigError> {
+    let field = "login.cookie_prefix";
+    let prefix = prefix.unwrap_or_else(|| {
+        if shared {
+            DEFAULT_SHARED_COOKIE_PREFIX
+        } else {
+            DEFAULT_COOKIE_PREFIX
+        }
+        .into()
+    });
+    if !is_cookie_name(&prefix) {
+        return Err(err(
+            field,
+            "must be a cookie name (visible ASCII, no separators)",
+        ));
+    }
+    match (
+        shared,
+        prefix.starts_with("__Host-"),
+        prefix.starts_with("__Secure-"),
+    ) {
+        (false, true, _) => Ok(prefix),
+        (false, false, _) => Err(err(
+            field,
+            "must start with __Host- (the browser then refuses these cookies from any other host \
+             of the site), e.g. __Host-cea_",
+        )),
+        (true, false, true) => Ok(prefix),
+        (true, _, _) => Err(err(
+            field,
+            "with cookie_domain must start with __Secure- (__Host- cookies cannot have a \
+             Domain), e.g. __Secure-cea_",
+        )),
     }
 }
 
@@ -446,6 +498,13 @@ pub mod tests {
             ("scopes", json!(["email"]), "login.scopes"),
             ("scopes", json!(["openid", "a\"b"]), "login.scopes[1]"),
             ("cookie_prefix", json!("a;b"), "login.cookie_prefix"),
+            ("cookie_prefix", json!("cea_"), "login.cookie_prefix"),
+            (
+                "cookie_prefix",
+                json!("__Secure-cea_"),
+                "login.cookie_prefix",
+            ),
+            ("cookie_prefix", json!("__host-cea_"), "login.cookie_prefix"),
             ("cookie_domain", json!("a;b"), "login.cookie_domain"),
             ("external_scheme", json!("ftp"), "login.external_scheme"),
             ("forward_id_token", json!("yes"), "login.forward_id_token"),
@@ -454,6 +513,11 @@ pub mod tests {
                 json!(3601),
                 "login.refresh_before_seconds",
             ),
+            (
+                "refresh_grace_seconds",
+                json!(61),
+                "login.refresh_grace_seconds",
+            ),
             ("unknown", json!(1), "login"),
         ] {
             let mut l = minimal();
@@ -461,6 +525,20 @@ pub mod tests {
             let e = with_login(l).unwrap_err();
             assert!(e.field.starts_with(named), "{field}: {e}");
         }
+    }
+
+    #[test]
+    fn cookie_names_are_guarded_by_the_browser() {
+        let login = with_login(minimal()).unwrap().login.unwrap();
+        assert_eq!(login.cookie_prefix, "__Host-cea_");
+        let mut l = minimal();
+        l["cookie_domain"] = "example.com".into();
+        let login = with_login(l.clone()).unwrap().login.unwrap();
+        assert_eq!(login.cookie_prefix, "__Secure-cea_");
+        // __Host- cookies cannot carry a Domain, so with one they would never be stored.
+        l["cookie_prefix"] = "__Host-x_".into();
+        let e = with_login(l).unwrap_err();
+        assert_eq!(e.field, "login.cookie_prefix");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use super::millis;
 use super::online;
 use super::root::{Shared, Waiter};
+use super::sessions;
 use crate::config::{KeySource, LogLevel};
 use crate::decision::{decide_with, Allowed, Decision, Denied, Lists, Request};
 use crate::online::TokenKey;
@@ -61,10 +62,36 @@ impl Http {
         self.dispatch_http_call(&call.cluster, headers, Some(&call.body), vec![], timeout)
     }
 
-    /// Revokes the session's refresh token, then sends the logout's answer (also when the
-    /// revocation fails: the browser's session ends either way).
-    fn revoke(&mut self, call: &session::Call, response: Response) -> Action {
-        match self.dispatch(call) {
+    /// A request to `logout_path`: the confirmation page, or the session ended in the process
+    /// (every worker refuses a copy of its cookie from now on), its refresh token revoked, then
+    /// the logout's answer (also when the revocation fails: the browser's session ends either
+    /// way).
+    fn logout(&mut self, logout: session::Logout) -> Action {
+        let (response, revoke, ended) = match logout {
+            session::Logout::Confirm(page) => {
+                self.shared.metrics.borrow_mut().event("logout.confirm");
+                send(&page);
+                return Action::Pause;
+            }
+            session::Logout::Out {
+                response,
+                revoke,
+                ended,
+            } => (response, revoke, ended),
+        };
+        self.shared.metrics.borrow_mut().event("logout");
+        if let Some(ended) = ended {
+            let now = millis(self.get_current_time()) / 1000;
+            if !sessions::end(&ended.sid, ended.until, now) {
+                log::warn!("cognito-edge-auth: logout could not end the session in shared data");
+                self.shared.metrics.borrow_mut().event("logout.end_failed");
+            }
+        }
+        let Some(call) = revoke else {
+            send(&response);
+            return Action::Pause;
+        };
+        match self.dispatch(&call) {
             Ok(token) => self.revoking = Some((token, response)),
             Err(status) => {
                 log::warn!(
@@ -132,6 +159,7 @@ impl Http {
         let (status, result) = self.answered(body_size, now_ms / 1000, |a| {
             session::refreshed(a, &pending)
         });
+        let mut ending = Vec::new();
         let cookies = match result {
             Ok(cookies) => {
                 shared.metrics.borrow_mut().event("refresh.completed");
@@ -149,6 +177,13 @@ impl Http {
                         _ => String::new(),
                     }
                 );
+                // Another user's tokens: the session ends here and in every worker.
+                if let (Failure::SessionChanged, Some(login)) = (f, shared.config.login.as_ref()) {
+                    let now = now_ms / 1000;
+                    let until = now.saturating_add(session::ENDED_REFRESHABLE_SECONDS);
+                    sessions::end(pending.sid(), until, now);
+                    ending = session::ended_by_refresh(login, &pending);
+                }
                 None
             }
         };
@@ -163,8 +198,9 @@ impl Http {
         }
         release(&shared, now_ms, waiting, cookies.as_deref());
         let _ = hostcalls::set_effective_context(self.context_id);
-        // A failed refresh leaves the old cookie: the next sign-in replaces it.
-        self.set_cookies = cookies.unwrap_or_default();
+        // A failed refresh leaves the old cookie (the next sign-in replaces it), but for one
+        // that named another user, which is cleared.
+        self.set_cookies = cookies.unwrap_or(ending);
     }
 
     /// Makes the callback's token request; the answer arrives in `on_http_call_response`.
@@ -177,7 +213,8 @@ impl Http {
                     Failure::Exchange.reason(),
                     call.cluster
                 );
-                login_failed(&self.shared, Failure::Exchange);
+                let page = self.failed_page(Failure::Exchange, &pending);
+                login_failed(&self.shared, Failure::Exchange, &page);
             }
         }
         Action::Pause
@@ -285,6 +322,14 @@ impl Http {
         (status, result)
     }
 
+    /// The page of a sign-in that failed after its callback, clearing the attempt's cookie.
+    fn failed_page(&self, f: Failure, pending: &session::Pending) -> Response {
+        match self.shared.config.login.as_ref() {
+            Some(login) => f.page_clearing(login, Some(pending.attempt())),
+            None => f.page(),
+        }
+    }
+
     /// The callback's code exchange answered: set the session, or show why not.
     fn exchanged(&mut self, pending: session::Pending, body_size: usize) {
         let shared = Rc::clone(&self.shared);
@@ -307,7 +352,7 @@ impl Http {
                         _ => String::new(),
                     }
                 );
-                login_failed(&shared, f);
+                login_failed(&shared, f, &self.failed_page(f, &pending));
             }
         }
     }
@@ -334,20 +379,9 @@ fn redecide(shared: &Shared, now_ms: u64, cookies: Option<&[String]>) -> Outcome
     };
     let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
     let renewed = session::with_session(login, &headers, cookies);
-    match process_headers(shared, now_ms, false, &renewed) {
-        Outcome::Refresh(_) if cookies.is_some() => {
-            let without = session::with_session(login, &headers, None);
-            match process_headers(shared, now_ms, false, &without) {
-                Outcome::Forward => Outcome::Forward,
-                Outcome::Answered | Outcome::Wait(_) => Outcome::Answered,
-                Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Revoke(_) => {
-                    login_failed(shared, Failure::Exchange);
-                    Outcome::Answered
-                }
-            }
-        }
-        Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Revoke(_) => {
-            login_failed(shared, Failure::Exchange);
+    match process_headers(shared, now_ms, false, &renewed, true) {
+        Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Logout(_) => {
+            login_failed(shared, Failure::Exchange, &Failure::Exchange.page());
             Outcome::Answered
         }
         other => other,
@@ -361,12 +395,12 @@ const REFRESH_GRACE_MS: u64 = 2_000;
 const MAX_TOKEN_RESPONSE_BYTES: usize = 256 * 1024;
 
 /// Counts a failed sign-in and sends its error page.
-pub fn login_failed(shared: &Shared, f: Failure) {
+pub fn login_failed(shared: &Shared, f: Failure, page: &Response) {
     let mut metrics = shared.metrics.borrow_mut();
     metrics.event("login.failed");
     metrics.denied(f.reason());
     drop(metrics);
-    send(&f.page());
+    send(page);
 }
 
 /// The random bytes of one sign-in step, from the host (WASI `random_get`).
@@ -403,10 +437,7 @@ impl HttpContext for Http {
                 let (call, pending) = *refresh;
                 self.refresh(&call, pending)
             }
-            Outcome::Revoke(revoke) => {
-                let (call, response) = *revoke;
-                self.revoke(&call, response)
-            }
+            Outcome::Logout(logout) => self.logout(*logout),
         }
     }
 
@@ -431,8 +462,8 @@ pub enum Outcome {
     Call(Box<(session::Call, session::Pending)>),
     /// Renew the session first (only from `on_http_request_headers`).
     Refresh(Box<(session::Call, session::RefreshPending)>),
-    /// Revoke the refresh token, then answer (only from `on_http_request_headers`).
-    Revoke(Box<(session::Call, Response)>),
+    /// Sign out (only from `on_http_request_headers`).
+    Logout(Box<session::Logout>),
 }
 
 /// Decides the effective context's request at `now_ms`, then rewrites its headers or sends
@@ -440,21 +471,22 @@ pub enum Outcome {
 pub fn process(shared: &Shared, now_ms: u64, may_wait: bool) -> Outcome {
     // Read as bytes: a client may send header values that are not UTF-8.
     let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
-    process_headers(shared, now_ms, may_wait, &headers)
+    process_headers(shared, now_ms, may_wait, &headers, false)
 }
 
-/// As [`process`], deciding on `headers` (the request's, or its headers with a renewed session).
+/// As [`process`], deciding on `headers` (the request's, or with `renewed` its headers with
+/// the session just renewed).
 fn process_headers(
     shared: &Shared,
     now_ms: u64,
     may_wait: bool,
     headers: &[(String, Vec<u8>)],
+    renewed: bool,
 ) -> Outcome {
     let pseudo = |name: &str| crate::decision::header(headers, name).unwrap_or_default();
     let request = Request {
-        method: pseudo(":method"),
-        path: pseudo(":path"),
-        headers,
+        renewed,
+        ..Request::new(pseudo(":method"), pseudo(":path"), headers)
     };
 
     let mut decision = decide_now(shared, &request, now_ms, None);
@@ -473,6 +505,7 @@ fn process_headers(
                         provider: None,
                         principal: None,
                         login: None,
+                        sign_in: false,
                     };
                     shared.metrics.borrow_mut().denied(denied.reason);
                     log_denial(shared.config.denial_log_level, &denied, &request);
@@ -506,7 +539,7 @@ fn process_headers(
                 // A callback that failed: counted and logged as every failed sign-in is.
                 Some(f) => {
                     log::warn!("cognito-edge-auth: login failed reason={}", f.reason());
-                    login_failed(shared, f);
+                    login_failed(shared, f, &denied.response);
                     return Outcome::Answered;
                 }
                 None => log_denial(shared.config.denial_log_level, &denied, &request),
@@ -523,7 +556,7 @@ fn process_headers(
         Decision::Redirect(redirected) => {
             shared.metrics.borrow_mut().event(match redirected.reason {
                 "login" => "login.started",
-                _ => "logout",
+                other => other,
             });
             debug!("cognito-edge-auth: redirected ({})", redirected.reason);
             send(&redirected.response);
@@ -534,10 +567,7 @@ fn process_headers(
             Outcome::Call(call)
         }
         Decision::Refresh(refresh) => Outcome::Refresh(refresh),
-        Decision::Revoke(revoke) => {
-            shared.metrics.borrow_mut().event("logout");
-            Outcome::Revoke(revoke)
-        }
+        Decision::Logout(logout) => Outcome::Logout(logout),
     }
 }
 
@@ -563,6 +593,7 @@ fn decide_now(
     let lists = Lists {
         fetched: &fetched,
         online: answers,
+        ended: &sessions::SharedEnded,
     };
     let mut cache = shared.cache.borrow_mut();
     let d = decide_with(
@@ -626,7 +657,7 @@ fn forward(allowed: &Allowed) {
         let _ = hostcalls::add_map_value(MapType::HttpRequestHeaders, name, value);
     }
     for (name, value) in &allowed.replace {
-        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
+        let _ = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, Some(value));
     }
 }
 

@@ -7,6 +7,7 @@ mod metrics;
 mod online;
 mod revocation;
 pub mod root;
+mod sessions;
 mod shared_data;
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -190,8 +190,9 @@ fn resume(shared: &Shared, key: &str, now_ms: u64) {
             }
             Outcome::Answered => {}
             // Sign-in steps are decided before the online check: never from a waiter.
-            Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Revoke(_) => {
-                http::login_failed(shared, crate::session::Failure::Exchange)
+            Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Logout(_) => {
+                let f = crate::session::Failure::Exchange;
+                http::login_failed(shared, f, &f.page())
             }
             Outcome::Wait(mut again) => {
                 again.context_id = w.context_id;

@@ -427,8 +427,9 @@ impl Root {
                 }
                 Outcome::Answered => {}
                 // Code exchanges are decided before any key is needed: never from a waiter.
-                Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Revoke(_) => {
-                    http::login_failed(shared, crate::session::Failure::Exchange)
+                Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Logout(_) => {
+                    let f = crate::session::Failure::Exchange;
+                    http::login_failed(shared, f, &f.page())
                 }
                 Outcome::Wait(mut again) => {
                     again.context_id = w.context_id;

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 /// No fetched revocation lists and no online answers.
 const NO_LISTS: Lists<'static> = Lists {
+    ended: &crate::session::ended::NoneEnded,
     fetched: &[],
     online: &crate::online::NoAnswers,
 };
@@ -89,7 +90,15 @@ fn param(location: &str, name: &str) -> String {
 /// start → (the browser at Cognito) → the callback's request headers and query.
 fn started(config: &Config, path: &str) -> (Response, Headers, String) {
     let login = config.login.as_ref().unwrap();
-    let r = start(login, HOST.as_bytes(), path.as_bytes(), &random(1), NOW).unwrap();
+    let r = start(
+        login,
+        HOST.as_bytes(),
+        path.as_bytes(),
+        &[],
+        &random(1),
+        NOW,
+    )
+    .unwrap();
     let location = header(&r, "location")[0].to_string();
     let state = param(&location, "state");
     let mut headers = navigation();
@@ -144,6 +153,35 @@ fn finished_answering(config: &Config, path: &str, mut body: Value) -> Response 
         &pending,
     )
     .unwrap()
+}
+
+/// The session cookies of a session holding ID token `id` (and `refresh`), living `lifetime`.
+fn session_cookies(
+    login: &Login,
+    id: &str,
+    refresh: Option<&str>,
+    lifetime: u64,
+    seal: &[u8; 24],
+) -> Result<Vec<String>, Failure> {
+    let stored = Stored {
+        s: "the-sid".into(),
+        u: "the-sub".into(),
+        x: NOW + lifetime,
+        i: id.into(),
+        r: refresh.map(Into::into),
+        a: None,
+    };
+    let mut r = random(1);
+    r.seal = *seal;
+    new_session(login, &stored, NOW, &r, 0)
+}
+
+/// The ID token of the session the request carries.
+fn id_of(s: Session) -> Option<String> {
+    match s {
+        Session::Open(o) => Some(o.id),
+        _ => None,
+    }
 }
 
 fn callback_of(config: &Config, headers: &Headers, path: &str) -> Result<(Call, Pending), Failure> {
@@ -217,11 +255,11 @@ fn start_redirects_to_authorize_with_pkce_state_and_nonce() {
     assert_eq!(cookies.len(), 1);
     let cookie = cookies[0];
     assert!(
-        cookie.starts_with(&format!("cea_login_{state}=")),
+        cookie.starts_with(&format!("__Host-cea_login_{state}=")),
         "{cookie}"
     );
     for attribute in [
-        "Path=/oauth2/callback",
+        "Path=/;",
         "Secure",
         "HttpOnly",
         "SameSite=Lax",
@@ -241,7 +279,7 @@ fn the_whole_flow_sets_a_session_and_returns_to_the_original_path() {
     let cookies = header(&r, "set-cookie");
     let session_cookie = cookies
         .iter()
-        .find(|c| c.starts_with("cea_session_0="))
+        .find(|c| c.starts_with("__Host-cea_session_0="))
         .unwrap();
     for attribute in [
         "Path=/;",
@@ -258,16 +296,19 @@ fn the_whole_flow_sets_a_session_and_returns_to_the_original_path() {
     assert!(
         cookies
             .iter()
-            .any(|c| c.starts_with("cea_login_") && c.contains("Max-Age=0")),
+            .any(|c| c.starts_with("__Host-cea_login_") && c.contains("Max-Age=0")),
         "the attempt's cookie is cleared: {cookies:?}"
     );
     let browser = vec![cookie_header(&cookies)];
     let login = c.login.as_ref().unwrap();
-    let Session::Token(token) = session(login, &browser) else {
+    let Session::Open(opened) = session(login, &browser) else {
         panic!("no session")
     };
+    assert_eq!(opened.refresh, None);
+    assert_eq!(opened.sid, URL_SAFE_NO_PAD.encode([9u8; 16]), "a new id");
+    assert_eq!(opened.sub, id_claims()["sub"]);
     assert_eq!(
-        verify::verify(&token, &c.providers, &keys(), &PureRust, NOW)
+        verify::verify(&opened.id, &c.providers, &keys(), &PureRust, NOW)
             .unwrap()
             .all["email"],
         "alice@example.com"
@@ -558,10 +599,7 @@ fn a_session_cookie_of_a_cognito_id_token_is_small_and_a_large_one_is_split() {
     assert!(cookies.len() > 4, "{}", cookies.len());
     assert!(cookies.iter().all(|c| c.len() < 4096));
     let refs: Vec<&str> = cookies.iter().map(String::as_str).collect();
-    assert_eq!(
-        session(login, &[cookie_header(&refs)]),
-        Session::Token(big.clone())
-    );
+    assert_eq!(id_of(session(login, &[cookie_header(&refs)])), Some(big));
     // Beyond MAX_CHUNKS cookies the login fails rather than set a session no browser keeps.
     let huge = sign(
         "key1",
@@ -582,8 +620,8 @@ fn a_session_opens_only_with_a_configured_key_and_untouched() {
     let refs: Vec<&str> = cookies.iter().map(String::as_str).collect();
     let good = cookie_header(&refs);
     assert_eq!(
-        session(login, std::slice::from_ref(&good)),
-        Session::Token("a.b.c".into())
+        id_of(session(login, std::slice::from_ref(&good))),
+        Some("a.b.c".into())
     );
     assert_eq!(session(login, &[]), Session::None);
     let mut bad = good.clone();
@@ -607,8 +645,8 @@ fn a_session_opens_only_with_a_configured_key_and_untouched() {
     both["previous_cookie_key_env"] = "OLD_KEY".into();
     let both = config_with(both, json!({}));
     assert_eq!(
-        session(both.login.as_ref().unwrap(), &[from_old]),
-        Session::Token("a.b.c".into())
+        id_of(session(both.login.as_ref().unwrap(), &[from_old])),
+        Some("a.b.c".into())
     );
     assert_ne!(KEY, OLD_KEY);
 }
@@ -616,20 +654,65 @@ fn a_session_opens_only_with_a_configured_key_and_untouched() {
 #[test]
 fn the_upstream_gets_the_cookies_without_the_filters_own() {
     let login = config().login.unwrap();
-    let h = |v: &str| vec![("cookie".to_string(), v.as_bytes().to_vec())];
-    assert_eq!(upstream_cookie(&login, &h("a=1; b=2")), None, "unchanged");
+    let h = |v: &[u8]| vec![("cookie".to_string(), v.to_vec())];
+    let kept = |v: &str| Some(Some(v.as_bytes().to_vec()));
+    assert_eq!(upstream_cookie(&login, &h(b"a=1; b=2")), None, "unchanged");
     assert_eq!(upstream_cookie(&login, &[]), None);
-    assert_eq!(upstream_cookie(&login, &h("cea_session_0=x")), Some(None));
+    assert_eq!(
+        upstream_cookie(&login, &h(b"__Host-cea_session_0=x")),
+        Some(None)
+    );
     assert_eq!(
         upstream_cookie(
             &login,
-            &h("a=1; cea_session_0=x; cea_session_1=y; cea_login_abc=z; b=2")
+            &h(b"a=1; __Host-cea_session_0=x; __Host-cea_session_1=y; __Host-cea_login_abc=z; b=2")
         ),
-        Some(Some("a=1; b=2".into()))
+        kept("a=1; b=2")
     );
-    let mut two = h("a=1");
-    two.extend(h("cea_session_0=x"));
-    assert_eq!(upstream_cookie(&login, &two), Some(Some("a=1".into())));
+    let mut two = h(b"a=1");
+    two.extend(h(b"__Host-cea_session_0=x"));
+    assert_eq!(upstream_cookie(&login, &two), kept("a=1"));
+    // Copies another host planted (unprefixed, another case, __Secure-) never reach it either.
+    assert_eq!(
+        upstream_cookie(
+            &login,
+            &h(b"cea_session_0=p; __host-CEA_session_0=q; __Secure-cea_login_x=r; cea=1")
+        ),
+        kept("cea=1")
+    );
+    // An application cookie that is not UTF-8 reaches the upstream byte for byte, and the
+    // filter's are still taken out.
+    let legacy = b"legacy=caf\xe9\xff; __Host-cea_session_0=x; other=\x80\x81";
+    assert_eq!(
+        upstream_cookie(&login, &h(legacy)),
+        Some(Some(b"legacy=caf\xe9\xff; other=\x80\x81".to_vec()))
+    );
+}
+
+#[test]
+fn a_session_cookie_sent_twice_or_without_the_prefix_is_no_session() {
+    let c = config();
+    let login = c.login.as_ref().unwrap();
+    let cookies = session_cookies(login, "a.b.c", None, 60, &[1; 24]).unwrap();
+    let pair = cookies[0].split(';').next().unwrap().to_string();
+    let one = vec![("cookie".to_string(), pair.clone().into_bytes())];
+    assert_eq!(id_of(session(login, &one)), Some("a.b.c".into()));
+    let twice = vec![("cookie".to_string(), format!("{pair}; {pair}").into_bytes())];
+    assert_eq!(session(login, &twice), Session::Unreadable);
+    let unprefixed = pair.replacen("__Host-", "", 1);
+    let planted = vec![("cookie".to_string(), unprefixed.into_bytes())];
+    assert_eq!(session(login, &planted), Session::None);
+    // A login-state cookie sent twice fails the callback.
+    let (_, mut headers, callback) = started(&c, "/app");
+    let state_cookie = headers.pop().unwrap();
+    let mut doubled = state_cookie.1.clone();
+    doubled.extend_from_slice(b"; ");
+    doubled.extend_from_slice(&state_cookie.1);
+    headers.push(("cookie".into(), doubled));
+    assert_eq!(
+        callback_of(&c, &headers, &callback).unwrap_err(),
+        Failure::State
+    );
 }
 
 #[test]
@@ -657,19 +740,23 @@ fn a_session_request_replaces_what_it_may_carry_and_adds_only_owned_headers() {
     }
     let replaced: Vec<&str> = a.replace.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(replaced, ["authorization", "cookie"]);
-    assert!(
-        a.replace[0].1.starts_with("Bearer ey"),
-        "{}",
-        a.replace[0].1
-    );
-    assert_eq!(a.replace[1].1, "theme=dark");
+    assert!(a.replace[0].1.starts_with(b"Bearer ey"));
+    assert_eq!(a.replace[1].1, b"theme=dark");
 }
 
 #[test]
 fn logout_clears_the_session_and_goes_to_cognito_logout() {
     let c = config();
     let login = c.login.as_ref().unwrap();
-    let r = logout(login, HOST.as_bytes(), &[]).unwrap();
+    let Logout::Out {
+        response: r,
+        revoke,
+        ended,
+    } = logout(login, b"GET", HOST.as_bytes(), &[], NOW).unwrap()
+    else {
+        panic!("not signed out")
+    };
+    assert_eq!((revoke, ended), (None, None), "no session");
     let location = header(&r, "location")[0];
     assert!(
         location.starts_with("https://auth.example.com/logout?"),
@@ -680,6 +767,81 @@ fn logout_clears_the_session_and_goes_to_cognito_logout() {
     assert!(header(&r, "set-cookie")
         .iter()
         .all(|c| c.contains("Max-Age=0")));
+}
+
+#[test]
+fn logout_ends_the_session_until_its_token_would_expire() {
+    let c = config();
+    let login = c.login.as_ref().unwrap();
+    let cookies = session_cookies(login, "a.b.c", None, 300, &[1; 24]).unwrap();
+    let refs: Vec<&str> = cookies.iter().map(String::as_str).collect();
+    let Logout::Out { ended, revoke, .. } =
+        logout(login, b"GET", HOST.as_bytes(), &[cookie_header(&refs)], NOW).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(revoke, None);
+    assert_eq!(
+        ended,
+        Some(Ended {
+            sid: "the-sid".into(),
+            until: NOW + 300
+        })
+    );
+    // With a refresh token (revoked at the same time) a day at least.
+    let cookies = session_cookies(login, "a.b.c", Some("r"), 300, &[1; 24]).unwrap();
+    let refs: Vec<&str> = cookies.iter().map(String::as_str).collect();
+    let Logout::Out { ended, revoke, .. } =
+        logout(login, b"GET", HOST.as_bytes(), &[cookie_header(&refs)], NOW).unwrap()
+    else {
+        panic!()
+    };
+    assert!(revoke.is_some());
+    assert_eq!(ended.unwrap().until, NOW + ENDED_REFRESHABLE_SECONDS);
+}
+
+#[test]
+fn a_cross_site_logout_asks_first() {
+    let c = config();
+    let login = c.login.as_ref().unwrap();
+    let h = |pairs: &[(&str, &str)]| -> Headers {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+            .collect()
+    };
+    let out = |method: &[u8], headers: Headers| {
+        matches!(
+            logout(login, method, HOST.as_bytes(), &headers, NOW).unwrap(),
+            Logout::Out { .. }
+        )
+    };
+    // A same-origin or same-site link, a typed URL, a client without Fetch Metadata: out.
+    for site in ["same-origin", "same-site", "none"] {
+        assert!(out(b"GET", h(&[("sec-fetch-site", site)])), "{site}");
+    }
+    assert!(out(b"GET", h(&[])));
+    assert!(out(b"POST", h(&[("origin", "https://app.example.com")])));
+    // Another site's link, image or form: a page to confirm, nothing ended.
+    assert!(!out(b"GET", h(&[("sec-fetch-site", "cross-site")])));
+    assert!(!out(b"POST", h(&[("sec-fetch-site", "cross-site")])));
+    assert!(!out(b"POST", h(&[("origin", "https://evil.example")])));
+    let Logout::Confirm(page) = logout(
+        login,
+        b"GET",
+        HOST.as_bytes(),
+        &h(&[("sec-fetch-site", "cross-site")]),
+        NOW,
+    )
+    .unwrap() else {
+        panic!()
+    };
+    assert_eq!(page.status, 200);
+    assert!(page
+        .body
+        .contains("<form method=\"post\" action=\"/logout\">"));
+    assert!(header(&page, "set-cookie").is_empty(), "nothing cleared");
+    assert_eq!(header(&page, "x-frame-options"), ["DENY"]);
 }
 
 fn decide_at(c: &Config, method: &str, path: &str, headers: &Headers) -> Decision {
@@ -695,6 +857,7 @@ fn decide_keyed(
     headers: &Headers,
 ) -> Decision {
     let request = Request {
+        renewed: false,
         method: method.as_bytes(),
         path: path.as_bytes(),
         headers,
@@ -772,6 +935,7 @@ fn decisions_with_login_configured() {
     ));
     // Without randomness, no login: today's 401.
     let request = Request {
+        renewed: false,
         method: b"GET",
         path: b"/app",
         headers: &navigation(),
@@ -799,7 +963,7 @@ fn decisions_with_login_configured() {
     assert_eq!((d.response.status, d.reason), (400, "login_state"));
     assert!(matches!(
         decide_at(&c, "GET", "/logout", &navigation()),
-        Decision::Redirect(_)
+        Decision::Logout(_)
     ));
     // A public route stays public.
     let public = config_with(
@@ -825,7 +989,7 @@ fn a_session_with_a_refresh_token_is_renewed_before_its_id_token_expires() {
     let cookies = header(&r, "set-cookie");
     let session_cookie = cookies
         .iter()
-        .find(|c| c.starts_with("cea_session_0="))
+        .find(|c| c.starts_with("__Host-cea_session_0="))
         .unwrap();
     assert!(
         !session_cookie.contains("Max-Age"),
@@ -833,16 +997,17 @@ fn a_session_with_a_refresh_token_is_renewed_before_its_id_token_expires() {
     );
     let mut browser = vec![("accept".to_string(), b"*/*".to_vec())];
     browser.push(cookie_header(&cookies));
-    let Session::Refreshable { refresh, .. } = session(login, &browser) else {
+    let Session::Open(opened) = session(login, &browser) else {
         panic!()
     };
-    assert_eq!(refresh, "the-refresh-token");
+    assert_eq!(opened.refresh.as_deref(), Some("the-refresh-token"));
     // Valid for an hour: no refresh now; within refresh_before_seconds (60) of exp: refresh.
     assert!(matches!(
         decide_at(&c, "GET", "/app", &browser),
         Decision::Allow(_)
     ));
     let request = Request {
+        renewed: false,
         method: b"GET",
         path: b"/app",
         headers: &browser,
@@ -902,21 +1067,34 @@ fn a_session_with_a_refresh_token_is_renewed_before_its_id_token_expires() {
         let cookies = run(Some(200), answer).unwrap();
         let refs: Vec<&str> = cookies.iter().map(String::as_str).collect();
         let renewed = with_session(login, &browser, Some(&cookies));
-        assert_eq!(
-            session(login, &renewed),
-            Session::Refreshable {
-                id: new_id.clone(),
-                refresh: kept.into()
-            }
-        );
-        assert_eq!(
-            session(login, &[cookie_header(&refs)]),
-            Session::Refreshable {
-                id: new_id.clone(),
-                refresh: kept.into()
-            }
-        );
+        for headers in [renewed, vec![cookie_header(&refs)]] {
+            let Session::Open(s) = session(login, &headers) else {
+                panic!()
+            };
+            assert_eq!(
+                (s.id.as_str(), s.refresh.as_deref()),
+                (new_id.as_str(), Some(kept))
+            );
+            assert_eq!(
+                (&s.sid, &s.sub),
+                (&opened.sid, &opened.sub),
+                "the same session"
+            );
+        }
     }
+    // Another user's tokens (OpenID Connect Core 12.2): the session ends.
+    let other = sign(
+        "key1",
+        "k1",
+        &with(id_claims(), "sub", "someone-else".into()),
+    );
+    assert_eq!(
+        run(Some(200), json!({ "id_token": other })).unwrap_err(),
+        Failure::SessionChanged
+    );
+    assert!(ended_by_refresh(login, &pending)
+        .iter()
+        .all(|c| c.starts_with("__Host-cea_session_") && c.contains("Max-Age=0")));
     assert_eq!(
         run(Some(400), json!({ "error": "invalid_grant" })).unwrap_err(),
         Failure::Exchange
@@ -943,7 +1121,7 @@ fn with_session_keeps_the_other_cookies() {
         ("accept".to_string(), b"*/*".to_vec()),
         (
             "cookie".to_string(),
-            b"a=1; cea_session_0=old; cea_session_1=old1".to_vec(),
+            b"a=1; __Host-cea_session_0=old; __Host-cea_session_1=old1; x=\xff".to_vec(),
         ),
         ("cookie".to_string(), b"b=2".to_vec()),
     ];
@@ -951,8 +1129,8 @@ fn with_session_keeps_the_other_cookies() {
         &login,
         &headers,
         Some(&[
-            "cea_session_0=new; Path=/".to_string(),
-            "cea_session_1=; Max-Age=0".to_string(),
+            "__Host-cea_session_0=new; Path=/".to_string(),
+            "__Host-cea_session_1=; Max-Age=0".to_string(),
         ]),
     );
     assert_eq!(
@@ -961,12 +1139,15 @@ fn with_session_keeps_the_other_cookies() {
             ("accept".to_string(), b"*/*".to_vec()),
             (
                 "cookie".to_string(),
-                b"a=1; b=2; cea_session_0=new".to_vec()
+                b"a=1; x=\xff; b=2; __Host-cea_session_0=new".to_vec()
             ),
         ]
     );
     let none = with_session(&login, &headers, None);
-    assert_eq!(none[1], ("cookie".to_string(), b"a=1; b=2".to_vec()));
+    assert_eq!(
+        none[1],
+        ("cookie".to_string(), b"a=1; x=\xff; b=2".to_vec())
+    );
 }
 
 #[test]
@@ -976,7 +1157,17 @@ fn logout_revokes_the_refresh_token_first() {
     let r = finished_with_refresh(&c, "the-refresh-token");
     let mut browser = navigation();
     browser.push(cookie_header(&header(&r, "set-cookie")));
-    let call = revoke_call(login, &browser).unwrap();
+    let Decision::Logout(out) = decide_at(&c, "GET", "/logout", &browser) else {
+        panic!()
+    };
+    let Logout::Out {
+        response: answer,
+        revoke: Some(call),
+        ended: Some(_),
+    } = *out
+    else {
+        panic!("the session is ended and its refresh token revoked")
+    };
     let h = |name: &str| {
         call.headers
             .iter()
@@ -997,13 +1188,169 @@ fn logout_revokes_the_refresh_token_first() {
         String::from_utf8(call.body).unwrap(),
         "token=the-refresh-token&token_type_hint=refresh_token&client_id=client1"
     );
-    let Decision::Revoke(revoke) = decide_at(&c, "GET", "/logout", &browser) else {
+    assert!(header(&answer, "location")[0].starts_with("https://auth.example.com/logout?"));
+    let Logout::Out { revoke, .. } =
+        logout(login, b"GET", HOST.as_bytes(), &navigation(), NOW).unwrap()
+    else {
         panic!()
     };
-    let (_, answer) = *revoke;
-    assert!(header(&answer, "location")[0].starts_with("https://auth.example.com/logout?"));
-    assert!(
-        revoke_call(login, &navigation()).is_none(),
-        "no session, nothing to revoke"
+    assert!(revoke.is_none(), "no session, nothing to revoke");
+}
+
+#[test]
+fn login_states_are_bounded_and_a_failed_callback_clears_its_own() {
+    let c = config();
+    let login = c.login.as_ref().unwrap();
+    // A flood: every start sees the browser's attempts so far and keeps at most
+    // MAX_LOGIN_STATES of them, the newest.
+    let mut jar: Vec<(String, String)> = Vec::new();
+    for i in 0..20u8 {
+        let pairs: Vec<String> = jar.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        let headers = vec![("cookie".to_string(), pairs.join("; ").into_bytes())];
+        let r = start(
+            login,
+            HOST.as_bytes(),
+            b"/x",
+            &headers,
+            &random(i),
+            NOW + u64::from(i),
+        )
+        .unwrap();
+        for c in header(&r, "set-cookie") {
+            let (pair, _) = c.split_once(';').unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            jar.retain(|(n, _)| n != name);
+            if !c.contains("Max-Age=0") {
+                jar.push((name.into(), value.into()));
+            }
+        }
+        assert!(jar.len() <= MAX_LOGIN_STATES, "{}", jar.len());
+    }
+    assert_eq!(jar.len(), MAX_LOGIN_STATES);
+    // The newest attempts are the ones kept (the last start's state among them).
+    let last = URL_SAFE_NO_PAD.encode([19u8; 16]);
+    assert!(jar.iter().any(|(n, _)| n.ends_with(&last)));
+    // Expired or foreign ones go at the next start.
+    let headers = vec![(
+        "cookie".to_string(),
+        b"__Host-cea_login_AAAAAAAAAAAAAAAAAAAAAA=junk".to_vec(),
+    )];
+    let r = start(login, HOST.as_bytes(), b"/", &headers, &random(1), NOW).unwrap();
+    assert!(header(&r, "set-cookie").iter().any(|c| c
+        .starts_with("__Host-cea_login_AAAAAAAAAAAAAAAAAAAAAA=;")
+        && c.contains("Max-Age=0")));
+    // A long return path is not kept: the cookie stays small.
+    let long = format!("/{}", "a".repeat(3000));
+    let r = start(
+        login,
+        HOST.as_bytes(),
+        long.as_bytes(),
+        &[],
+        &random(1),
+        NOW,
+    )
+    .unwrap();
+    assert!(header(&r, "set-cookie")[0].len() < 600);
+    // A callback that fails clears its attempt's cookie.
+    let (_, headers, callback) = started(&c, "/app");
+    let failed = callback.replace("code=the-code&", "error=access_denied&");
+    let Decision::Deny(d) = decide_at(&c, "GET", &failed, &headers) else {
+        panic!()
+    };
+    assert_eq!(d.reason, "login_provider_error");
+    let state = param(&callback, "state");
+    assert!(header(&d.response, "set-cookie")
+        .iter()
+        .any(|c| c.starts_with(&format!("__Host-cea_login_{state}=;")) && c.contains("Max-Age=0")));
+}
+
+#[test]
+fn a_signed_in_browser_refused_for_what_a_sign_in_cannot_change_gets_a_page() {
+    // A route that needs a live access token, which an ID-token session cannot give.
+    let c = config_with(
+        login_json(),
+        json!({ "providers": [{ "name": "cognito", "user_pool_id": crate::test_tokens::POOL,
+            "client_ids": ["client1", "client2"], "online_check": { "cluster": "idp" },
+            "jwks": { "cluster": "c", "uri": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Abc123/.well-known/jwks.json" } }],
+            "rules": [
+            { "match": { "prefix": "/live" }, "require": { "authenticated": true, "active": true } },
+            { "match": { "prefix": "/" }, "require": { "authenticated": true } }] }),
     );
+    let r = finished(&c, "/app");
+    let mut browser = navigation();
+    browser.push(cookie_header(&header(&r, "set-cookie")));
+    assert!(matches!(
+        decide_at(&c, "GET", "/app", &browser),
+        Decision::Allow(_)
+    ));
+    let Decision::Deny(d) = decide_at(&c, "GET", "/live", &browser) else {
+        panic!("a page, not another sign-in")
+    };
+    assert_eq!(d.response.status, 401);
+    assert!(d.response.body.contains("<h1>"), "{}", d.response.body);
+    assert!(d.response.body.contains("checked with its issuer"));
+    // Without a session the same route sends the browser to sign in.
+    assert!(matches!(
+        decide_at(&c, "GET", "/live", &navigation()),
+        Decision::Redirect(_)
+    ));
+}
+
+#[test]
+fn an_ended_session_is_no_session() {
+    struct Ended(String);
+    impl ended::EndedSessions for Ended {
+        fn is_ended(&self, sid: &str, now: u64) -> bool {
+            sid == self.0 && now < NOW + 60
+        }
+    }
+    let c = config();
+    let r = finished(&c, "/app");
+    let mut browser = navigation();
+    browser.push(cookie_header(&header(&r, "set-cookie")));
+    let sid = URL_SAFE_NO_PAD.encode([9u8; 16]);
+    let decide = |ended: &dyn ended::EndedSessions| {
+        let lists = Lists { ended, ..NO_LISTS };
+        decide_with(
+            &Request::new(b"GET", b"/app", &browser),
+            &c,
+            &keys(),
+            &lists,
+            &PureRust,
+            &mut TokenCache::new(0),
+            NOW,
+            &|| Some(random(3)),
+        )
+    };
+    assert!(matches!(decide(&Ended("other".into())), Decision::Allow(_)));
+    assert!(
+        matches!(decide(&Ended(sid)), Decision::Redirect(_)),
+        "signs in again"
+    );
+}
+
+#[test]
+fn the_refresh_window_is_clamped_to_half_the_tokens_lifetime() {
+    let mut l = login_json();
+    l["refresh_before_seconds"] = json!(3600);
+    let c = config_with(l, json!({}));
+    let login = c.login.as_ref().unwrap();
+    // A 5-minute token is renewed in its last 150 s, not at once.
+    let claims = |iat: u64, exp: u64| {
+        let token = sign(
+            "key1",
+            "k1",
+            &with(with(id_claims(), "iat", iat.into()), "exp", exp.into()),
+        );
+        verify::verify(&token, &c.providers, &keys(), &PureRust, NOW).unwrap()
+    };
+    let short = claims(NOW, NOW + 300);
+    assert!(!refresh_due(login, &short, NOW));
+    assert!(!refresh_due(login, &short, NOW + 149));
+    assert!(refresh_due(login, &short, NOW + 150));
+    // An hour-long token with the default window of 60 s.
+    let c = config();
+    let hour = claims(NOW, NOW + 3600);
+    assert!(!refresh_due(c.login.as_ref().unwrap(), &hour, NOW + 3539));
+    assert!(refresh_due(c.login.as_ref().unwrap(), &hour, NOW + 3540));
 }

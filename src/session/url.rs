@@ -1,8 +1,9 @@
 //! The URL pieces of a sign-in: percent-encoding, query strings, and the checks that keep a
 //! return URL on this origin.
 
-/// The longest return path kept in a login-state cookie.
-const MAX_RETURN_BYTES: usize = 2048;
+/// The longest return path kept in a login-state cookie; a longer one is not kept (it would
+/// make the cookie large) and the browser returns to `/`.
+const MAX_RETURN_BYTES: usize = 1024;
 
 /// `s` with every byte but the unreserved ones (RFC 3986 §2.3) percent-encoded: safe in a
 /// query value, a form body and a Basic credential (RFC 6749 §2.3.1).

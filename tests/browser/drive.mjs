@@ -23,7 +23,7 @@ const page = context.pages()[0] ?? await context.newPage();
 const requests = [];
 page.on('request', (r) => requests.push(r.url()));
 const toProvider = () => requests.filter((u) => u.startsWith(`${provider}/oauth2/authorize`)).length;
-const sessionCookie = async () => (await context.cookies(gateway)).find((c) => c.name === 'cea_session_0');
+const sessionCookie = async () => (await context.cookies(gateway)).find((c) => c.name === '__Host-cea_session_0');
 const header = (echo, name) => (echo.headers.find((h) => h[0] === name) || [])[1];
 const echoed = async () => JSON.parse(await page.locator('body').innerText());
 
@@ -110,7 +110,7 @@ async function everything() {
     size: cookie.name.length + 1 + cookie.value.length,
     secure: cookie.secure, httpOnly: cookie.httpOnly, sameSite: cookie.sameSite, path: cookie.path,
   };
-  seen.login_cookies_left = (await context.cookies(`${gateway}/oauth2/callback`)).filter((c) => c.name.startsWith('cea_login_')).length;
+  seen.login_cookies_left = (await context.cookies(`${gateway}/oauth2/callback`)).filter((c) => c.name.startsWith('__Host-cea_login_')).length;
 
   // 2. A reload needs no login.
   const before = toProvider();
@@ -155,7 +155,7 @@ async function everything() {
   seen.after_logout_went_to_provider = toProvider() > beforeNext;
 
   // 6. An open-redirect attempt in the return URL: the browser ends on this gateway.
-  await context.clearCookies({ name: 'cea_session_0' });
+  await context.clearCookies({ name: '__Host-cea_session_0' });
   const r = await page.goto(`${gateway}//evil.example/steal`);
   await page.waitForLoadState('load');
   seen.open_redirect_url = page.url();
