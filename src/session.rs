@@ -96,9 +96,6 @@ struct Stored {
     /// The refresh token, when Cognito gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     r: Option<String>,
-    /// The access token, when the provider is checked online.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    a: Option<String>,
 }
 
 /// A session the browser sent, opened: it still has to pass `verify` and the policy.
@@ -110,7 +107,6 @@ pub struct Opened {
     pub expires_at: u64,
     pub id: String,
     pub refresh: Option<String>,
-    pub access: Option<String>,
 }
 
 /// What the browser sent as a session.
@@ -449,7 +445,6 @@ impl Pending {
 #[derive(Deserialize)]
 struct TokenResponse {
     id_token: String,
-    access_token: Option<String>,
     refresh_token: Option<String>,
 }
 
@@ -494,14 +489,6 @@ impl Answered<'_> {
         }
         Ok((tokens, claims))
     }
-
-    /// Whether the session keeps the access token (the provider checks tokens online).
-    fn keeps_access(&self) -> bool {
-        self.config
-            .providers
-            .get(self.login.provider)
-            .is_some_and(|p| p.online_check.is_some())
-    }
 }
 
 /// The answer to the callback's code exchange: the ID token verified, then its nonce and the
@@ -526,7 +513,6 @@ pub fn finish(answer: &Answered, pending: &Pending) -> Result<Response, Failure>
         x: expiry(&claims),
         i: tokens.id_token,
         r: tokens.refresh_token,
-        a: tokens.access_token.filter(|_| answer.keeps_access()),
     };
     let mut cookies = new_session(
         login,
@@ -580,7 +566,6 @@ pub fn refreshed(answer: &Answered, pending: &RefreshPending) -> Result<Vec<Stri
                 .refresh_token
                 .unwrap_or_else(|| pending.refresh.clone()),
         ),
-        a: tokens.access_token.filter(|_| answer.keeps_access()),
     };
     new_session(
         answer.login,
@@ -708,7 +693,6 @@ pub fn session(login: &Login, headers: &[(String, Vec<u8>)]) -> Session {
             expires_at: s.x,
             id: s.i,
             refresh: s.r,
-            access: s.a,
         }),
         None => Session::Unreadable,
     }

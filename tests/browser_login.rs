@@ -31,6 +31,10 @@ fn browser_dir() -> PathBuf {
 /// The filter configured for browser sign-in against the provider on `op_port`, with `extra`
 /// merged into the top level, the provider and the login section.
 fn gateway(op_port: u16, upstream_port: u16, extra: Value) -> Envoy {
+    Envoy::start(&gateway_bootstrap(op_port, upstream_port, extra))
+}
+
+fn gateway_bootstrap(op_port: u16, upstream_port: u16, extra: Value) -> Value {
     let op = format!("http://localhost:{op_port}");
     let mut config = json!({
         "providers": [{ "name": "op", "issuer": op, "client_ids": [CLIENT],
@@ -60,7 +64,7 @@ fn gateway(op_port: u16, upstream_port: u16, extra: Value) -> Envoy {
         ["typed_config"]["http_filters"][0]["typed_config"]["config"];
     wasm["vm_config"]["environment_variables"] = json!({ "key_values": {
         "CEA_CLIENT_SECRET": SECRET, "CEA_COOKIE_KEY": COOKIE_KEY } });
-    Envoy::start(&boot)
+    boot
 }
 
 fn identity(echo: &Value) -> (Option<&str>, Option<&str>) {
@@ -301,4 +305,123 @@ fn a_browser_signs_in_at_the_edge() {
     // The secret and the code never reach the log.
     assert!(!envoy.log().contains(SECRET));
     envoy.wait_for_stat("wasmcustom.cognito_edge_auth.login.completed", 2);
+}
+
+/// A self-signed certificate for `app.example.test` and its siblings: (cert, key) files.
+fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=example.test"])
+        .args([
+            "-addext",
+            "subjectAltName=DNS:*.example.test,DNS:attacker.test",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "openssl req");
+    (cert, key)
+}
+
+/// A sibling host of the same site cannot plant a session or a login state, a cross-site page
+/// cannot flood a browser with sign-ins until its next one fails, and a route no session can
+/// satisfy is a page, not a loop — in Chromium, with the gateway on HTTPS at
+/// `app.example.test`, the sibling at `evil.example.test`, the other site at `attacker.test`.
+#[test]
+fn an_attacker_on_a_sibling_host_or_another_site_cannot_plant_flood_or_loop() {
+    let op = provider_process();
+    let upstream = echo_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = certificate(dir.path());
+    let mut boot = gateway_bootstrap(
+        op.port,
+        upstream.port,
+        json!({
+            "provider": { "user_pool_id": "us-east-1_Abc123", "online_check": { "cluster": "op" } },
+            "login": { "external_scheme": "https" },
+            "top": { "rules": [
+                { "match": { "prefix": "/live" }, "require": { "authenticated": true, "active": true } },
+                { "match": { "prefix": "/" }, "require": { "authenticated": true } }] },
+        }),
+    );
+    boot["static_resources"]["listeners"][0]["filter_chains"][0]["transport_socket"] = json!({
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+            "common_tls_context": { "tls_certificates": [{
+                "certificate_chain": { "filename": cert.to_str().unwrap() },
+                "private_key": { "filename": key.to_str().unwrap() } }] } } });
+    let envoy = Envoy::start(&boot);
+    let origin = format!("https://app.example.test:{}", envoy.port);
+    set_up(&op, &origin, None);
+    envoy.wait_for_stat("wasmcustom.cognito_edge_auth.jwks.op.keys", 1);
+
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new("node")
+        .arg(browser_dir().join("attacks.mjs"))
+        .args([&origin, &format!("http://localhost:{}", op.port)])
+        .arg(profile.path())
+        .args([&cert, &key])
+        .current_dir(browser_dir())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("the driver printed no JSON ({e}): {stdout}"));
+    eprintln!("observed: {seen:#}");
+    assert!(seen["error"].is_null(), "{seen:#}\n{}", envoy.log());
+    assert_eq!(seen["attacker_identity"], "mallory@example.com");
+    assert_eq!(seen["csrf_prepared"], true);
+    // 1. The browser refused the __Host- names from the sibling; what it took (unprefixed,
+    //    __Secure-) is not a session: the victim is sent to sign in.
+    let planted: Vec<&str> = seen["cookies_after_plant"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(
+        !planted.iter().any(|c| c.starts_with("__Host-")),
+        "{planted:?}"
+    );
+    assert!(
+        planted.contains(&"cea_session_0"),
+        "the sibling did plant: {planted:?}"
+    );
+    assert!(seen["planted_without_session_url"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("http://localhost:{}/", op.port)));
+    // 2. Signed in as herself, a plant does not change who she is.
+    assert_eq!(seen["signed_in_identity"], "alice@example.com");
+    assert_eq!(seen["planted_with_session_identity"], "alice@example.com");
+    // 3. Login CSRF: mallory's callback with a planted login state is refused, no session.
+    assert_eq!(seen["csrf_status"], 400, "{seen:#}");
+    assert_eq!(seen["csrf_session"], 0);
+    // 4. The flood leaves at most MAX_LOGIN_STATES login states, and the next sign-in works.
+    assert!(
+        seen["login_states_after_flood"].as_u64().unwrap() <= 4,
+        "{seen:#}"
+    );
+    assert_eq!(seen["after_flood_url"], format!("{origin}/app/after-flood"));
+    assert_eq!(seen["after_flood_identity"], "alice@example.com");
+    // 5. No loop: a page that says why, no trip to sign in.
+    assert_eq!(seen["live_status"], 401);
+    assert_eq!(seen["live_url"], format!("{origin}/live/report"));
+    assert!(
+        seen["live_page"].as_str().unwrap().contains("checked"),
+        "{seen:#}"
+    );
+    assert_eq!(seen["live_went_to_provider"], false);
+    assert!(!envoy.log().contains(SECRET));
 }

@@ -17,8 +17,7 @@ const DEFAULT_SCOPES: [&str; 3] = ["openid", "email", "profile"];
 const DEFAULT_COOKIE_PREFIX: &str = "__Host-cea_";
 /// With a shared `cookie_domain` (`__Host-` forbids `Domain`): still `Secure` only.
 const DEFAULT_SHARED_COOKIE_PREFIX: &str = "__Secure-cea_";
-/// How long a rotated refresh token's answer serves requests that still carry it.
-const DEFAULT_REFRESH_GRACE_SECONDS: u64 = 30;
+
 const DEFAULT_CALLBACK_PATH: &str = "/oauth2/callback";
 const DEFAULT_TOKEN_TIMEOUT_MS: u64 = 5_000;
 /// The length of an XChaCha20-Poly1305 key.
@@ -57,10 +56,6 @@ pub struct Login {
     /// A session whose ID token expires within this many seconds is refreshed (with its
     /// refresh token) before the request goes on.
     pub refresh_before_seconds: u64,
-    /// How long requests that still carry a session's previous refresh token (sent before the
-    /// browser had the renewed cookie) are served the renewed session instead of renewing it
-    /// again; at most Cognito's own grace period for a rotated refresh token.
-    pub refresh_grace_seconds: u64,
     /// What the glue should log once at start-up (an inline secret).
     pub warnings: Vec<String>,
 }
@@ -115,7 +110,6 @@ pub(super) struct RawLogin {
     #[serde(default)]
     forward_id_token: bool,
     refresh_before_seconds: Option<u64>,
-    refresh_grace_seconds: Option<u64>,
 }
 
 impl RawLogin {
@@ -245,15 +239,6 @@ impl RawLogin {
         if refresh_before_seconds > 3600 {
             return Err(err("login.refresh_before_seconds", "must be at most 3600"));
         }
-        let refresh_grace_seconds = self
-            .refresh_grace_seconds
-            .unwrap_or(DEFAULT_REFRESH_GRACE_SECONDS);
-        if refresh_grace_seconds > 60 {
-            return Err(err(
-                "login.refresh_grace_seconds",
-                "must be at most 60 (Cognito's longest grace period for a rotated refresh token)",
-            ));
-        }
         let external_scheme = self.external_scheme.unwrap_or_else(|| "https".into());
         if external_scheme != "https" && external_scheme != "http" {
             return Err(err("login.external_scheme", "must be https or http"));
@@ -281,7 +266,6 @@ impl RawLogin {
             external_scheme,
             forward_id_token: self.forward_id_token,
             refresh_before_seconds,
-            refresh_grace_seconds,
             warnings,
         })
     }
@@ -512,11 +496,6 @@ pub mod tests {
                 "refresh_before_seconds",
                 json!(3601),
                 "login.refresh_before_seconds",
-            ),
-            (
-                "refresh_grace_seconds",
-                json!(61),
-                "login.refresh_grace_seconds",
             ),
             ("unknown", json!(1), "login"),
         ] {

@@ -169,7 +169,6 @@ fn session_cookies(
         x: NOW + lifetime,
         i: id.into(),
         r: refresh.map(Into::into),
-        a: None,
     };
     let mut r = random(1);
     r.seal = *seal;
