@@ -58,6 +58,8 @@ pub struct Check {
     pub key: TokenKey,
     /// The access token, for the call's body only: never logged.
     pub token: String,
+    /// The token's `sub` (empty without one): whose check it is, for the fair share of calls.
+    pub principal: String,
 }
 
 #[derive(Debug)]
@@ -83,6 +85,9 @@ pub struct Allowed {
     pub replace: Vec<(String, String)>,
     /// A short, stable reason for logs and metrics.
     pub reason: &'static str,
+    /// The provider of an access token that passed without its online check because `GetUser`
+    /// cannot judge it (it lacks the admin scope), for the glue to count and explain.
+    pub unchecked: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -169,6 +174,12 @@ pub const REVOKED: &str = "the token has been revoked";
 /// The `error_description` on an `active` route for a token that cannot be checked online.
 pub const NOT_CHECKABLE: &str =
     "this route requires an access token that can be checked with its issuer";
+/// The `error_description` on an `active` route for an access token without the scope
+/// `GetUser` requires.
+pub const NOT_CHECKABLE_SCOPE: &str =
+    "this route requires an access token that can be checked with its issuer, and this one lacks the scope aws.cognito.signin.user.admin that the check needs";
+/// The reason of a refusal of such a token.
+pub const NOT_CHECKABLE_SCOPE_REASON: &str = "not_checkable_scope";
 
 /// Decides a request at time `now`, verifying its token with the worker's key sets and
 /// signature verifier unless the token cache already holds it. Only the inline revocation
@@ -436,11 +447,20 @@ fn decide_token(
             let needs_active =
                 matches!(route.access, Access::Require(r) if r.iter().any(|r| r.active));
             let step = if *reason == ANONYMOUS {
-                None
+                Ok(false)
             } else {
                 online_step(config, &claims, token, needs_active, lists.online, now)
             };
-            step.unwrap_or_else(|| allow(remove, Rc::clone(set), reason))
+            match step {
+                Err(decision) => decision,
+                Ok(unchecked) => match allow(remove, Rc::clone(set), reason) {
+                    Decision::Allow(a) if unchecked => Decision::Allow(Allowed {
+                        unchecked: Some(claims.provider),
+                        ..a
+                    }),
+                    d => d,
+                },
+            }
         }
         Outcome::Refused(Refusal::NoPrincipal(description)) => deny(
             response::invalid_token(realm, description),
@@ -485,7 +505,8 @@ fn outcome_of(claims: &Claims, access: &Access, public: bool, config: &Config) -
     }
 }
 
-/// The online check's verdict as a decision: `None` to go on and allow.
+/// The online check's verdict as a decision: `Ok` to go on and allow (`true`: unchecked, as
+/// `GetUser` cannot judge the token).
 fn online_step(
     config: &Config,
     claims: &Claims,
@@ -493,34 +514,44 @@ fn online_step(
     needs_active: bool,
     answers: &dyn Answers,
     now: u64,
-) -> Option<Decision> {
+) -> Result<bool, Decision> {
     let realm = config.realm.as_str();
-    match online::step(config, claims, token, needs_active, answers, now) {
-        Step::Pass => None,
-        Step::NotCheckable => Some(deny(
-            response::invalid_token(realm, NOT_CHECKABLE),
-            "not_checkable",
-            None,
-        )),
-        Step::Revoked => Some(deny(
-            response::invalid_token(realm, REVOKED),
-            "revoked",
-            None,
-        )),
-        Step::Unavailable => Some(deny(
-            response::unavailable(
-                online::RETRY_AFTER_SECONDS,
-                "the token cannot be checked with its issuer right now",
+    Err(
+        match online::step(config, claims, token, needs_active, answers, now) {
+            Step::Pass => return Ok(false),
+            Step::Unchecked => return Ok(true),
+            Step::NotCheckable => deny(
+                response::invalid_token(realm, NOT_CHECKABLE),
+                "not_checkable",
+                None,
             ),
-            "online_unavailable",
-            None,
-        )),
-        Step::Ask(key) => Some(Decision::Check(Check {
-            provider: claims.provider,
-            key,
-            token: token.to_string(),
-        })),
-    }
+            Step::NoAdminScope => deny(
+                response::invalid_token(realm, NOT_CHECKABLE_SCOPE),
+                NOT_CHECKABLE_SCOPE_REASON,
+                None,
+            ),
+            Step::Revoked => deny(response::invalid_token(realm, REVOKED), "revoked", None),
+            Step::Unavailable => deny(
+                response::unavailable(
+                    online::RETRY_AFTER_SECONDS,
+                    "the token cannot be checked with its issuer right now",
+                ),
+                "online_unavailable",
+                None,
+            ),
+            Step::Ask(key) => Decision::Check(Check {
+                provider: claims.provider,
+                key,
+                token: token.to_string(),
+                principal: claims
+                    .all
+                    .get("sub")
+                    .and_then(|s| s.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+            }),
+        },
+    )
 }
 
 /// Whether the provider's inline or fetched revocation list holds the token.
@@ -568,6 +599,7 @@ fn allow(remove: Vec<String>, set: Rc<[(String, String)]>, reason: &'static str)
         set,
         replace: Vec::new(),
         reason,
+        unchecked: None,
     })
 }
 
