@@ -8,6 +8,7 @@ mod online;
 mod revocation;
 pub mod root;
 mod shared_data;
+mod token_calls;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
