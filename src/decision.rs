@@ -12,6 +12,7 @@ use crate::session::{self, Random, Session};
 use crate::signature::SignatureVerifier;
 use crate::token::{self, ExtractError};
 use crate::verify::{self, Claims, VerifyError};
+use std::ops::ControlFlow;
 use std::rc::Rc;
 
 /// How long a client is told to wait when keys are not loaded yet.
@@ -447,13 +448,13 @@ fn decide_token(
             let needs_active =
                 matches!(route.access, Access::Require(r) if r.iter().any(|r| r.active));
             let step = if *reason == ANONYMOUS {
-                Ok(false)
+                ControlFlow::Continue(false)
             } else {
                 online_step(config, &claims, token, needs_active, lists.online, now)
             };
             match step {
-                Err(decision) => decision,
-                Ok(unchecked) => match allow(remove, Rc::clone(set), reason) {
+                ControlFlow::Break(decision) => decision,
+                ControlFlow::Continue(unchecked) => match allow(remove, Rc::clone(set), reason) {
                     Decision::Allow(a) if unchecked => Decision::Allow(Allowed {
                         unchecked: Some(claims.provider),
                         ..a
@@ -505,8 +506,8 @@ fn outcome_of(claims: &Claims, access: &Access, public: bool, config: &Config) -
     }
 }
 
-/// The online check's verdict as a decision: `Ok` to go on and allow (`true`: unchecked, as
-/// `GetUser` cannot judge the token).
+/// The online check's verdict as a decision: `Continue` to go on and allow (`true`:
+/// unchecked, as `GetUser` cannot judge the token).
 fn online_step(
     config: &Config,
     claims: &Claims,
@@ -514,12 +515,12 @@ fn online_step(
     needs_active: bool,
     answers: &dyn Answers,
     now: u64,
-) -> Result<bool, Decision> {
+) -> ControlFlow<Decision, bool> {
     let realm = config.realm.as_str();
-    Err(
+    ControlFlow::Break(
         match online::step(config, claims, token, needs_active, answers, now) {
-            Step::Pass => return Ok(false),
-            Step::Unchecked => return Ok(true),
+            Step::Pass => return ControlFlow::Continue(false),
+            Step::Unchecked => return ControlFlow::Continue(true),
             Step::NotCheckable => deny(
                 response::invalid_token(realm, NOT_CHECKABLE),
                 "not_checkable",

@@ -114,6 +114,7 @@ pub fn start(shared: &Shared, check: &Check, now_ms: u64) -> Started {
     let slot = slot_key(shared, check.provider, &check.key);
     if let Some(name) = &slot {
         if mark_pending(name, &check.key, deadline_ms, now_ms) == Claim::Join {
+            debug!("cognito-edge-auth: online check: joined the call of another worker");
             return Started::Wait(waiter);
         }
     }
