@@ -61,8 +61,13 @@ pub struct SharedAnswers<'a>(pub &'a Shared);
 
 impl Answers for SharedAnswers<'_> {
     fn record(&self, provider: usize, key: &TokenKey) -> Option<Record> {
+        // This worker's own answer while it is current; after that, shared data's (another
+        // worker may have asked again since).
+        let now_ms = hostcalls::get_current_time().map_or(0, super::millis);
         if let Some(r) = self.0.online.local.borrow().get(&key.hex) {
-            return Some(r.clone());
+            if now_ms < r.until_ms {
+                return Some(r.clone());
+            }
         }
         let name = slot_key(self.0, provider, key)?;
         match hostcalls::get_shared_data(&name) {
@@ -147,7 +152,8 @@ pub fn start(shared: &Shared, check: &Check, now_ms: u64) -> Started {
             );
             // Requests of other workers that joined this call are answered at once.
             if let Some(name) = &slot {
-                let record = online::record(&check.key, Answer::Unreachable, now_ms, 0);
+                let cache_ms = config.cache_seconds.saturating_mul(1000);
+                let record = online::record(&check.key, Answer::Unreachable, now_ms, cache_ms);
                 let _ = hostcalls::set_shared_data(name, Some(&record.encode()), None);
             }
             Started::Failed
