@@ -13,6 +13,7 @@ use crate::session::{self, Random, Session};
 use crate::signature::SignatureVerifier;
 use crate::token::{self, ExtractError};
 use crate::verify::{self, Claims, VerifyError};
+use std::ops::ControlFlow;
 use std::rc::Rc;
 
 mod browser;
@@ -75,6 +76,8 @@ pub struct Check {
     pub key: TokenKey,
     /// The access token, for the call's body only: never logged.
     pub token: String,
+    /// The token's `sub` (empty without one): whose check it is, for the fair share of calls.
+    pub principal: String,
 }
 
 #[derive(Debug)]
@@ -101,6 +104,9 @@ pub struct Allowed {
     pub replace: Vec<(String, Vec<u8>)>,
     /// A short, stable reason for logs and metrics.
     pub reason: &'static str,
+    /// The provider of an access token that passed without its online check because `GetUser`
+    /// cannot judge it (it lacks the admin scope), for the glue to count and explain.
+    pub unchecked: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -183,6 +189,12 @@ pub const REVOKED: &str = "the token has been revoked";
 /// The `error_description` on an `active` route for a token that cannot be checked online.
 pub const NOT_CHECKABLE: &str =
     "this route requires an access token that can be checked with its issuer";
+/// The `error_description` on an `active` route for an access token without the scope
+/// `GetUser` requires.
+pub const NOT_CHECKABLE_SCOPE: &str =
+    "this route requires an access token that can be checked with its issuer, and this one lacks the scope aws.cognito.signin.user.admin that the check needs";
+/// The reason of a refusal of such a token.
+pub const NOT_CHECKABLE_SCOPE_REASON: &str = "not_checkable_scope";
 
 /// Decides a request at time `now`, verifying its token with the worker's key sets and
 /// signature verifier unless the token cache already holds it. Only the inline revocation
@@ -381,11 +393,20 @@ fn decide_token(
             let needs_active =
                 matches!(route.access, Access::Require(r) if r.iter().any(|r| r.active));
             let step = if *reason == ANONYMOUS {
-                None
+                ControlFlow::Continue(false)
             } else {
                 online_step(config, &claims, token, needs_active, lists.online, now)
             };
-            step.unwrap_or_else(|| allow(remove, Rc::clone(set), reason))
+            match step {
+                ControlFlow::Break(decision) => decision,
+                ControlFlow::Continue(unchecked) => match allow(remove, Rc::clone(set), reason) {
+                    Decision::Allow(a) if unchecked => Decision::Allow(Allowed {
+                        unchecked: Some(claims.provider),
+                        ..a
+                    }),
+                    d => d,
+                },
+            }
         }
         Outcome::Refused(Refusal::NoPrincipal(description)) => deny(
             response::invalid_token(realm, description),
@@ -430,7 +451,8 @@ fn outcome_of(claims: &Claims, access: &Access, public: bool, config: &Config) -
     }
 }
 
-/// The online check's verdict as a decision: `None` to go on and allow.
+/// The online check's verdict as a decision: `Continue` to go on and allow (`true`:
+/// unchecked, as `GetUser` cannot judge the token).
 fn online_step(
     config: &Config,
     claims: &Claims,
@@ -438,34 +460,48 @@ fn online_step(
     needs_active: bool,
     answers: &dyn Answers,
     now: u64,
-) -> Option<Decision> {
+) -> ControlFlow<Decision, bool> {
     let realm = config.realm.as_str();
-    match online::step(config, claims, token, needs_active, answers, now) {
-        Step::Pass => None,
-        Step::NotCheckable => Some(deny(
-            response::invalid_token(realm, NOT_CHECKABLE),
-            "not_checkable",
-            None,
-        )),
-        Step::Revoked => Some(signing_in(deny(
-            response::invalid_token(realm, REVOKED),
-            "revoked",
-            None,
-        ))),
-        Step::Unavailable => Some(deny(
-            response::unavailable(
-                online::RETRY_AFTER_SECONDS,
-                "the token cannot be checked with its issuer right now",
+    ControlFlow::Break(
+        match online::step(config, claims, token, needs_active, answers, now) {
+            Step::Pass => return ControlFlow::Continue(false),
+            Step::Unchecked => return ControlFlow::Continue(true),
+            Step::NotCheckable => deny(
+                response::invalid_token(realm, NOT_CHECKABLE),
+                "not_checkable",
+                None,
             ),
-            "online_unavailable",
-            None,
-        )),
-        Step::Ask(key) => Some(Decision::Check(Check {
-            provider: claims.provider,
-            key,
-            token: token.to_string(),
-        })),
-    }
+            Step::NoAdminScope => deny(
+                response::invalid_token(realm, NOT_CHECKABLE_SCOPE),
+                NOT_CHECKABLE_SCOPE_REASON,
+                None,
+            ),
+            Step::Revoked => signing_in(deny(
+                response::invalid_token(realm, REVOKED),
+                "revoked",
+                None,
+            )),
+            Step::Unavailable => deny(
+                response::unavailable(
+                    online::RETRY_AFTER_SECONDS,
+                    "the token cannot be checked with its issuer right now",
+                ),
+                "online_unavailable",
+                None,
+            ),
+            Step::Ask(key) => Decision::Check(Check {
+                provider: claims.provider,
+                key,
+                token: token.to_string(),
+                principal: claims
+                    .all
+                    .get("sub")
+                    .and_then(|s| s.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+            }),
+        },
+    )
 }
 
 /// Whether the provider's inline or fetched revocation list holds the token.
@@ -513,6 +549,7 @@ fn allow(remove: Vec<String>, set: Rc<[(String, String)]>, reason: &'static str)
         set,
         replace: Vec::new(),
         reason,
+        unchecked: None,
     })
 }
 

@@ -1,6 +1,10 @@
 //! End to end against moto, the Cognito emulator: the online check of access tokens
 //! (`GetUser`). Sign in, call (200), `GlobalSignOut`, call again → 401 within the configured
 //! cache time on every worker; and what requests get while the emulator cannot be reached.
+//!
+//! Moto answers every access token; Cognito does not. The tests in `online_check/cognito.rs`
+//! run against a stand-in that answers as Cognito's API reference documents (scopes, error
+//! kinds, throttling), and show the fairness and quota bounds.
 
 #![allow(
     clippy::unwrap_used,
@@ -9,6 +13,8 @@
     clippy::indexing_slicing
 )]
 
+#[path = "online_check/cognito.rs"]
+mod cognito;
 mod common;
 
 use common::*;
@@ -252,7 +258,7 @@ fn while_the_emulator_cannot_be_reached_checks_fail_closed_or_open_as_configured
 /// A slow stand-in for Cognito: counts its calls, checks their form, answers 200 after 1.5 s.
 #[test]
 fn calls_are_bounded_per_worker_and_shared_by_requests_with_the_same_token() {
-    use common::tokens::{access_claims, sign, with};
+    use common::tokens::{checkable_access_claims, sign, with};
     use std::sync::{Arc, Mutex};
     let seen: Arc<Mutex<Vec<ServerRequest>>> = Arc::default();
     let s = seen.clone();
@@ -281,7 +287,13 @@ fn calls_are_bounded_per_worker_and_shared_by_requests_with_the_same_token() {
         cluster("cognito_idp", cognito.port),
     ];
     let envoy = Envoy::start(&bootstrap_with_clusters(&cfg, clusters));
-    let token = |jti: &str| sign("key1", "k1", &with(access_claims(now()), "jti", jti.into()));
+    let token = |jti: &str| {
+        sign(
+            "key1",
+            "k1",
+            &with(checkable_access_claims(now()), "jti", jti.into()),
+        )
+    };
     let (a, b) = (token("a"), token("b"));
     // Keys first (an ID token is not checked online).
     envoy.wait_for_keys(&sign("key1", "k1", &common::tokens::id_claims(now())));
@@ -338,7 +350,7 @@ fn calls_are_bounded_per_worker_and_shared_by_requests_with_the_same_token() {
 /// A check that cannot even be dispatched (no such cluster) is decided as unreachable.
 #[test]
 fn a_check_that_cannot_be_made_is_decided_as_unreachable() {
-    use common::tokens::{access_claims, id_claims, sign};
+    use common::tokens::{checkable_access_claims, id_claims, sign};
     let jwks = JwksServer::start(&common::tokens::jwks(&[("key1", "k1")]));
     let upstream = echo_upstream();
     let start = |when: &str| {
@@ -352,7 +364,7 @@ fn a_check_that_cannot_be_made_is_decided_as_unreachable() {
         envoy.wait_for_keys(&sign("key1", "k1", &id_claims(now())));
         envoy
     };
-    let access = sign("key1", "k1", &access_claims(now()));
+    let access = sign("key1", "k1", &checkable_access_claims(now()));
     let closed = start("deny");
     let r = get_with_token(closed.port, "/", &access);
     assert_eq!(r.status, 503, "{}", r.body);

@@ -20,6 +20,8 @@ const DEFAULT_SHARED_COOKIE_PREFIX: &str = "__Secure-cea_";
 
 const DEFAULT_CALLBACK_PATH: &str = "/oauth2/callback";
 const DEFAULT_TOKEN_TIMEOUT_MS: u64 = 5_000;
+const DEFAULT_TOKEN_MAX_IN_FLIGHT: usize = 32;
+const MAX_TOKEN_IN_FLIGHT: usize = 1_024;
 /// The length of an XChaCha20-Poly1305 key.
 pub const COOKIE_KEY_BYTES: usize = 32;
 
@@ -66,6 +68,9 @@ pub struct TokenEndpoint {
     pub authority: String,
     pub path: String,
     pub timeout_ms: u64,
+    /// Calls (code exchanges, refreshes, revocations) under way per worker beyond which a
+    /// request that needs one more gets 503.
+    pub max_in_flight: usize,
 }
 
 /// A secret value; never printed.
@@ -100,6 +105,7 @@ pub(super) struct RawLogin {
     domain: String,
     token_cluster: String,
     token_timeout_ms: Option<u64>,
+    token_max_in_flight: Option<usize>,
     callback_path: Option<String>,
     logout_path: Option<String>,
     post_logout_path: Option<String>,
@@ -193,6 +199,15 @@ impl RawLogin {
         if !(1..=60_000).contains(&timeout_ms) {
             return Err(err("login.token_timeout_ms", "must be between 1 and 60000"));
         }
+        let max_in_flight = self
+            .token_max_in_flight
+            .unwrap_or(DEFAULT_TOKEN_MAX_IN_FLIGHT);
+        if !(1..=MAX_TOKEN_IN_FLIGHT).contains(&max_in_flight) {
+            return Err(err(
+                "login.token_max_in_flight",
+                format!("must be between 1 and {MAX_TOKEN_IN_FLIGHT}"),
+            ));
+        }
         let callback_path = plain_path(
             self.callback_path,
             DEFAULT_CALLBACK_PATH,
@@ -256,6 +271,7 @@ impl RawLogin {
                 authority,
                 path: "/oauth2/token".into(),
                 timeout_ms,
+                max_in_flight,
             },
             callback_path,
             logout_path,
@@ -468,6 +484,12 @@ pub mod tests {
             ),
             ("token_cluster", json!(""), "login.token_cluster"),
             ("token_timeout_ms", json!(0), "login.token_timeout_ms"),
+            ("token_max_in_flight", json!(0), "login.token_max_in_flight"),
+            (
+                "token_max_in_flight",
+                json!(1025),
+                "login.token_max_in_flight",
+            ),
             ("callback_path", json!("//evil"), "login.callback_path"),
             (
                 "logout_path",

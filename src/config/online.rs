@@ -24,6 +24,9 @@ pub struct OnlineCheck {
     pub when_unreachable: WhenUnreachable,
     /// Checks under way per worker beyond which new ones get 503.
     pub max_in_flight: usize,
+    /// Checks under way per worker for one principal (`sub`) beyond which its new ones get 503:
+    /// its fair share of `max_in_flight`, so one user's flood of fresh tokens cannot take all.
+    pub max_in_flight_per_principal: usize,
     /// Check on every request, not only on rules with `"active": true`.
     pub every_request: bool,
 }
@@ -47,6 +50,7 @@ pub struct RawOnlineCheck {
     cache_seconds: Option<u64>,
     when_unreachable: Option<WhenUnreachable>,
     max_in_flight: Option<usize>,
+    max_in_flight_per_principal: Option<usize>,
     every_request: Option<bool>,
 }
 
@@ -110,6 +114,16 @@ impl RawOnlineCheck {
                 format!("must be between 1 and {MAX_IN_FLIGHT}"),
             ));
         }
+        // By default a quarter: four principals must flood at once to fill the bound.
+        let per_principal = self
+            .max_in_flight_per_principal
+            .unwrap_or((max_in_flight / 4).max(1));
+        if !(1..=max_in_flight).contains(&per_principal) {
+            return Err(err(
+                format!("{at}.max_in_flight_per_principal"),
+                format!("must be between 1 and max_in_flight ({max_in_flight})"),
+            ));
+        }
         Ok(OnlineCheck {
             cluster: self.cluster,
             authority,
@@ -117,6 +131,7 @@ impl RawOnlineCheck {
             cache_seconds,
             when_unreachable: self.when_unreachable.unwrap_or(WhenUnreachable::Deny),
             max_in_flight,
+            max_in_flight_per_principal: per_principal,
             every_request: self.every_request.unwrap_or(false),
         })
     }
@@ -148,9 +163,17 @@ mod tests {
         let o = c.providers[0].online_check.as_ref().unwrap();
         assert_eq!(o.authority, "cognito-idp.eu-west-1.amazonaws.com");
         assert_eq!(
-            (o.timeout_ms, o.cache_seconds, o.max_in_flight),
-            (2000, 60, 32)
+            (
+                o.timeout_ms,
+                o.cache_seconds,
+                o.max_in_flight,
+                o.max_in_flight_per_principal
+            ),
+            (2000, 60, 32, 8)
         );
+        let small = pool(json!({ "cluster": "c", "max_in_flight": 2 }), json!([])).unwrap();
+        let o = small.providers[0].online_check.as_ref().unwrap();
+        assert_eq!(o.max_in_flight_per_principal, 1, "at least one");
         assert_eq!(
             o.when_unreachable,
             WhenUnreachable::Deny,
@@ -203,6 +226,14 @@ mod tests {
             (
                 json!({ "cluster": "c", "max_in_flight": 0 }),
                 format!("{at}.max_in_flight"),
+            ),
+            (
+                json!({ "cluster": "c", "max_in_flight_per_principal": 0 }),
+                format!("{at}.max_in_flight_per_principal"),
+            ),
+            (
+                json!({ "cluster": "c", "max_in_flight": 4, "max_in_flight_per_principal": 5 }),
+                format!("{at}.max_in_flight_per_principal"),
             ),
             (
                 json!({ "cluster": "c", "authority": "a/b" }),

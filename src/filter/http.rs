@@ -7,6 +7,7 @@ use super::millis;
 use super::online;
 use super::root::{Shared, Waiter};
 use super::sessions;
+use super::token_calls;
 use crate::config::{KeySource, LogLevel};
 use crate::decision::{decide_with, Allowed, Decision, Denied, Lists, Request};
 use crate::online::TokenKey;
@@ -36,6 +37,8 @@ pub struct Http {
     set_cookies: Vec<String>,
     /// The logout's revocation in flight: its call token and the answer to send after it.
     revoking: Option<(u32, Response)>,
+    /// This request's place in the worker's bound on token-endpoint calls, while it has one.
+    token_call: Option<token_calls::Slot>,
 }
 
 impl Http {
@@ -47,7 +50,32 @@ impl Http {
             refreshing: None,
             set_cookies: Vec::new(),
             revoking: None,
+            token_call: None,
         }
+    }
+
+    /// Takes a place for this request's token-endpoint call; `false` when the worker's bound is
+    /// full, and the request has been answered 503.
+    fn take_token_call(&mut self) -> bool {
+        if !self.reserve_token_call() {
+            self.shared.metrics.borrow_mut().denied("login_busy");
+            log::warn!("cognito-edge-auth: denied 503 reason=login_busy (token endpoint calls)");
+            send(&token_calls::busy());
+        }
+        self.token_call.is_some()
+    }
+
+    /// Takes a place for this request's token-endpoint call, answering nothing; `false` when
+    /// the worker's bound is full.
+    fn reserve_token_call(&mut self) -> bool {
+        let max = self
+            .shared
+            .config
+            .login
+            .as_ref()
+            .map_or(0, |l| l.token.max_in_flight);
+        self.token_call = self.shared.token_calls.take(max);
+        self.token_call.is_some()
     }
 
     /// Sends a sign-in step's call to the token endpoint's cluster; its answer arrives in
@@ -79,6 +107,7 @@ impl Http {
                 ended,
             } => (response, revoke, ended),
         };
+        let revoke_wanted = revoke.is_some();
         self.shared.metrics.borrow_mut().event("logout");
         if let Some(ended) = ended {
             let now = millis(self.get_current_time()) / 1000;
@@ -87,7 +116,15 @@ impl Http {
                 self.shared.metrics.borrow_mut().event("logout.end_failed");
             }
         }
-        let Some(call) = revoke else {
+        // The session is ended either way: with the bound on token-endpoint calls full, the
+        // logout goes on without revoking (counted as a failed revocation).
+        let Some(call) = revoke.filter(|_| self.reserve_token_call()) else {
+            if revoke_wanted {
+                self.shared
+                    .metrics
+                    .borrow_mut()
+                    .event("logout.revoke_failed");
+            }
             send(&response);
             return Action::Pause;
         };
@@ -117,6 +154,7 @@ impl Http {
         let mut waiting = Vec::new();
         if let Some((deadline, w)) = self.shared.refreshes.borrow_mut().get_mut(&pending.refresh) {
             if now < *deadline {
+                self.token_call = None; // no call of its own
                 w.push(self.context_id);
                 return Action::Pause;
             }
@@ -248,6 +286,8 @@ impl Context for Http {
         body_size: usize,
         _trailers: usize,
     ) {
+        // Its token-endpoint call (the only call a request holding a place makes) is over.
+        self.token_call = None;
         if let Some((expected, response)) = self.revoking.take() {
             if token == expected {
                 let status = self.get_http_call_response_header(":status");
@@ -421,7 +461,12 @@ fn random() -> Option<Random> {
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let now = millis(self.get_current_time());
-        match process(&self.shared, now, true) {
+        let outcome = process(&self.shared, now, true);
+        let calls = matches!(outcome, Outcome::Call(_) | Outcome::Refresh(_));
+        if calls && !self.take_token_call() {
+            return Action::Pause;
+        }
+        match outcome {
             Outcome::Forward => Action::Continue,
             Outcome::Answered => Action::Pause,
             Outcome::Wait(mut waiter) => {
@@ -512,12 +557,13 @@ fn process_headers(
                     answer(&denied);
                     return Outcome::Answered;
                 }
-                online::Started::Failed => {}
+                online::Started::Failed | online::Started::BackedOff => {}
             }
         }
         // No answer, and none to wait for: decide as if Cognito could not be reached.
         decision = decide_now(shared, &request, now_ms, Some(&check.key));
     }
+    online::note_unchecked(shared, &decision);
     match decision {
         Decision::Allow(allowed) => {
             shared.metrics.borrow_mut().allowed();

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 const PREFIX: &str = "cognito_edge_auth";
 
 /// The denial reasons defined up front, so dashboards see them at zero.
-const DENY_REASONS: [&str; 20] = [
+const DENY_REASONS: [&str; 22] = [
     "missing",
     "invalid",
     "expired",
@@ -32,8 +32,10 @@ const DENY_REASONS: [&str; 20] = [
     "forbidden",
     "revoked",
     "not_checkable",
+    "not_checkable_scope",
     "online_unavailable",
     "online_busy",
+    "login_busy",
 ];
 
 #[derive(Default)]
@@ -62,6 +64,14 @@ struct ProviderMetrics {
     online_active: Option<u32>,
     online_revoked: Option<u32>,
     online_unreachable: Option<u32>,
+    /// Cognito said the token lacks the scope `GetUser` needs.
+    online_not_checkable: Option<u32>,
+    /// Cognito throttled (`TooManyRequestsException`).
+    online_throttled: Option<u32>,
+    /// Checks not made while the provider backs off after throttling.
+    online_backed_off: Option<u32>,
+    /// Access tokens without the admin scope, passed or refused without a check.
+    online_unchecked: Option<u32>,
 }
 
 impl Metrics {
@@ -159,11 +169,34 @@ impl Metrics {
                 match answer {
                     Answer::Active => p.online_active,
                     Answer::Revoked => p.online_revoked,
+                    Answer::NotCheckable => p.online_not_checkable,
+                    Answer::Throttled => p.online_throttled,
                     Answer::Unreachable => p.online_unreachable,
+                    Answer::Pending => None,
                 },
                 1,
             );
         }
+    }
+
+    /// A check not made: the provider backs off after throttling.
+    pub fn online_backed_off(&self, provider: usize) {
+        add(
+            self.providers
+                .get(provider)
+                .and_then(|p| p.online_backed_off),
+            1,
+        );
+    }
+
+    /// An access token that `GetUser` cannot judge, not checked.
+    pub fn online_unchecked(&self, provider: usize) {
+        add(
+            self.providers
+                .get(provider)
+                .and_then(|p| p.online_unchecked),
+            1,
+        );
     }
 
     pub fn keys_loaded(&self, provider: usize, count: usize) {
@@ -182,6 +215,10 @@ fn online_metrics(p: &crate::config::Provider, base: ProviderMetrics) -> Provide
         online_active: counter(&name("active")),
         online_revoked: counter(&name("revoked")),
         online_unreachable: counter(&name("unreachable")),
+        online_not_checkable: counter(&name("not_checkable")),
+        online_throttled: counter(&name("throttled")),
+        online_backed_off: counter(&name("backed_off")),
+        online_unchecked: counter(&name("unchecked")),
         ..base
     }
 }

@@ -51,6 +51,8 @@ pub struct Shared {
     pub revocation: revocation::Lists,
     /// Online checks under way, and the answers this worker got.
     pub online: online::State,
+    /// Sign-in calls to the token endpoint in flight on this worker.
+    pub token_calls: super::token_calls::Bound,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -69,9 +71,9 @@ pub struct Waiter {
     pub first_keys: bool,
     /// …or at this time at the latest (ms since the epoch).
     pub deadline_ms: u64,
-    /// Waits for the online check of this token hash instead (then only the deadline and
-    /// the check's answer wake it).
-    pub online: Option<String>,
+    /// Waits for the online check of this token instead (then only the deadline and the
+    /// check's answer, this worker's or another's, wake it).
+    pub online: Option<crate::online::TokenKey>,
 }
 
 #[derive(Default)]
@@ -175,6 +177,7 @@ impl RootContext for Root {
             metrics: RefCell::new(metrics),
             revocation: lists,
             online: online::State::default(),
+            token_calls: Default::default(),
         }));
         if let Some(shared) = &self.shared {
             for (index, keys) in shared.keys.borrow().iter().enumerate() {
@@ -403,8 +406,8 @@ impl Root {
             let seen = shared.seen.borrow();
             let mut waiters = shared.waiters.borrow_mut();
             let (ready, waiting) = waiters.drain(..).partition(|w: &Waiter| {
-                if w.online.is_some() {
-                    return now >= w.deadline_ms;
+                if let Some(key) = &w.online {
+                    return now >= w.deadline_ms || online::answered(shared, w.provider, key, now);
                 }
                 let has_keys = keys.get(w.provider).is_some_and(Option::is_some);
                 let fetched = seen

@@ -17,6 +17,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod cognito;
 pub mod tokens;
 
 use serde_json::{json, Value};

@@ -89,6 +89,15 @@ pub fn access_claims(now: u64) -> Value {
     })
 }
 
+/// The scope Cognito's `GetUser` requires of an access token.
+pub const ADMIN_SCOPE: &str = "aws.cognito.signin.user.admin";
+
+/// Access token claims as the SDK's `InitiateAuth` issues them: with [`ADMIN_SCOPE`], so that
+/// the online check can judge them.
+pub fn checkable_access_claims(now: u64) -> Value {
+    with(access_claims(now), "scope", ADMIN_SCOPE.into())
+}
+
 /// ID token claims for the user with this (verified) email; `cognito:username` is its
 /// part before the `@`.
 pub fn id_claims_for(now: u64, email: &str) -> Value {
