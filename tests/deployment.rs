@@ -693,11 +693,12 @@ fn the_built_wasm_fits_in_a_configmap() {
          strip = true) or mount the OCI image (make oci) as an image volume",
         wasm_path().display()
     );
-    // The budget the project keeps (issue 14): V8 compiles the module once per worker VM,
-    // and Istio pulls it into every sidecar.
+    // The budget the project keeps (issue 14; 960 KiB since the sessions and online-check
+    // work of issues 19 and 20, which took the module to 903 KiB): V8 compiles the module
+    // once per worker VM, and Istio pulls it into every sidecar.
     assert!(
-        size <= 900 * 1024,
-        "{} is {size} bytes, over the 900 KiB budget: see profile.release in Cargo.toml",
+        size <= 960 * 1024,
+        "{} is {size} bytes, over the 960 KiB budget: see profile.release in Cargo.toml",
         wasm_path().display()
     );
 }
