@@ -132,6 +132,9 @@ fn drive(origin: &str, op: &Process, mode: &str, envoy: &Envoy) -> Value {
 
 #[test]
 fn an_expiring_session_is_refreshed_without_the_user_seeing_it() {
+    if wasm_only("browser sign-in (login) is not in the native module yet") {
+        return;
+    }
     let op = provider_process();
     let upstream = echo_upstream();
     // ID tokens of 4 s, no clock skew, renewed when 1 s is left.
@@ -174,6 +177,9 @@ fn an_expiring_session_is_refreshed_without_the_user_seeing_it() {
 
 #[test]
 fn a_browser_signs_in_at_the_edge() {
+    if wasm_only("browser sign-in (login) is not in the native module yet") {
+        return;
+    }
     let op = provider_process();
     let upstream = echo_upstream();
     let envoy = gateway(op.port, upstream.port, json!({}));

@@ -51,6 +51,17 @@ pub fn jwks_keys(provider: &str) -> String {
     format!("jwks.{provider}.keys")
 }
 
+/// `revocation.<provider>.fetch_success` or `…fetch_failure`.
+pub fn list_fetch(provider: &str, ok: bool) -> String {
+    let outcome = if ok { "fetch_success" } else { "fetch_failure" };
+    format!("revocation.{provider}.{outcome}")
+}
+
+/// `revocation.<provider>.entries` (a gauge).
+pub fn list_entries(provider: &str) -> String {
+    format!("revocation.{provider}.entries")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +72,7 @@ mod tests {
         assert_eq!(jwks_fetch("cognito", true), "jwks.cognito.fetch_success");
         assert_eq!(jwks_fetch("cognito", false), "jwks.cognito.fetch_failure");
         assert_eq!(jwks_keys("cognito"), "jwks.cognito.keys");
+        assert_eq!(list_fetch("b", false), "revocation.b.fetch_failure");
+        assert_eq!(list_entries("b"), "revocation.b.entries");
     }
 }

@@ -1,12 +1,12 @@
 //! Host-agnostic orchestration around the core: when to fetch a provider's JWKS and what to
-//! make of the answer ([`jwks`]), when a request waits for keys and when it may go on
+//! make of the answer ([`fetch`]), when a request waits for keys and when it may go on
 //! ([`wait`]), and the names of the metrics ([`metrics`]).
 //!
 //! Nothing here knows proxy-wasm or Envoy's dynamic-module ABI: a host makes calls to a
 //! cluster and counts through the small [`Host`] interface, and logs through the `log` facade.
 //! The native host (src/hosts/native) runs on it; the wasm glue (src/filter) can adopt it.
 
-pub mod jwks;
+pub mod fetch;
 pub mod metrics;
 pub mod wait;
 

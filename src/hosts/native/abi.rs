@@ -72,6 +72,8 @@ const REQUEST_HEADERS: u32 = 0; // envoy_dynamic_module_type_http_header_type_Re
 const CONTINUE: u32 = 0; // …_status_Continue of every filter hook
 const STOP_ITERATION: u32 = 1; // …_request_headers_status_StopIteration
 const CALLOUT_SUCCESS: u32 = 0; // envoy_dynamic_module_type_http_callout_result_Success
+/// The largest document fetched (a revocation list; a JWKS is smaller).
+const MAX_ANSWER_BYTES: usize = crate::revocation::MAX_LIST_BYTES;
 
 type Ptr = *mut c_void;
 
@@ -599,8 +601,8 @@ fn answer(
     };
     let mut body = Vec::new();
     for chunk in chunks {
-        if body.len() > crate::jwks::MAX_JWKS_BYTES {
-            break; // read as over the bound; no need to copy the rest
+        if body.len() > MAX_ANSWER_BYTES {
+            break; // over every bound already: no need to copy the rest
         }
         body.extend(chunk.to_vec());
     }

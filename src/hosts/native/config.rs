@@ -16,7 +16,8 @@ use super::metrics::Metrics;
 use super::now_ms;
 use crate::config::{Config, KeySource};
 use crate::jwks::KeySet;
-use crate::runtime::jwks::Fetcher;
+use crate::revocation::RevocationList;
+use crate::runtime::fetch::Fetcher;
 use crate::runtime::wait::{Wait, MAX_WAITERS};
 use crate::runtime::{Answer, Call, Host};
 use crate::signature::{PureRust, SignatureVerifier};
@@ -39,6 +40,8 @@ pub struct Native {
     pub id: u64,
     /// `keys[i]` is provider i's current key set, replaced whole by the main thread.
     pub keys: ArcSwap<Vec<Option<KeySet>>>,
+    /// `lists[i]` is provider i's fetched revocation list, replaced as the keys are.
+    pub lists: ArcSwap<Vec<Option<RevocationList>>>,
     pub verifier: Box<dyn SignatureVerifier + Send + Sync>,
     pub metrics: Metrics,
     envoy: EnvoyConfig,
@@ -101,6 +104,7 @@ impl Native {
             config,
             id: next_id(),
             keys: ArcSwap::from_pointee(keys),
+            lists: ArcSwap::from_pointee(vec![None; n]),
             verifier,
             metrics,
             envoy,
@@ -134,24 +138,25 @@ impl Native {
     /// A config-level call's answer, on the main thread.
     pub fn on_answer(&self, id: u64, status: Option<u32>, body: &[u8]) {
         let now = now_ms();
-        let current = self.keys.load();
-        let fetched = lock(&self.fetcher).answered(
-            &self.config,
-            self,
-            id,
-            Answer::new(status, body),
-            now,
-            |i| current.get(i).is_some_and(Option::is_some),
-        );
-        if let Some(fetched) = fetched {
-            if let Some(keys) = fetched.keys {
-                let mut next = Vec::clone(&current);
-                if let Some(slot) = next.get_mut(fetched.provider) {
-                    *slot = Some(keys);
-                }
-                self.keys.store(Arc::new(next));
+        let answer = Answer::new(status, body);
+        let keys = self.keys.load();
+        let lists = self.lists.load();
+        let mut fetcher = lock(&self.fetcher);
+        let has = |i: usize| keys.get(i).is_some_and(Option::is_some);
+        if let Some(fetched) = fetcher.answered(&self.config, self, id, answer, now, has) {
+            if let Some(new) = fetched.keys {
+                self.keys
+                    .store(Arc::new(replaced(&keys, fetched.provider, new)));
+            }
+        } else {
+            let has = |i: usize| lists.get(i).is_some_and(Option::is_some);
+            let fetched = fetcher.answered_list(&self.config, self, id, answer, now, has);
+            if let Some(new) = fetched.as_ref().and_then(|f| f.list.clone()) {
+                let provider = fetched.map_or(0, |f| f.provider);
+                self.lists.store(Arc::new(replaced(&lists, provider, new)));
             }
         }
+        drop(fetcher);
         self.wake(now);
     }
 
@@ -246,14 +251,17 @@ fn native_support(config: Config) -> Result<Config, crate::config::ConfigError> 
                 "the online check",
             ));
         }
-        if p.revocation.remote.is_some() {
-            return Err(refuse(
-                format!("providers[{i}].revocation_list"),
-                "a fetched revocation list",
-            ));
-        }
     }
     Ok(config)
+}
+
+/// `current` with provider `index`'s entry replaced by `new`.
+fn replaced<T: Clone>(current: &[Option<T>], index: usize, new: T) -> Vec<Option<T>> {
+    let mut next = current.to_vec();
+    if let Some(slot) = next.get_mut(index) {
+        *slot = Some(new);
+    }
+    next
 }
 
 /// A lock that survives a panic of its last holder (the state is only ever replaced whole).

@@ -170,8 +170,9 @@ thread_local! {
 /// Decides `request` with the current keys and this worker's cache.
 fn decide(native: &Arc<Native>, request: &Request, envoy: EnvoyFilter, now_ms: u64) -> Decision {
     let keys = native.keys.load();
+    let fetched = native.lists.load();
     let lists = Lists {
-        fetched: &[],
+        fetched: &fetched,
         online: &crate::online::NoAnswers,
     };
     CACHES.with(|caches| {

@@ -45,9 +45,20 @@ impl Metrics {
                     m.counters.insert(name, id);
                 }
             }
-            let name = names::jwks_keys(&p.name);
-            if let Some(id) = envoy.define_gauge(&format!("{PREFIX}.{name}")) {
-                m.gauges.insert(name, id);
+            let mut gauges = vec![names::jwks_keys(&p.name)];
+            if p.revocation.remote.is_some() {
+                for ok in [true, false] {
+                    let name = names::list_fetch(&p.name, ok);
+                    if let Some(id) = counter(&name) {
+                        m.counters.insert(name, id);
+                    }
+                }
+                gauges.push(names::list_entries(&p.name));
+            }
+            for name in gauges {
+                if let Some(id) = envoy.define_gauge(&format!("{PREFIX}.{name}")) {
+                    m.gauges.insert(name, id);
+                }
             }
         }
         m

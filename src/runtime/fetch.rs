@@ -1,14 +1,16 @@
-//! Fetching each provider's JWKS through its cluster, in a process whose hosts share one
-//! schedule (the native module: fetched once per process, on Envoy's main thread).
+//! Fetching each provider's JWKS and revocation list through their clusters, in a process
+//! whose hosts share one schedule (the native module: fetched once per process, on Envoy's
+//! main thread).
 //!
 //! The schedule is [`crate::refresh::Schedule`], the one the wasm workers share through
 //! Envoy's shared data: a refresh interval after a good fetch, exponential backoff after a
 //! failed one, an early fetch for an unknown `kid` at most once per penalty interval.
 
 use super::{metrics, Answer, Call, Host};
-use crate::config::{Config, KeySource};
+use crate::config::{Config, KeySource, RemoteJwks};
 use crate::jwks::{KeySet, MAX_JWKS_BYTES};
 use crate::refresh::{Refetch, Schedule};
+use crate::revocation::{RevocationList, MAX_LIST_BYTES};
 use log::{info, warn};
 
 /// The one fetcher of this process (the lease holder in [`Schedule`]'s terms).
@@ -18,6 +20,15 @@ const OWNER: u64 = 1;
 pub struct Fetcher {
     /// Per provider: `None` for a provider with `local_jwks`.
     slots: Vec<Option<Slot>>,
+    /// Per provider: `None` for a provider without `revocation_list`.
+    lists: Vec<Option<Slot>>,
+}
+
+/// A revocation-list fetch that finished: provider `provider`'s new list, or `None` if it
+/// failed (the last good list stays).
+pub struct FetchedList {
+    pub provider: usize,
+    pub list: Option<RevocationList>,
 }
 
 #[derive(Default)]
@@ -41,7 +52,12 @@ impl Fetcher {
             .iter()
             .map(|p| matches!(p.keys, KeySource::Remote(_)).then(Slot::default))
             .collect();
-        Fetcher { slots }
+        let lists = config
+            .providers
+            .iter()
+            .map(|p| p.revocation.remote.as_ref().map(|_| Slot::default()))
+            .collect();
+        Fetcher { slots, lists }
     }
 
     /// Starts the fetches that are due.
@@ -53,37 +69,92 @@ impl Fetcher {
             let KeySource::Remote(jwks) = &provider.keys else {
                 continue;
             };
-            if slot.in_flight.is_some() {
-                continue;
+            if let Err(reason) = start(slot, jwks, host, now_ms) {
+                host.count(&metrics::jwks_fetch(&provider.name, false), 1);
+                warn!(
+                    "cognito-edge-auth: provider {}: JWKS fetch failed: cannot call cluster {}: {reason}; retry in {} ms",
+                    provider.name,
+                    jwks.cluster,
+                    slot.schedule.next_fetch_ms.saturating_sub(now_ms)
+                );
             }
-            let Some(leased) = slot.schedule.take_lease(OWNER, now_ms, jwks.timeout_ms) else {
+        }
+        for (index, slot) in self.lists.iter_mut().enumerate() {
+            let (Some(slot), Some(provider)) = (slot.as_mut(), config.providers.get(index)) else {
                 continue;
             };
-            slot.schedule = leased;
-            let call = Call {
-                cluster: &jwks.cluster,
-                headers: vec![
-                    (":method", "GET"),
-                    (":path", &jwks.path),
-                    (":authority", &jwks.authority),
-                    ("accept", "application/json"),
-                ],
-                body: &[],
-                timeout_ms: jwks.timeout_ms,
+            let Some(remote) = &provider.revocation.remote else {
+                continue;
             };
-            match host.call(&call) {
-                Ok(id) => slot.in_flight = Some(id),
-                Err(reason) => {
-                    let refresh_ms = jwks.refresh_interval_seconds.saturating_mul(1000);
-                    slot.schedule = slot.schedule.failed(OWNER, now_ms, refresh_ms);
-                    host.count(&metrics::jwks_fetch(&provider.name, false), 1);
-                    warn!(
-                        "cognito-edge-auth: provider {}: JWKS fetch failed: cannot call cluster {}: {reason}; retry in {} ms",
-                        provider.name,
-                        jwks.cluster,
-                        slot.schedule.next_fetch_ms.saturating_sub(now_ms)
-                    );
-                }
+            if let Err(reason) = start(slot, remote, host, now_ms) {
+                host.count(&metrics::list_fetch(&provider.name, false), 1);
+                warn!(
+                    "cognito-edge-auth: provider {}: revocation list fetch failed: cannot call cluster {}: {reason}; retry in {} ms",
+                    provider.name,
+                    remote.cluster,
+                    slot.schedule.next_fetch_ms.saturating_sub(now_ms)
+                );
+            }
+        }
+    }
+
+    /// The answer to call `id`, if it fetched a revocation list. `had_list` says whether the
+    /// provider has one (for the log line).
+    pub fn answered_list(
+        &mut self,
+        config: &Config,
+        host: &dyn Host,
+        id: u64,
+        answer: Answer<'_>,
+        now_ms: u64,
+        had_list: impl Fn(usize) -> bool,
+    ) -> Option<FetchedList> {
+        let index = self
+            .lists
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|s| s.in_flight == Some(id)))?;
+        let slot = self.lists.get_mut(index)?.as_mut()?;
+        slot.in_flight = None;
+        let provider = config.providers.get(index)?;
+        let remote = provider.revocation.remote.as_ref()?;
+        let refresh_ms = remote.refresh_interval_seconds.saturating_mul(1000);
+        let case_sensitive = config.policy.trust(index).username_case_sensitive;
+        let result = checked(answer, MAX_LIST_BYTES).and_then(|body| {
+            RevocationList::parse(body, case_sensitive).map_err(|e| e.to_string())
+        });
+        match result {
+            Ok(list) => {
+                slot.schedule = slot.schedule.succeeded(OWNER, now_ms, refresh_ms);
+                host.count(&metrics::list_fetch(&provider.name, true), 1);
+                host.gauge(&metrics::list_entries(&provider.name), list.len() as u64);
+                info!(
+                    "cognito-edge-auth: provider {}: revocation list fetched, {} entries, version {}",
+                    provider.name,
+                    list.len(),
+                    slot.schedule.version
+                );
+                Some(FetchedList {
+                    provider: index,
+                    list: Some(list),
+                })
+            }
+            Err(reason) => {
+                slot.schedule = slot.schedule.failed(OWNER, now_ms, refresh_ms);
+                host.count(&metrics::list_fetch(&provider.name, false), 1);
+                let kept = if had_list(index) {
+                    "keeping the last good list"
+                } else {
+                    "no list yet"
+                };
+                warn!(
+                    "cognito-edge-auth: provider {}: revocation list fetch failed: {reason}; {kept}; retry in {} ms",
+                    provider.name,
+                    slot.schedule.next_fetch_ms.saturating_sub(now_ms)
+                );
+                Some(FetchedList {
+                    provider: index,
+                    list: None,
+                })
             }
         }
     }
@@ -185,19 +256,58 @@ impl Fetcher {
     }
 }
 
-fn read(Answer { status, body }: Answer<'_>) -> Result<crate::jwks::Parsed, String> {
+fn read(answer: Answer<'_>) -> Result<crate::jwks::Parsed, String> {
+    KeySet::parse(checked(answer, MAX_JWKS_BYTES)?).map_err(|e| e.to_string())
+}
+
+/// The body of a good answer of at most `max` bytes.
+fn checked(Answer { status, body }: Answer<'_>, max: usize) -> Result<&[u8], String> {
     match status {
         None => return Err("no response (timeout or connection failure)".into()),
         Some(200) => {}
         Some(other) => return Err(format!("HTTP status {other}")),
     }
-    if body.len() > MAX_JWKS_BYTES {
+    if body.len() > max {
         return Err(format!(
-            "body of {} bytes is over the {MAX_JWKS_BYTES}-byte bound",
+            "body of {} bytes is over the {max}-byte bound",
             body.len()
         ));
     }
-    KeySet::parse(body).map_err(|e| e.to_string())
+    Ok(body)
+}
+
+/// Starts `slot`'s fetch of `remote` if it is due; a call that cannot be made counts as a
+/// failed fetch (and is retried with backoff).
+fn start(slot: &mut Slot, remote: &RemoteJwks, host: &dyn Host, now_ms: u64) -> Result<(), String> {
+    if slot.in_flight.is_some() {
+        return Ok(());
+    }
+    let Some(leased) = slot.schedule.take_lease(OWNER, now_ms, remote.timeout_ms) else {
+        return Ok(());
+    };
+    slot.schedule = leased;
+    let call = Call {
+        cluster: &remote.cluster,
+        headers: vec![
+            (":method", "GET"),
+            (":path", &remote.path),
+            (":authority", &remote.authority),
+            ("accept", "application/json"),
+        ],
+        body: &[],
+        timeout_ms: remote.timeout_ms,
+    };
+    match host.call(&call) {
+        Ok(id) => {
+            slot.in_flight = Some(id);
+            Ok(())
+        }
+        Err(reason) => {
+            let refresh_ms = remote.refresh_interval_seconds.saturating_mul(1000);
+            slot.schedule = slot.schedule.failed(OWNER, now_ms, refresh_ms);
+            Err(reason)
+        }
+    }
 }
 
 #[cfg(test)]
