@@ -24,6 +24,9 @@ Settings (environment):
                                                        comparisons in one interleaved session)
   NOOP_WASM                                            the floor filter (default: built here
                                                        from bench/noop with cargo)
+  CEA_SO, NOOP_SO                                      the native module and the native floor
+                                                       (default: target/release, built here from
+                                                       bench/noop-native with cargo)
 """
 
 import datetime
@@ -70,6 +73,12 @@ WASM = os.environ.get("CEA_WASM", os.path.join(ROOT, "target", "wasm32-wasip1", 
                                                "cognito_edge_auth.wasm"))
 NOOP_DIR = os.path.join(ROOT, "bench", "noop")
 NOOP_WASM = os.environ.get("NOOP_WASM", "")
+# The native builds: Envoy opens lib<name>.so from ENVOY_DYNAMIC_MODULES_SEARCH_PATH, one
+# directory, so both modules are linked into bench/.run/modules.
+SO = os.environ.get("CEA_SO", os.path.join(ROOT, "target", "release", "libcognito_edge_auth.so"))
+NOOP_NATIVE_DIR = os.path.join(ROOT, "bench", "noop-native")
+NOOP_SO = os.environ.get("NOOP_SO", "")
+MODULES = os.path.join(RUN_DIR, "modules")
 JWT_CACHE_SIZE = 100000
 
 
@@ -123,6 +132,37 @@ def wasm_filter(cfg, wasm=None, root_id="cognito_edge_auth"):
             },
         },
     }
+
+
+def native_filter(cfg, module="cognito_edge_auth"):
+    """The filter as an Envoy dynamic module, with the same JSON configuration."""
+    return {
+        "name": "envoy.filters.http.dynamic_modules",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3."
+                     "DynamicModuleFilter",
+            "dynamic_module_config": {"name": module},
+            "filter_name": module,
+            "filter_config": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                              "value": json.dumps(cfg)},
+        },
+    }
+
+
+def build_native_floor():
+    """Builds bench/noop-native unless NOOP_SO names a built one, and links both modules into
+    the directory Envoy searches."""
+    global NOOP_SO
+    if not NOOP_SO:
+        subprocess.run(["cargo", "build", "--quiet", "--release",
+                        "--manifest-path", os.path.join(NOOP_NATIVE_DIR, "Cargo.toml")], check=True)
+        NOOP_SO = os.path.join(NOOP_NATIVE_DIR, "target", "release", "libnoop_native.so")
+    os.makedirs(MODULES, exist_ok=True)
+    for path in (SO, NOOP_SO):
+        link = os.path.join(MODULES, os.path.basename(path))
+        if os.path.lexists(link):
+            os.remove(link)
+        os.symlink(os.path.abspath(path), link)
 
 
 def noop_filter():
@@ -208,6 +248,13 @@ def configurations():
         *[Config(f"variant_{name}", f"filter {name}, cache on", "filter",
                  [("", lambda p, w=path: wasm_filter(filter_json(p, on), wasm=w))],
                  baseline="jwt_authn_cache") for name, path in VARIANTS],
+        Config("noop_native", "native floor (no-op module)", "none",
+               [("", lambda p: native_filter({}, module="noop_native"))],
+               baseline="jwt_authn_cache"),
+        Config("native", "native filter, cache off", "filter",
+               [("", lambda p: native_filter(filter_json(p, off)))], baseline="jwt_authn"),
+        Config("native_cache", "native filter, cache on (default size)", "filter",
+               [("", lambda p: native_filter(filter_json(p, on)))], baseline="jwt_authn_cache"),
         Config("filter_rust", "filter, pure-Rust RSA, cache off", "filter", [
             ("", lambda p: wasm_filter(filter_json(p, {**off, "native_verification": False}))),
             ("no token_cache field: no cache",
@@ -349,7 +396,8 @@ class Envoy:
         self.proc = spawn([ENVOY, "-c", self.config_path, "--use-dynamic-base-id",
                            "--concurrency", str(concurrency), "--admin-address-path",
                            self.admin_path, "-l", "warning"],
-                          stdout=self.log_file, stderr=subprocess.STDOUT)
+                          stdout=self.log_file, stderr=subprocess.STDOUT,
+                          env={**os.environ, "ENVOY_DYNAMIC_MODULES_SEARCH_PATH": MODULES})
         self.port = None
 
     def log(self):
@@ -568,7 +616,8 @@ def table(configs, summary, info, elapsed):
         f"wrk -t{THREADS} -c{CONNECTIONS}; each number is the median over the rounds; "
         "± is half the range of req/s over the rounds, as a share of the median; "
         "auth µs/req is the Envoy CPU per request minus that of no auth, over floor µs/req "
-        "minus that of the proxy-wasm floor (the no-op filter of bench/noop); p99 over no auth "
+        "minus that of the floor (the proxy-wasm no-op filter of bench/noop; for the native "
+        "rows the no-op dynamic module of bench/noop-native); p99 over no auth "
         "is the row's p99 minus no auth's; vs jwt_authn compares with the matching jwt_authn "
         "row (cache off with jwt_authn, cache on — and no auth and the floor — with "
         "jwt_authn + jwt_cache), vs floor with the floor row: req/s (higher is better) · CPU "
@@ -610,11 +659,13 @@ def row(c, by_key, wkey, conc, summary):
     base = summary.get((wkey, conc, c.baseline)) if c.baseline else None
     if ok(base) and base["rps"] > 0 and base["cpu_us"] > 0:
         ratio = f"{s['rps'] / base['rps']:.2f}× · {s['cpu_us'] / base['cpu_us']:.2f}×"
-    floor = summary.get((wkey, conc, "noop"))
+    # A native row's floor is the native no-op module; the others', the proxy-wasm no-op.
+    floor_key = "noop_native" if c.key.startswith(("native", "noop_native")) else "noop"
+    floor = summary.get((wkey, conc, floor_key))
     vs_floor, over_floor = "", ""
     if ok(floor) and floor["rps"] > 0 and floor["cpu_us"] > 0:
         vs_floor = f"{s['rps'] / floor['rps']:.2f}× · {s['cpu_us'] / floor['cpu_us']:.2f}×"
-        if c.key not in ("none", "noop"):
+        if c.key not in ("none", "noop", "noop_native"):
             over_floor = f"{s['cpu_us'] - floor['cpu_us']:.0f}"
     auth, p99_added = "", ""
     none = summary.get((wkey, conc, "none"))
@@ -629,7 +680,8 @@ def row(c, by_key, wkey, conc, summary):
         notes.append("**⚠ errors: not a valid measurement**")
     if c.note:
         notes.append(c.note)
-    if wkey == "unique" and c.key in ("jwt_authn_cache", "filter_cache") and s["wraps"] > 1:
+    if wkey == "unique" and c.key in ("jwt_authn_cache", "filter_cache", "native_cache") \
+            and s["wraps"] > 1:
         notes.append(f"⚠ the token file wrapped ({s['wraps']:.1f}×): some requests hit the "
                      "cache; raise BENCH_TOKENS")
     if s["rounds"] < ROUNDS:
@@ -671,6 +723,10 @@ def main():
             sys.exit(f"bench: {path} not found: {what}")
     if not ONLY or "noop" in ONLY:
         build_noop()
+    if not ONLY or any(k.startswith(("native", "noop_native")) for k in ONLY):
+        if not os.path.exists(SO):
+            sys.exit(f"bench: {SO} not found: the native module (make build)")
+        build_native_floor()
     info = machine()
     log(f"bench: {info['nproc']} CPUs ({info['cpu']}), Envoy {info['envoy']}, "
         f"wasm {info['wasm_bytes']:,} bytes, load average {info['loadavg'][0]:.2f}")

@@ -1,6 +1,8 @@
-//! cognito-edge-auth: an Envoy proxy-wasm filter that validates Amazon Cognito tokens.
+//! cognito-edge-auth: an Envoy filter that validates Amazon Cognito tokens, built as a
+//! proxy-wasm module (`wasm32-wasip1`) and as an Envoy dynamic module (the native `.so`).
 //!
-//! Everything but `filter` is pure and tested on the host; `filter` is the proxy-wasm glue.
+//! The core is pure and tested on the host; `runtime` is the host-agnostic orchestration
+//! around it; `filter` is the proxy-wasm glue and `hosts::native` the dynamic-module one.
 
 pub mod cache;
 pub mod config;
@@ -11,6 +13,7 @@ pub mod policy;
 pub mod refresh;
 pub mod response;
 pub mod revocation;
+pub mod runtime;
 pub mod session;
 pub mod signature;
 pub mod token;
@@ -23,6 +26,9 @@ mod test_tokens;
 
 #[cfg(target_arch = "wasm32")]
 mod filter;
+
+#[cfg(not(target_arch = "wasm32"))]
+mod hosts;
 
 #[cfg(target_arch = "wasm32")]
 proxy_wasm::main! {{

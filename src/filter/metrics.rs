@@ -12,31 +12,8 @@ use std::collections::HashMap;
 
 const PREFIX: &str = "cognito_edge_auth";
 
-/// The denial reasons defined up front, so dashboards see them at zero.
-const DENY_REASONS: [&str; 22] = [
-    "missing",
-    "invalid",
-    "expired",
-    "issuer",
-    "audience",
-    "no_keys",
-    "no_principal",
-    "path_not_normal",
-    "method_not_normal",
-    "domain",
-    "unverified_email",
-    "not_admin",
-    "principal",
-    "groups",
-    "insufficient_scope",
-    "forbidden",
-    "revoked",
-    "not_checkable",
-    "not_checkable_scope",
-    "online_unavailable",
-    "online_busy",
-    "login_busy",
-];
+/// The denial reasons defined up front, so dashboards see them at zero (one list for both builds).
+use crate::runtime::metrics::DENY_REASONS;
 
 #[derive(Default)]
 pub struct Metrics {

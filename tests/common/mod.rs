@@ -77,6 +77,81 @@ pub fn wasm_path() -> PathBuf {
     )
 }
 
+/// Which build the end-to-end tests run against: `CEA_BUILD=native` for the Envoy dynamic
+/// module (the .so at `CEA_SO`), else the .wasm (at `CEA_WASM`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    Wasm,
+    Native,
+}
+
+pub fn build() -> Build {
+    match std::env::var("CEA_BUILD").as_deref() {
+        Ok("native") => Build::Native,
+        Ok("wasm") | Err(_) => Build::Wasm,
+        Ok(other) => panic!("CEA_BUILD={other}: expected `wasm` or `native`"),
+    }
+}
+
+pub fn so_path() -> PathBuf {
+    env_path("CEA_SO", "target/release/libcognito_edge_auth.so")
+}
+
+/// Skips the calling test on the native build, saying why (features the .so does not have
+/// yet). Returns true when the test should return at once.
+pub fn wasm_only(why: &str) -> bool {
+    if build() == Build::Native {
+        eprintln!("SKIPPED on the native build: {why}");
+        return true;
+    }
+    false
+}
+
+/// The filter's metric `name` (as the .wasm shows it, `wasmcustom.cognito_edge_auth.…`) under
+/// the prefix of the build under test.
+pub fn stat_name(name: &str) -> String {
+    match (build(), name.strip_prefix("wasmcustom.")) {
+        (Build::Native, Some(rest)) => format!("{NATIVE_STAT_PREFIX}{rest}"),
+        _ => name.to_string(),
+    }
+}
+
+/// Where Envoy puts a dynamic module's own stats.
+pub const NATIVE_STAT_PREFIX: &str = "dynamicmodulescustom.";
+
+/// The HTTP filter entry of the build under test, with `filter_config` as its JSON
+/// configuration.
+pub fn filter_entry(filter_config: &Value) -> Value {
+    match build() {
+        Build::Wasm => json!({
+            "name": "envoy.filters.http.wasm",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                "config": {
+                    "name": "cognito_edge_auth",
+                    "root_id": "cognito_edge_auth",
+                    "fail_open": false,
+                    "configuration": { "@type": "type.googleapis.com/google.protobuf.StringValue", "value": filter_config.to_string() },
+                    "vm_config": {
+                        "vm_id": "cognito_edge_auth",
+                        "runtime": "envoy.wasm.runtime.v8",
+                        "code": { "local": { "filename": wasm_path().to_string_lossy() } },
+                    },
+                },
+            },
+        }),
+        Build::Native => json!({
+            "name": "envoy.filters.http.dynamic_modules",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+                "dynamic_module_config": { "name": "cognito_edge_auth" },
+                "filter_name": "cognito_edge_auth",
+                "filter_config": { "@type": "type.googleapis.com/google.protobuf.StringValue", "value": filter_config.to_string() },
+            },
+        }),
+    }
+}
+
 pub fn envoy_bin() -> PathBuf {
     env_path("ENVOY_BIN", ".venv/bin/envoy")
 }
@@ -657,23 +732,7 @@ pub fn bootstrap(filter_config: &Value, upstream_port: u16, jwks_port: u16) -> V
 
 /// A bootstrap as [`bootstrap`], with the clusters given (one must be `upstream`).
 pub fn bootstrap_with_clusters(filter_config: &Value, clusters: Vec<Value>) -> Value {
-    let wasm = json!({
-        "name": "envoy.filters.http.wasm",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-            "config": {
-                "name": "cognito_edge_auth",
-                "root_id": "cognito_edge_auth",
-                "fail_open": false,
-                "configuration": { "@type": "type.googleapis.com/google.protobuf.StringValue", "value": filter_config.to_string() },
-                "vm_config": {
-                    "vm_id": "cognito_edge_auth",
-                    "runtime": "envoy.wasm.runtime.v8",
-                    "code": { "local": { "filename": wasm_path().to_string_lossy() } },
-                },
-            },
-        },
-    });
+    let wasm = filter_entry(filter_config);
     json!({
         "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
         "static_resources": {
@@ -763,7 +822,13 @@ impl Envoy {
             .arg(concurrency.to_string())
             .arg("--admin-address-path")
             .arg(dir.path().join("admin"))
-            .args(["-l", "info", "--component-log-level", "wasm:debug"])
+            .args([
+                "-l",
+                "info",
+                "--component-log-level",
+                "wasm:debug,dynamic_modules:debug",
+            ])
+            .envs(native_env())
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -872,14 +937,28 @@ impl Envoy {
         }
     }
 
-    /// The value of one counter or gauge from the admin `/stats` endpoint.
+    /// The value of one counter or gauge from the admin `/stats` endpoint. The filter's own
+    /// (`wasmcustom.cognito_edge_auth.…`) are read under the prefix of the build under test.
     pub fn stat(&self, name: &str) -> Option<u64> {
+        let name = &stat_name(name);
         let r = get(self.admin_port, &format!("/stats?filter=^{name}$"));
         r.body.lines().find_map(|l| {
             l.split_once(": ")
                 .filter(|(n, _)| *n == name)
                 .and_then(|(_, v)| v.trim().parse().ok())
         })
+    }
+}
+
+/// What Envoy's environment needs for the build under test: where the .so is.
+pub fn native_env() -> Vec<(String, String)> {
+    match build() {
+        Build::Wasm => Vec::new(),
+        Build::Native => {
+            let so = so_path();
+            let dir = so.parent().unwrap().to_string_lossy().into_owned();
+            vec![("ENVOY_DYNAMIC_MODULES_SEARCH_PATH".into(), dir)]
+        }
     }
 }
 

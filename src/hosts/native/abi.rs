@@ -1,0 +1,819 @@
+//! Our narrow binding to Envoy 1.40's dynamic-module ABI (`abi.h`, ABI version v0.2.0): the
+//! hooks this module exports and the callbacks of Envoy's it calls. Every `unsafe` of the
+//! crate is in this file.
+//!
+//! Each symbol's shape was read in Envoy's `abi.h` and each callback checked against the
+//! binary (`readelf --dyn-syms -W …/envoy | grep envoy_dynamic_module`); a Rust cdylib is
+//! linked with BIND_NOW, so a callback Envoy does not export fails the load at start-up.
+//!
+//! Pointers handed over: the module config is an `Arc<Native>` turned into a raw pointer in
+//! `config_new` and taken back in `config_destroy`; a filter is a `Box<Filter>` from `new` to
+//! `destroy`. Hooks only ever take shared references (`&Native`, `&Filter`): Envoy may
+//! re-enter a hook from inside a callback (a local reply runs the response path), so no
+//! `&mut` may be live across a callback.
+//!
+//! A panic never crosses the ABI: each hook runs its body under `catch_unwind`, and a caught
+//! panic fails closed (see [`guard`]).
+
+use super::config::Native;
+use super::filter::{self, Filter};
+use std::ffi::{c_char, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+/// The ABI version Envoy 1.40 logs as matched (`Dynamic module ABI version v0.2.0 matched.`).
+const ABI_VERSION: &[u8] = b"v0.2.0\0";
+
+// ---------------------------------------------------------------------------------------
+// Shapes (abi.h: envoy_dynamic_module_type_*)
+
+/// `envoy_dynamic_module_type_module_buffer` (and `…_envoy_buffer`): a view of bytes.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Buffer {
+    ptr: *const u8,
+    length: usize,
+}
+
+impl Buffer {
+    fn of(bytes: &[u8]) -> Buffer {
+        Buffer {
+            ptr: bytes.as_ptr(),
+            length: bytes.len(),
+        }
+    }
+
+    const NULL: Buffer = Buffer {
+        ptr: std::ptr::null(),
+        length: 0,
+    };
+
+    /// The bytes of a buffer Envoy handed over, copied.
+    fn to_vec(self) -> Vec<u8> {
+        if self.ptr.is_null() || self.length == 0 {
+            return Vec::new();
+        }
+        // SAFETY: Envoy guarantees a non-null buffer it hands over points to `length`
+        // readable bytes for the duration of the hook or callback that returned it; we copy
+        // them before returning.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.length) }.to_vec()
+    }
+}
+
+/// `envoy_dynamic_module_type_module_http_header` / `…_envoy_http_header`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Header {
+    key: Buffer,
+    value: Buffer,
+}
+
+const REQUEST_HEADERS: u32 = 0; // envoy_dynamic_module_type_http_header_type_RequestHeader
+const CONTINUE: u32 = 0; // …_status_Continue of every filter hook
+const STOP_ITERATION: u32 = 1; // …_request_headers_status_StopIteration
+const CALLOUT_SUCCESS: u32 = 0; // envoy_dynamic_module_type_http_callout_result_Success
+/// The largest document fetched (a revocation list; a JWKS is smaller).
+const MAX_ANSWER_BYTES: usize = crate::revocation::MAX_LIST_BYTES;
+
+type Ptr = *mut c_void;
+
+#[allow(improper_ctypes)]
+extern "C" {
+    fn envoy_dynamic_module_callback_log(level: u32, message: Buffer);
+    fn envoy_dynamic_module_callback_log_enabled(level: u32) -> bool;
+
+    fn envoy_dynamic_module_callback_http_get_headers_size(filter: Ptr, kind: u32) -> usize;
+    fn envoy_dynamic_module_callback_http_get_headers(
+        filter: Ptr,
+        kind: u32,
+        out: *mut Header,
+    ) -> bool;
+    fn envoy_dynamic_module_callback_http_set_header(
+        filter: Ptr,
+        kind: u32,
+        key: Buffer,
+        value: Buffer,
+    ) -> bool;
+    fn envoy_dynamic_module_callback_http_add_header(
+        filter: Ptr,
+        kind: u32,
+        key: Buffer,
+        value: Buffer,
+    ) -> bool;
+    fn envoy_dynamic_module_callback_http_send_response(
+        filter: Ptr,
+        status: u32,
+        headers: *const Header,
+        count: usize,
+        body: Buffer,
+        details: Buffer,
+    );
+    fn envoy_dynamic_module_callback_http_filter_continue_decoding(filter: Ptr);
+
+    fn envoy_dynamic_module_callback_http_filter_scheduler_new(filter: Ptr) -> Ptr;
+    fn envoy_dynamic_module_callback_http_filter_scheduler_commit(scheduler: Ptr, event: u64);
+    fn envoy_dynamic_module_callback_http_filter_scheduler_delete(scheduler: Ptr);
+
+    fn envoy_dynamic_module_callback_http_filter_config_scheduler_new(config: Ptr) -> Ptr;
+    fn envoy_dynamic_module_callback_http_filter_config_scheduler_commit(
+        scheduler: Ptr,
+        event: u64,
+    );
+    fn envoy_dynamic_module_callback_http_filter_config_scheduler_delete(scheduler: Ptr);
+
+    fn envoy_dynamic_module_callback_http_filter_config_http_callout(
+        config: Ptr,
+        id_out: *mut u64,
+        cluster: Buffer,
+        headers: *const Header,
+        count: usize,
+        body: Buffer,
+        timeout_ms: u64,
+    ) -> u32;
+
+    fn envoy_dynamic_module_callback_http_filter_config_define_counter(
+        config: Ptr,
+        name: Buffer,
+        labels: *const Buffer,
+        label_count: usize,
+        id_out: *mut usize,
+    ) -> u32;
+    fn envoy_dynamic_module_callback_http_filter_config_define_gauge(
+        config: Ptr,
+        name: Buffer,
+        labels: *const Buffer,
+        label_count: usize,
+        id_out: *mut usize,
+    ) -> u32;
+    fn envoy_dynamic_module_callback_http_filter_increment_counter(
+        filter: Ptr,
+        id: usize,
+        labels: *const Buffer,
+        label_count: usize,
+        value: u64,
+    ) -> u32;
+    fn envoy_dynamic_module_callback_http_filter_config_increment_counter(
+        config: Ptr,
+        id: usize,
+        labels: *const Buffer,
+        label_count: usize,
+        value: u64,
+    ) -> u32;
+    fn envoy_dynamic_module_callback_http_filter_config_set_gauge(
+        config: Ptr,
+        id: usize,
+        labels: *const Buffer,
+        label_count: usize,
+        value: u64,
+    ) -> u32;
+}
+
+// ---------------------------------------------------------------------------------------
+// Safe handles
+
+/// Envoy's side of the filter configuration (`DynamicModuleHttpFilterConfig`).
+#[derive(Clone, Copy)]
+pub struct EnvoyConfig(Ptr);
+
+// SAFETY: the pointer is only dereferenced by Envoy. Metric definitions and calls are made on
+// the main thread only (config_new, config_scheduled, config_http_callout_done); counters
+// and gauges are atomic in Envoy's stats store, so adding to them from any thread is safe.
+unsafe impl Send for EnvoyConfig {}
+// SAFETY: as for Send.
+unsafe impl Sync for EnvoyConfig {}
+
+impl EnvoyConfig {
+    /// Defines a counter (only during `config_new`: Envoy freezes stat creation after it).
+    pub fn define_counter(&self, name: &str) -> Option<usize> {
+        let mut id = 0usize;
+        // SAFETY: `self.0` is the config pointer Envoy gave config_new, alive until
+        // config_destroy; the name buffer outlives the call; `id` is a valid out pointer.
+        let r = unsafe {
+            envoy_dynamic_module_callback_http_filter_config_define_counter(
+                self.0,
+                Buffer::of(name.as_bytes()),
+                std::ptr::null(),
+                0,
+                &mut id,
+            )
+        };
+        (r == 0).then_some(id)
+    }
+
+    /// Defines a gauge (as [`EnvoyConfig::define_counter`]).
+    pub fn define_gauge(&self, name: &str) -> Option<usize> {
+        let mut id = 0usize;
+        // SAFETY: as in define_counter.
+        let r = unsafe {
+            envoy_dynamic_module_callback_http_filter_config_define_gauge(
+                self.0,
+                Buffer::of(name.as_bytes()),
+                std::ptr::null(),
+                0,
+                &mut id,
+            )
+        };
+        (r == 0).then_some(id)
+    }
+
+    pub fn increment(&self, id: usize, by: u64) {
+        // SAFETY: a live config pointer (see define_counter) and an id it defined; no labels.
+        unsafe {
+            envoy_dynamic_module_callback_http_filter_config_increment_counter(
+                self.0,
+                id,
+                std::ptr::null(),
+                0,
+                by,
+            );
+        }
+    }
+
+    pub fn set_gauge(&self, id: usize, value: u64) {
+        // SAFETY: as in increment.
+        unsafe {
+            envoy_dynamic_module_callback_http_filter_config_set_gauge(
+                self.0,
+                id,
+                std::ptr::null(),
+                0,
+                value,
+            );
+        }
+    }
+
+    /// Starts a call to `cluster` whose answer comes to `config_http_callout_done` on the main
+    /// thread. Call only on the main thread: Envoy answers a config-level call on the thread
+    /// that started it, and its call table is not locked.
+    pub fn call(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        timeout_ms: u64,
+    ) -> Result<u64, u32> {
+        let headers: Vec<Header> = headers
+            .iter()
+            .map(|(k, v)| Header {
+                key: Buffer::of(k.as_bytes()),
+                value: Buffer::of(v.as_bytes()),
+            })
+            .collect();
+        let mut id = 0u64;
+        // SAFETY: a live config pointer; the header array, its strings, the cluster name and
+        // the body outlive the call (Envoy copies them into its request); `id` is a valid out
+        // pointer.
+        let r = unsafe {
+            envoy_dynamic_module_callback_http_filter_config_http_callout(
+                self.0,
+                &mut id,
+                Buffer::of(cluster.as_bytes()),
+                headers.as_ptr(),
+                headers.len(),
+                Buffer::of(body),
+                timeout_ms,
+            )
+        };
+        if r == 0 {
+            Ok(id)
+        } else {
+            Err(r)
+        }
+    }
+
+    /// A scheduler that posts `config_scheduled` to the main thread, from any thread.
+    pub fn scheduler(&self) -> Option<ConfigScheduler> {
+        // SAFETY: a live config pointer; Envoy returns a new scheduler we own until delete.
+        let p = unsafe { envoy_dynamic_module_callback_http_filter_config_scheduler_new(self.0) };
+        (!p.is_null()).then_some(ConfigScheduler(p))
+    }
+}
+
+/// Posts events to the main thread (`config_scheduled`). Deleted on drop.
+pub struct ConfigScheduler(Ptr);
+
+// SAFETY: Envoy's config scheduler posts to the main dispatcher, which is thread-safe, and
+// holds only a weak reference to the config: committing from any thread is allowed, also
+// after the config is gone. It is deleted once, on drop.
+unsafe impl Send for ConfigScheduler {}
+// SAFETY: as for Send; commit takes no lock in the module and mutates nothing of ours.
+unsafe impl Sync for ConfigScheduler {}
+
+impl ConfigScheduler {
+    pub fn commit(&self, event: u64) {
+        // SAFETY: a scheduler from scheduler_new, not yet deleted (we own it).
+        unsafe { envoy_dynamic_module_callback_http_filter_config_scheduler_commit(self.0, event) }
+    }
+}
+
+impl Drop for ConfigScheduler {
+    fn drop(&mut self) {
+        // SAFETY: deleted exactly once, here.
+        unsafe { envoy_dynamic_module_callback_http_filter_config_scheduler_delete(self.0) }
+    }
+}
+
+/// Posts `scheduled` to one request's worker thread, from any thread. Deleted on drop.
+pub struct FilterScheduler(Ptr);
+
+// SAFETY: Envoy's filter scheduler posts to the request's worker dispatcher (thread-safe) and
+// holds a weak reference to the filter, so a commit after the request is gone is dropped.
+unsafe impl Send for FilterScheduler {}
+
+impl FilterScheduler {
+    pub fn commit(&self, event: u64) {
+        // SAFETY: a scheduler from scheduler_new, not yet deleted (we own it).
+        unsafe { envoy_dynamic_module_callback_http_filter_scheduler_commit(self.0, event) }
+    }
+}
+
+impl Drop for FilterScheduler {
+    fn drop(&mut self) {
+        // SAFETY: deleted exactly once, here.
+        unsafe { envoy_dynamic_module_callback_http_filter_scheduler_delete(self.0) }
+    }
+}
+
+/// Envoy's side of one request (`DynamicModuleHttpFilter`), valid during the hook it was
+/// passed to.
+#[derive(Clone, Copy)]
+pub struct EnvoyFilter(Ptr);
+
+impl EnvoyFilter {
+    /// The request headers, names as Envoy keeps them (lowercase), values as raw bytes.
+    pub fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
+        // SAFETY: `self.0` is the filter pointer of the running hook.
+        let n =
+            unsafe { envoy_dynamic_module_callback_http_get_headers_size(self.0, REQUEST_HEADERS) };
+        let mut raw = vec![
+            Header {
+                key: Buffer::NULL,
+                value: Buffer::NULL
+            };
+            n
+        ];
+        // SAFETY: `raw` has room for the `n` headers Envoy just counted; nothing changes the
+        // map in between (same thread, no callback).
+        let ok = unsafe {
+            envoy_dynamic_module_callback_http_get_headers(
+                self.0,
+                REQUEST_HEADERS,
+                raw.as_mut_ptr(),
+            )
+        };
+        if !ok {
+            return Vec::new();
+        }
+        raw.into_iter()
+            .map(|h| {
+                (
+                    String::from_utf8_lossy(&h.key.to_vec()).into_owned(),
+                    h.value.to_vec(),
+                )
+            })
+            .collect()
+    }
+
+    /// Replaces request header `name` (`None`: removes it).
+    pub fn set_request_header(&self, name: &str, value: Option<&[u8]>) {
+        let value = value.map_or(Buffer::NULL, Buffer::of);
+        // SAFETY: the filter pointer of the running hook; both buffers outlive the call
+        // (Envoy copies them). A null value removes the header.
+        unsafe {
+            envoy_dynamic_module_callback_http_set_header(
+                self.0,
+                REQUEST_HEADERS,
+                Buffer::of(name.as_bytes()),
+                value,
+            );
+        }
+    }
+
+    pub fn add_request_header(&self, name: &str, value: &str) {
+        // SAFETY: as in set_request_header.
+        unsafe {
+            envoy_dynamic_module_callback_http_add_header(
+                self.0,
+                REQUEST_HEADERS,
+                Buffer::of(name.as_bytes()),
+                Buffer::of(value.as_bytes()),
+            );
+        }
+    }
+
+    /// Answers the request locally. Envoy may run this module's response hooks before it
+    /// returns.
+    pub fn send_response(&self, status: u32, headers: &[(&str, &str)], body: &[u8]) {
+        let headers: Vec<Header> = headers
+            .iter()
+            .map(|(k, v)| Header {
+                key: Buffer::of(k.as_bytes()),
+                value: Buffer::of(v.as_bytes()),
+            })
+            .collect();
+        // SAFETY: the filter pointer of the running hook; the header array and strings, the
+        // body and the details outlive the call (Envoy copies them).
+        unsafe {
+            envoy_dynamic_module_callback_http_send_response(
+                self.0,
+                status,
+                headers.as_ptr(),
+                headers.len(),
+                Buffer::of(body),
+                Buffer::of(b"cognito_edge_auth"),
+            );
+        }
+    }
+
+    /// Lets a paused request go on to the next filter.
+    pub fn continue_decoding(&self) {
+        // SAFETY: the filter pointer of the running hook.
+        unsafe { envoy_dynamic_module_callback_http_filter_continue_decoding(self.0) }
+    }
+
+    pub fn scheduler(&self) -> Option<FilterScheduler> {
+        // SAFETY: the filter pointer of the running hook; Envoy returns a new scheduler we
+        // own until delete.
+        let p = unsafe { envoy_dynamic_module_callback_http_filter_scheduler_new(self.0) };
+        (!p.is_null()).then_some(FilterScheduler(p))
+    }
+
+    pub fn increment(&self, id: usize, by: u64) {
+        // SAFETY: the filter pointer of the running hook, and a counter id its config defined.
+        unsafe {
+            envoy_dynamic_module_callback_http_filter_increment_counter(
+                self.0,
+                id,
+                std::ptr::null(),
+                0,
+                by,
+            );
+        }
+    }
+}
+
+/// Envoy's log levels (`envoy_dynamic_module_type_log_level`).
+pub fn log_enabled(level: log::Level) -> bool {
+    // SAFETY: a plain value in, a bool out; callable from any thread.
+    unsafe { envoy_dynamic_module_callback_log_enabled(envoy_level(level)) }
+}
+
+pub fn log(level: log::Level, message: &str) {
+    // SAFETY: the message outlives the call; callable from any thread.
+    unsafe { envoy_dynamic_module_callback_log(envoy_level(level), Buffer::of(message.as_bytes())) }
+}
+
+fn envoy_level(level: log::Level) -> u32 {
+    match level {
+        log::Level::Trace => 0,
+        log::Level::Debug => 1,
+        log::Level::Info => 2,
+        log::Level::Warn => 3,
+        log::Level::Error => 4,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Panics
+
+/// Runs a hook's body; a panic is caught, logged once, counted, and answered with `failed`
+/// (the hook's fail-closed result).
+fn guard<T>(hook: &str, failed: T, body: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(v) => v,
+        Err(payload) => {
+            super::panicked(hook, &payload);
+            failed
+        }
+    }
+}
+
+/// The module config behind a hook's pointer.
+fn native<'a>(ptr: *const c_void) -> Option<&'a Native> {
+    // SAFETY: a non-null `ptr` is what config_new returned (`Arc::into_raw`), and Envoy calls
+    // no hook with it after config_destroy, which is where the Arc is taken back.
+    unsafe { ptr.cast::<Native>().as_ref() }
+}
+
+/// The filter behind a hook's pointer.
+fn filter<'a>(ptr: *const c_void) -> Option<&'a Filter> {
+    // SAFETY: a non-null `ptr` is what `new` returned (`Box::into_raw`), and Envoy calls no
+    // hook with it after `destroy`, which frees it. Only shared references are made.
+    unsafe { ptr.cast::<Filter>().as_ref() }
+}
+
+// ---------------------------------------------------------------------------------------
+// Hooks (abi.h: envoy_dynamic_module_on_*)
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const c_char {
+    guard("program_init", std::ptr::null(), || {
+        super::init();
+        ABI_VERSION.as_ptr().cast()
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
+    envoy: Ptr,
+    name: Buffer,
+    config: Buffer,
+) -> *const c_void {
+    guard("config_new", std::ptr::null(), || {
+        match Native::new(EnvoyConfig(envoy), &name.to_vec(), &config.to_vec()) {
+            Some(native) => Arc::into_raw(native).cast(),
+            None => std::ptr::null(),
+        }
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: *const c_void) {
+    guard("config_destroy", (), || {
+        if config.is_null() {
+            return;
+        }
+        // SAFETY: `config` came from Arc::into_raw in config_new, and Envoy destroys it once.
+        let native = unsafe { Arc::from_raw(config.cast::<Native>()) };
+        native.shut_down();
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
+    _envoy: Ptr,
+    config: *const c_void,
+    event: u64,
+) {
+    guard("config_scheduled", (), || {
+        if let Some(native) = native(config) {
+            native.on_scheduled(event);
+        }
+    })
+}
+
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
+    _envoy: Ptr,
+    config: *const c_void,
+    id: u64,
+    result: u32,
+    headers: *const Header,
+    header_count: usize,
+    chunks: *const Buffer,
+    chunk_count: usize,
+) {
+    guard("config_http_callout_done", (), || {
+        let Some(native) = native(config) else { return };
+        let (status, body) = answer(result, headers, header_count, chunks, chunk_count);
+        native.on_answer(id, status, &body);
+    })
+}
+
+/// The `:status` and the body of a call's answer (`None`: no answer).
+fn answer(
+    result: u32,
+    headers: *const Header,
+    header_count: usize,
+    chunks: *const Buffer,
+    chunk_count: usize,
+) -> (Option<u32>, Vec<u8>) {
+    if result != CALLOUT_SUCCESS {
+        return (None, Vec::new());
+    }
+    let headers: &[Header] = if headers.is_null() {
+        &[]
+    } else {
+        // SAFETY: Envoy passes `header_count` headers, valid until the hook returns.
+        unsafe { std::slice::from_raw_parts(headers, header_count) }
+    };
+    let status = headers
+        .iter()
+        .find(|h| h.key.to_vec() == b":status")
+        .and_then(|h| String::from_utf8(h.value.to_vec()).ok())
+        .and_then(|s| s.parse().ok());
+    let chunks: &[Buffer] = if chunks.is_null() {
+        &[]
+    } else {
+        // SAFETY: Envoy passes `chunk_count` body chunks, valid until the hook returns.
+        unsafe { std::slice::from_raw_parts(chunks, chunk_count) }
+    };
+    let mut body = Vec::new();
+    for chunk in chunks {
+        if body.len() > MAX_ANSWER_BYTES {
+            break; // over every bound already: no need to copy the rest
+        }
+        body.extend(chunk.to_vec());
+    }
+    (status, body)
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_new(
+    config: *const c_void,
+    envoy: Ptr,
+) -> *const c_void {
+    guard("new", std::ptr::null(), || {
+        if native(config).is_none() {
+            return std::ptr::null();
+        }
+        // SAFETY: `config` came from Arc::into_raw and is alive (Envoy destroys the config
+        // only after its filters): count one more owner for the filter.
+        let native = unsafe {
+            Arc::increment_strong_count(config.cast::<Native>());
+            Arc::from_raw(config.cast::<Native>())
+        };
+        let _ = envoy; // each hook passes it again
+        Box::into_raw(Box::new(Filter::new(native)))
+            .cast_const()
+            .cast()
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_destroy(filter_ptr: *const c_void) {
+    guard("destroy", (), || {
+        if filter_ptr.is_null() {
+            return;
+        }
+        // SAFETY: `filter_ptr` came from Box::into_raw in `new`; Envoy destroys it once and
+        // calls no hook with it afterwards.
+        let f = unsafe { Box::from_raw(filter_ptr.cast::<Filter>().cast_mut()) };
+        f.destroy();
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
+    envoy: Ptr,
+    filter_ptr: *const c_void,
+    _end_of_stream: bool,
+) -> u32 {
+    let envoy = EnvoyFilter(envoy);
+    let Some(f) = filter(filter_ptr) else {
+        guard("request_headers", (), || filter::fail_closed(envoy));
+        return STOP_ITERATION;
+    };
+    match guard("request_headers", None, || {
+        Some(f.on_request_headers(envoy))
+    }) {
+        Some(true) => CONTINUE,
+        Some(false) => STOP_ITERATION,
+        None => {
+            guard("request_headers", (), || f.panicked(envoy));
+            STOP_ITERATION
+        }
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
+    envoy: Ptr,
+    filter_ptr: *const c_void,
+    event: u64,
+) {
+    let envoy = EnvoyFilter(envoy);
+    let Some(f) = filter(filter_ptr) else { return };
+    let done = guard("scheduled", false, || {
+        f.on_scheduled(envoy, event);
+        true
+    });
+    if !done {
+        guard("scheduled", (), || f.panicked(envoy));
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
+    _envoy: Ptr,
+    filter_ptr: *const c_void,
+) {
+    guard("stream_complete", (), || {
+        if let Some(f) = filter(filter_ptr) {
+            f.complete();
+        }
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
+    _envoy: Ptr,
+    _filter: *const c_void,
+    _end_of_stream: bool,
+) -> u32 {
+    CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
+    _envoy: Ptr,
+    _filter: *const c_void,
+) -> u32 {
+    CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
+    _envoy: Ptr,
+    _filter: *const c_void,
+    _end_of_stream: bool,
+) -> u32 {
+    CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
+    _envoy: Ptr,
+    _filter: *const c_void,
+    _end_of_stream: bool,
+) -> u32 {
+    CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
+    _envoy: Ptr,
+    _filter: *const c_void,
+) -> u32 {
+    CONTINUE
+}
+
+/// No per-request calls are made yet (the online check and browser sign-in are not in the
+/// native build): nothing to do with an answer.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
+    _envoy: Ptr,
+    _filter: *const c_void,
+    _id: u64,
+    _result: u32,
+    _headers: *const Header,
+    _header_count: usize,
+    _chunks: *const Buffer,
+    _chunk_count: usize,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_headers(
+    _envoy: Ptr,
+    _filter: *const c_void,
+    _stream: u64,
+    _headers: *const Header,
+    _header_count: usize,
+    _end_of_stream: bool,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_data(
+    _envoy: Ptr,
+    _filter: *const c_void,
+    _stream: u64,
+    _chunks: *const Buffer,
+    _chunk_count: usize,
+    _end_of_stream: bool,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_trailers(
+    _envoy: Ptr,
+    _filter: *const c_void,
+    _stream: u64,
+    _trailers: *const Header,
+    _trailer_count: usize,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(
+    _envoy: Ptr,
+    _filter: *const c_void,
+    _stream: u64,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
+    _envoy: Ptr,
+    _filter: *const c_void,
+    _stream: u64,
+    _reason: u32,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(
+    _envoy: Ptr,
+    _filter: *const c_void,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(
+    _envoy: Ptr,
+    _filter: *const c_void,
+) {
+}

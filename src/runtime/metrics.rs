@@ -1,0 +1,80 @@
+//! The filter's metric names, the same in both builds. Envoy prefixes them: the .wasm's show
+//! as `wasmcustom.cognito_edge_auth.<name>`, the .so's under the dynamic-module filter's stats
+//! namespace (see docs/operations.md).
+
+/// The prefix of every name below.
+pub const PREFIX: &str = "cognito_edge_auth";
+
+/// The denial reasons defined up front, so dashboards see them at zero.
+pub const DENY_REASONS: [&str; 22] = [
+    "missing",
+    "invalid",
+    "expired",
+    "issuer",
+    "audience",
+    "no_keys",
+    "no_principal",
+    "path_not_normal",
+    "method_not_normal",
+    "domain",
+    "unverified_email",
+    "not_admin",
+    "principal",
+    "groups",
+    "insufficient_scope",
+    "forbidden",
+    "revoked",
+    "not_checkable",
+    "not_checkable_scope",
+    "online_unavailable",
+    "online_busy",
+    "login_busy",
+];
+
+pub const ALLOWED: &str = "allowed";
+pub const CACHE_HITS: &str = "cache.hits";
+pub const CACHE_MISSES: &str = "cache.misses";
+/// Requests the native filter failed closed on because its code panicked.
+pub const PANICS: &str = "panics";
+
+/// `denied.<reason>`.
+pub fn denied(reason: &str) -> String {
+    format!("denied.{reason}")
+}
+
+/// `jwks.<provider>.fetch_success` or `…fetch_failure`.
+pub fn jwks_fetch(provider: &str, ok: bool) -> String {
+    let outcome = if ok { "fetch_success" } else { "fetch_failure" };
+    format!("jwks.{provider}.{outcome}")
+}
+
+/// `jwks.<provider>.keys` (a gauge).
+pub fn jwks_keys(provider: &str) -> String {
+    format!("jwks.{provider}.keys")
+}
+
+/// `revocation.<provider>.fetch_success` or `…fetch_failure`.
+pub fn list_fetch(provider: &str, ok: bool) -> String {
+    let outcome = if ok { "fetch_success" } else { "fetch_failure" };
+    format!("revocation.{provider}.{outcome}")
+}
+
+/// `revocation.<provider>.entries` (a gauge).
+pub fn list_entries(provider: &str) -> String {
+    format!("revocation.{provider}.entries")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_those_of_the_wasm_build() {
+        assert_eq!(denied("expired"), "denied.expired");
+        assert_eq!(jwks_fetch("cognito", true), "jwks.cognito.fetch_success");
+        assert_eq!(jwks_fetch("cognito", false), "jwks.cognito.fetch_failure");
+        assert_eq!(jwks_keys("cognito"), "jwks.cognito.keys");
+        assert_eq!(list_fetch("b", false), "revocation.b.fetch_failure");
+        assert_eq!(list_entries("b"), "revocation.b.entries");
+    }
+}
