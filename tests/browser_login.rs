@@ -111,12 +111,24 @@ fn set_up(op: &Process, origin: &str, id_token_ttl: Option<u64>) {
 
 /// Runs tests/browser/drive.mjs (in `mode`) and returns what it observed.
 fn drive(origin: &str, op: &Process, mode: &str, envoy: &Envoy) -> Value {
+    run_driver("drive.mjs", origin, op, &[mode.as_ref()], envoy)
+}
+
+/// Runs a driver script of tests/browser with the gateway's and the provider's origins, a fresh
+/// profile and `args`; returns the JSON it printed last, after checking it reports no error.
+fn run_driver(
+    script: &str,
+    origin: &str,
+    op: &Process,
+    args: &[&std::ffi::OsStr],
+    envoy: &Envoy,
+) -> Value {
     let profile = tempfile::tempdir().unwrap();
     let out = Command::new("node")
-        .arg(browser_dir().join("drive.mjs"))
+        .arg(browser_dir().join(script))
         .args([origin, &format!("http://localhost:{}", op.port)])
         .arg(profile.path())
-        .arg(mode)
+        .args(args)
         .current_dir(browser_dir())
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
@@ -373,22 +385,13 @@ fn an_attacker_on_a_sibling_host_or_another_site_cannot_plant_flood_or_loop() {
     set_up(&op, &origin, None);
     envoy.wait_for_stat("wasmcustom.cognito_edge_auth.jwks.op.keys", 1);
 
-    let profile = tempfile::tempdir().unwrap();
-    let out = Command::new("node")
-        .arg(browser_dir().join("attacks.mjs"))
-        .args([&origin, &format!("http://localhost:{}", op.port)])
-        .arg(profile.path())
-        .args([&cert, &key])
-        .current_dir(browser_dir())
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
-        .unwrap_or_else(|e| panic!("the driver printed no JSON ({e}): {stdout}"));
-    eprintln!("observed: {seen:#}");
-    assert!(seen["error"].is_null(), "{seen:#}\n{}", envoy.log());
+    let seen = run_driver(
+        "attacks.mjs",
+        &origin,
+        &op,
+        &[cert.as_os_str(), key.as_os_str()],
+        &envoy,
+    );
     assert_eq!(seen["attacker_identity"], "mallory@example.com");
     assert_eq!(seen["csrf_prepared"], true);
     // 1. The browser refused the __Host- names from the sibling; what it took (unprefixed,

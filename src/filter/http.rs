@@ -8,7 +8,7 @@ use super::online;
 use super::root::{Shared, Waiter};
 use super::sessions;
 use super::token_calls;
-use crate::config::{KeySource, LogLevel};
+use crate::config::KeySource;
 use crate::decision::{decide_with, Allowed, Decision, Denied, Lists, Request};
 use crate::online::TokenKey;
 use crate::refresh::Refetch;
@@ -553,7 +553,7 @@ fn process_headers(
                         sign_in: false,
                     };
                     shared.metrics.borrow_mut().denied(denied.reason);
-                    log_denial(shared.config.denial_log_level, &denied, &request);
+                    crate::runtime::log::denial(shared.config.denial_log_level, &denied, &request);
                     answer(&denied);
                     return Outcome::Answered;
                 }
@@ -588,7 +588,9 @@ fn process_headers(
                     login_failed(shared, f, &denied.response);
                     return Outcome::Answered;
                 }
-                None => log_denial(shared.config.denial_log_level, &denied, &request),
+                None => {
+                    crate::runtime::log::denial(shared.config.denial_log_level, &denied, &request)
+                }
             }
             shared.metrics.borrow_mut().denied(denied.reason);
             answer(&denied);
@@ -654,43 +656,6 @@ fn decide_now(
     );
     shared.metrics.borrow_mut().cache(cache.take_counts());
     d
-}
-
-/// One line per denied request: status, reason, provider and principal when known, method
-/// and path without its query string. Never the token.
-fn log_denial(level: LogLevel, denied: &Denied, request: &Request) {
-    let level = match level {
-        LogLevel::Off => return,
-        LogLevel::Debug => log::Level::Debug,
-        LogLevel::Info => log::Level::Info,
-        LogLevel::Warn => log::Level::Warn,
-    };
-    let path = request
-        .path
-        .split(|&b| b == b'?')
-        .next()
-        .unwrap_or_default();
-    log::log!(
-        level,
-        "cognito-edge-auth: denied {} reason={} provider={} principal={} {} {}",
-        denied.response.status,
-        denied.reason,
-        denied.provider.as_deref().unwrap_or("-"),
-        denied
-            .principal
-            .as_deref()
-            .map_or_else(|| "-".to_string(), |p| printable(p.as_bytes())),
-        printable(request.method),
-        printable(path),
-    );
-}
-
-/// At most 256 bytes, with anything but printable ASCII shown as `?`.
-fn printable(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes.get(..256).unwrap_or(bytes));
-    text.chars()
-        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
-        .collect()
 }
 
 fn forward(allowed: &Allowed) {

@@ -7,6 +7,7 @@
 //! The native host (src/hosts/native) runs on it; the wasm glue (src/filter) can adopt it.
 
 pub mod fetch;
+pub mod log;
 pub mod metrics;
 pub mod wait;
 

@@ -5,8 +5,7 @@ use super::abi::EnvoyFilter;
 use super::config::{Native, EVENT_WAKE};
 use super::now_ms;
 use crate::cache::TokenCache;
-use crate::config::LogLevel;
-use crate::decision::{decide_with, Allowed, Decision, Denied, Lists, Request};
+use crate::decision::{decide_with, Allowed, Decision, Lists, Request};
 use crate::response::Response;
 use crate::runtime::wait::{self, Wait};
 use log::debug;
@@ -118,7 +117,7 @@ impl Filter {
                         return Outcome::Wait(w);
                     }
                 }
-                log_denial(native.config.denial_log_level, &denied, &request);
+                crate::runtime::log::denial(native.config.denial_log_level, &denied, &request);
                 native.metrics.denied(envoy, denied.reason);
                 self.answer(envoy, &denied.response);
                 Outcome::Answered
@@ -222,43 +221,4 @@ fn send(envoy: EnvoyFilter, r: &Response) {
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
     envoy.send_response(r.status, &headers, r.body.as_bytes());
-}
-
-/// One line per denied request, as the .wasm writes it. Never the token.
-fn log_denial(level: LogLevel, denied: &Denied, request: &Request) {
-    let level = match level {
-        LogLevel::Off => return,
-        LogLevel::Debug => log::Level::Debug,
-        LogLevel::Info => log::Level::Info,
-        LogLevel::Warn => log::Level::Warn,
-    };
-    if !log::log_enabled!(level) {
-        return;
-    }
-    let path = request
-        .path
-        .split(|&b| b == b'?')
-        .next()
-        .unwrap_or_default();
-    log::log!(
-        level,
-        "cognito-edge-auth: denied {} reason={} provider={} principal={} {} {}",
-        denied.response.status,
-        denied.reason,
-        denied.provider.as_deref().unwrap_or("-"),
-        denied
-            .principal
-            .as_deref()
-            .map_or_else(|| "-".to_string(), |p| printable(p.as_bytes())),
-        printable(request.method),
-        printable(path),
-    );
-}
-
-/// At most 256 bytes, with anything but printable ASCII shown as `?`.
-fn printable(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes.get(..256).unwrap_or(bytes));
-    text.chars()
-        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
-        .collect()
 }
