@@ -337,13 +337,23 @@ fn decide_token(
     };
     let slot = cache.slot(token);
     let verified = verify_cached(token, slot, config, keys, signatures, cache, now);
+    // Where sessions are checked online, the session's access token (what `GetUser` takes),
+    // verified as a bearer access token is.
+    let access = match (config.login.as_ref(), session.as_ref()) {
+        (Some(login), Some(s)) if login.online => s.access.as_deref().map(|a| {
+            let claims = verify_cached(a, cache.slot(a), config, keys, signatures, cache, now);
+            (a, claims)
+        }),
+        _ => None,
+    };
     // A session about to expire, or expired, is renewed first when it can be (and was not
-    // just renewed: a renewed session is used as it is).
+    // just renewed: a renewed session is used as it is); so is one whose access token is.
     if let (Some(login), Some(s)) = (config.login.as_ref(), session.as_ref()) {
-        let due = match &verified {
+        let due_by = |verified: &Result<Rc<Claims>, VerifyError>| match verified {
             Ok(claims) => session::refresh_due(login, claims, now),
             Err(e) => *e == VerifyError::Expired,
         };
+        let due = due_by(&verified) || access.as_ref().is_some_and(|(_, v)| due_by(v));
         if due && !request.renewed {
             if let Some(refresh) = session::refresh_call(login, s, request.headers) {
                 return Decision::Refresh(Box::new(refresh));
@@ -392,10 +402,18 @@ fn decide_token(
             // the provider asks for it, each time: the cached outcome only says who it is.
             let needs_active =
                 matches!(route.access, Access::Require(r) if r.iter().any(|r| r.active));
-            let step = if *reason == ANONYMOUS {
-                ControlFlow::Continue(false)
-            } else {
-                online_step(config, &claims, token, needs_active, lists.online, now)
+            // A session is checked with its access token, where it keeps one.
+            let step = match &access {
+                _ if *reason == ANONYMOUS => ControlFlow::Continue(false),
+                Some((a, Ok(access))) => {
+                    online_step(config, access, a, needs_active, lists.online, now)
+                }
+                Some((_, Err(e))) => ControlFlow::Break(signing_in(deny(
+                    response::invalid_token(realm, &e.description()),
+                    e.reason(),
+                    Some(e.clone()),
+                ))),
+                None => online_step(config, &claims, token, needs_active, lists.online, now),
             };
             match step {
                 ControlFlow::Break(decision) => decision,

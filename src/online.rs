@@ -27,9 +27,7 @@ pub const UNREACHABLE_RETRY_MS: u64 = 5_000;
 /// How long a client is told to wait when Cognito cannot be reached or too many checks are
 /// under way.
 pub const RETRY_AFTER_SECONDS: u64 = 1;
-/// The scope `GetUser` requires of an access token: Cognito refuses any other token with
-/// `NotAuthorizedException` "Access Token does not have required scopes".
-pub const ADMIN_SCOPE: &str = "aws.cognito.signin.user.admin";
+pub use crate::config::login::ADMIN_SCOPE;
 /// After Cognito throttles (`TooManyRequestsException`), no check of the provider is made for
 /// this long; each throttling soon after a back-off doubles it, up to [`BACKOFF_MAX_MS`].
 pub const BACKOFF_FIRST_MS: u64 = 1_000;

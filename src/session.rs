@@ -96,6 +96,9 @@ struct Stored {
     /// The refresh token, when Cognito gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     r: Option<String>,
+    /// The access token, kept when the login checks sessions online (`GetUser` takes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    a: Option<String>,
 }
 
 /// A session the browser sent, opened: it still has to pass `verify` and the policy.
@@ -107,6 +110,8 @@ pub struct Opened {
     pub expires_at: u64,
     pub id: String,
     pub refresh: Option<String>,
+    /// The access token, in a session of a login that checks sessions online.
+    pub access: Option<String>,
 }
 
 /// What the browser sent as a session.
@@ -151,9 +156,13 @@ pub enum Failure {
     BadHost,
     /// The token endpoint could not be reached or answered an error.
     Exchange,
-    /// The token endpoint's answer holds no ID token.
+    /// The token endpoint's answer holds no ID token (or, where sessions are checked online,
+    /// no access token).
     TokenResponse,
     IdToken(VerifyError),
+    /// The answer's access token is not one of the login's provider and client for the user
+    /// of its ID token.
+    AccessToken,
     Nonce,
     Forbidden,
     NoPrincipal,
@@ -177,6 +186,7 @@ impl Failure {
             Failure::Exchange => "login_exchange",
             Failure::TokenResponse => "login_token_response",
             Failure::IdToken(_) => "login_id_token",
+            Failure::AccessToken => "login_access_token",
             Failure::Nonce => "login_nonce",
             Failure::Forbidden => "login_forbidden",
             Failure::NoPrincipal => "login_no_principal",
@@ -192,6 +202,7 @@ impl Failure {
             Failure::Forbidden => 403,
             Failure::IdToken(VerifyError::NoKeys { .. }) | Failure::KeysNotLoaded => 503,
             Failure::IdToken(_)
+            | Failure::AccessToken
             | Failure::Nonce
             | Failure::NoPrincipal
             | Failure::SessionChanged => 401,
@@ -209,6 +220,7 @@ impl Failure {
             Failure::TokenResponse => "The sign-in service's answer held no ID token.",
             Failure::IdToken(VerifyError::NoKeys { .. }) => "The signing keys are not loaded yet; try again in a few seconds.",
             Failure::IdToken(_) => "The ID token from the sign-in service was not accepted.",
+            Failure::AccessToken => "The access token from the sign-in service was not accepted.",
             Failure::Nonce => "The ID token does not belong to this sign-in attempt.",
             Failure::Forbidden => "You are signed in, but not allowed to open this page.",
             Failure::NoPrincipal => "The ID token names no usable user.",
@@ -445,6 +457,7 @@ impl Pending {
 #[derive(Deserialize)]
 struct TokenResponse {
     id_token: String,
+    access_token: Option<String>,
     refresh_token: Option<String>,
 }
 
@@ -489,6 +502,32 @@ impl Answered<'_> {
         }
         Ok((tokens, claims))
     }
+
+    /// The answer's access token, kept in the session when the login checks sessions online:
+    /// verified as a bearer access token is, of the login's provider and client, for `sub`
+    /// (the user of the ID token). `None` when sessions are not checked online.
+    fn access_token(&self, token: Option<String>, sub: &str) -> Result<Option<String>, Failure> {
+        if !self.login.online {
+            return Ok(None);
+        }
+        let token = token.ok_or(Failure::TokenResponse)?;
+        let claims = verify::verify(
+            &token,
+            &self.config.providers,
+            self.keys,
+            self.signatures,
+            self.now,
+        )
+        .map_err(|_| Failure::AccessToken)?;
+        let ours = claims.provider == self.login.provider
+            && claims.token_use == Some(TokenUse::Access)
+            && claims.client_id.as_deref() == Some(self.login.client_id.as_str())
+            && subject(&claims).as_deref() == Some(sub);
+        if !ours {
+            return Err(Failure::AccessToken);
+        }
+        Ok(Some(token))
+    }
 }
 
 /// The answer to the callback's code exchange: the ID token verified, then its nonce and the
@@ -507,12 +546,14 @@ pub fn finish(answer: &Answered, pending: &Pending) -> Result<Response, Failure>
         Err(Refusal::Forbidden(..)) => return Err(Failure::Forbidden),
     }
     let sub = subject(&claims).ok_or(Failure::NoPrincipal)?;
+    let access = answer.access_token(tokens.access_token, &sub)?;
     let stored = Stored {
         s: URL_SAFE_NO_PAD.encode(answer.random.state),
         u: sub,
         x: expiry(&claims),
         i: tokens.id_token,
         r: tokens.refresh_token,
+        a: access,
     };
     let mut cookies = new_session(
         login,
@@ -556,6 +597,7 @@ pub fn refreshed(answer: &Answered, pending: &RefreshPending) -> Result<Vec<Stri
     if subject(&claims).as_deref() != Some(pending.sub.as_str()) {
         return Err(Failure::SessionChanged);
     }
+    let access = answer.access_token(tokens.access_token, &pending.sub)?;
     let stored = Stored {
         s: pending.sid.clone(),
         u: pending.sub.clone(),
@@ -566,6 +608,7 @@ pub fn refreshed(answer: &Answered, pending: &RefreshPending) -> Result<Vec<Stri
                 .refresh_token
                 .unwrap_or_else(|| pending.refresh.clone()),
         ),
+        a: access,
     };
     new_session(
         answer.login,
@@ -693,6 +736,7 @@ pub fn session(login: &Login, headers: &[(String, Vec<u8>)]) -> Session {
             expires_at: s.x,
             id: s.i,
             refresh: s.r,
+            access: s.a,
         }),
         None => Session::Unreadable,
     }

@@ -22,6 +22,13 @@ const DEFAULT_CALLBACK_PATH: &str = "/oauth2/callback";
 const DEFAULT_TOKEN_TIMEOUT_MS: u64 = 5_000;
 const DEFAULT_TOKEN_MAX_IN_FLIGHT: usize = 32;
 const MAX_TOKEN_IN_FLIGHT: usize = 1_024;
+/// How long a renewed session stays on hand for requests that still carry its predecessor
+/// (Cognito keeps a rotated refresh token good for up to 60 s: `RetryGracePeriodSeconds`).
+const DEFAULT_REFRESH_GRACE_SECONDS: u64 = 60;
+const MAX_REFRESH_GRACE_SECONDS: u64 = 300;
+/// The scope Cognito's `GetUser` requires of an access token: Cognito refuses any other token
+/// with `NotAuthorizedException` "Access Token does not have required scopes".
+pub const ADMIN_SCOPE: &str = "aws.cognito.signin.user.admin";
 /// The length of an XChaCha20-Poly1305 key.
 pub const COOKIE_KEY_BYTES: usize = 32;
 
@@ -58,6 +65,13 @@ pub struct Login {
     /// A session whose ID token expires within this many seconds is refreshed (with its
     /// refresh token) before the request goes on.
     pub refresh_before_seconds: u64,
+    /// How long a renewed session is kept in the process for requests that still carry the
+    /// session it renewed (parallel requests, or a rotated refresh token's predecessor).
+    pub refresh_grace_seconds: u64,
+    /// The provider has an `online_check`: sessions keep their access token (sealed with the
+    /// rest), the sign-in asks for the scope `GetUser` requires, and browser sessions are
+    /// checked online as bearer access tokens are.
+    pub online: bool,
     /// What the glue should log once at start-up (an inline secret).
     pub warnings: Vec<String>,
 }
@@ -116,6 +130,7 @@ pub(super) struct RawLogin {
     #[serde(default)]
     forward_id_token: bool,
     refresh_before_seconds: Option<u64>,
+    refresh_grace_seconds: Option<u64>,
 }
 
 impl RawLogin {
@@ -221,7 +236,7 @@ impl RawLogin {
             return Err(err("login.logout_path", "must differ from callback_path"));
         }
         let post_logout_path = plain_path(self.post_logout_path, "/", "login.post_logout_path")?;
-        let scopes = match self.scopes {
+        let mut scopes = match self.scopes {
             None => DEFAULT_SCOPES.map(str::to_string).to_vec(),
             Some(list) => list,
         };
@@ -236,6 +251,12 @@ impl RawLogin {
                 "login.scopes",
                 "must include openid (for the ID token)",
             ));
+        }
+        // A session is checked online with its access token, which Cognito's GetUser answers
+        // only when it carries the admin scope: ask for it (the app client must allow it).
+        let online = p.online_check.is_some();
+        if online && !scopes.iter().any(|s| s == ADMIN_SCOPE) {
+            scopes.push(ADMIN_SCOPE.to_string());
         }
         let cookie_domain = self.cookie_domain;
         if let Some(d) = &cookie_domain {
@@ -253,6 +274,15 @@ impl RawLogin {
         let refresh_before_seconds = self.refresh_before_seconds.unwrap_or(60);
         if refresh_before_seconds > 3600 {
             return Err(err("login.refresh_before_seconds", "must be at most 3600"));
+        }
+        let refresh_grace_seconds = self
+            .refresh_grace_seconds
+            .unwrap_or(DEFAULT_REFRESH_GRACE_SECONDS);
+        if refresh_grace_seconds > MAX_REFRESH_GRACE_SECONDS {
+            return Err(err(
+                "login.refresh_grace_seconds",
+                format!("must be at most {MAX_REFRESH_GRACE_SECONDS}"),
+            ));
         }
         let external_scheme = self.external_scheme.unwrap_or_else(|| "https".into());
         if external_scheme != "https" && external_scheme != "http" {
@@ -282,6 +312,8 @@ impl RawLogin {
             external_scheme,
             forward_id_token: self.forward_id_token,
             refresh_before_seconds,
+            refresh_grace_seconds,
+            online,
             warnings,
         })
     }

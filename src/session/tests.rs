@@ -169,6 +169,7 @@ fn session_cookies(
         x: NOW + lifetime,
         i: id.into(),
         r: refresh.map(Into::into),
+        a: None,
     };
     let mut r = random(1);
     r.seal = *seal;
@@ -1263,21 +1264,295 @@ fn login_states_are_bounded_and_a_failed_callback_clears_its_own() {
         .any(|c| c.starts_with(&format!("__Host-cea_login_{state}=;")) && c.contains("Max-Age=0")));
 }
 
-#[test]
-fn a_signed_in_browser_refused_for_what_a_sign_in_cannot_change_gets_a_page() {
-    // A route that needs a live access token, which an ID-token session cannot give.
-    let c = config_with(
+/// A login whose provider checks tokens online (`GetUser` through cluster `idp`), with a
+/// route that needs a live token, `/live`; `every_request` as given.
+fn online_config(every_request: bool) -> Config {
+    config_with(
         login_json(),
         json!({ "providers": [{ "name": "cognito", "user_pool_id": crate::test_tokens::POOL,
-            "client_ids": ["client1", "client2"], "online_check": { "cluster": "idp" },
+            "client_ids": ["client1", "client2"],
+            "online_check": { "cluster": "idp", "every_request": every_request },
             "jwks": { "cluster": "c", "uri": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Abc123/.well-known/jwks.json" } }],
             "rules": [
             { "match": { "prefix": "/live" }, "require": { "authenticated": true, "active": true } },
             { "match": { "prefix": "/" }, "require": { "authenticated": true } }] }),
-    );
-    let r = finished(&c, "/app");
+    )
+}
+
+/// An access token as Cognito issues it at the hosted UI, for `claims`.
+fn access_token(claims: Value) -> String {
+    sign("key1", "k1", &claims)
+}
+
+fn checkable_access() -> String {
+    access_token(crate::test_tokens::checkable_access_claims(NOW))
+}
+
+/// The browser's headers after a sign-in whose token endpoint answered `access`.
+fn signed_in_with_access(c: &Config, access: &str) -> Headers {
+    let r = finished_answering(c, "/app", json!({ "access_token": access }));
     let mut browser = navigation();
     browser.push(cookie_header(&header(&r, "set-cookie")));
+    browser
+}
+
+/// Kept online answers: every token's is `answer`.
+struct Every(crate::online::Answer);
+
+impl crate::online::Answers for Every {
+    fn record(&self, _: usize, key: &crate::online::TokenKey) -> Option<crate::online::Record> {
+        Some(crate::online::record(key, self.0, NOW * 1000, 60_000))
+    }
+}
+
+fn decide_answered(
+    c: &Config,
+    path: &str,
+    headers: &Headers,
+    answer: crate::online::Answer,
+) -> Decision {
+    let request = Request::new(b"GET", path.as_bytes(), headers);
+    let lists = Lists {
+        online: &Every(answer),
+        ..NO_LISTS
+    };
+    decide_with(
+        &request,
+        c,
+        &keys(),
+        &lists,
+        &PureRust,
+        &mut TokenCache::new(0),
+        NOW,
+        &|| Some(random(1)),
+    )
+}
+
+#[test]
+fn a_login_that_checks_sessions_online_asks_for_the_scope_get_user_requires() {
+    let scopes = |c: &Config| {
+        let (r, _, _) = started(c, "/");
+        param(header(&r, "location")[0], "scope")
+    };
+    assert_eq!(scopes(&config()), "openid email profile");
+    assert_eq!(
+        scopes(&online_config(false)),
+        "openid email profile aws.cognito.signin.user.admin"
+    );
+    // Asked once, where the configuration names it already.
+    let mut listed = login_json();
+    listed["scopes"] = json!(["openid", "aws.cognito.signin.user.admin"]);
+    let c = config_with(
+        listed,
+        json!({ "providers": [{ "name": "cognito", "user_pool_id": crate::test_tokens::POOL,
+            "client_ids": ["client1"], "online_check": { "cluster": "idp" },
+            "jwks": { "cluster": "c", "uri": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Abc123/.well-known/jwks.json" } }] }),
+    );
+    assert_eq!(scopes(&c), "openid aws.cognito.signin.user.admin");
+}
+
+#[test]
+fn a_session_keeps_its_access_token_and_is_checked_online_with_it() {
+    use crate::online::Answer;
+    let c = online_config(false);
+    let login = c.login.as_ref().unwrap();
+    let access = checkable_access();
+    let browser = signed_in_with_access(&c, &access);
+    let Session::Open(opened) = session(login, &browser) else {
+        panic!("no session")
+    };
+    assert_eq!(opened.access.as_deref(), Some(access.as_str()));
+    // A login without online_check keeps no access token.
+    let plain = config();
+    let r = finished_answering(&plain, "/app", json!({ "access_token": access }));
+    let cookies = [cookie_header(&header(&r, "set-cookie"))];
+    let Session::Open(o) = session(plain.login.as_ref().unwrap(), &cookies) else {
+        panic!()
+    };
+    assert_eq!(o.access, None);
+
+    // Where a live token is needed, the session's access token is checked with Cognito.
+    let Decision::Check(check) = decide_at(&c, "GET", "/live", &browser) else {
+        panic!("an online check")
+    };
+    assert_eq!(check.token, access);
+    assert_eq!(check.principal, "7c1e0b1c-0000-4000-8000-000000000001");
+    assert!(matches!(
+        decide_at(&c, "GET", "/app", &browser),
+        Decision::Allow(_)
+    ));
+    assert!(matches!(
+        decide_answered(&c, "/live", &browser, Answer::Active),
+        Decision::Allow(_)
+    ));
+    // Signed out in Cognito (GlobalSignOut, a disabled or deleted user): the session is
+    // refused; a browser is sent to sign in again, a script gets 401.
+    assert!(matches!(
+        decide_answered(&c, "/live", &browser, Answer::Revoked),
+        Decision::Redirect(_)
+    ));
+    let script = script_of(&browser);
+    let Decision::Deny(d) = decide_answered(&c, "/live", &script, Answer::Revoked) else {
+        panic!("refused")
+    };
+    assert_eq!((d.reason, d.response.status), ("revoked", 401));
+    // Under every_request, every route.
+    let every = online_config(true);
+    let browser = script_of(&signed_in_with_access(&every, &access));
+    assert!(matches!(
+        decide_at(&every, "GET", "/app", &browser),
+        Decision::Check(_)
+    ));
+    let Decision::Deny(d) = decide_answered(&every, "/app", &browser, Answer::Revoked) else {
+        panic!("refused")
+    };
+    assert_eq!(d.reason, "revoked");
+}
+
+/// The same browser's `fetch` of an API: its cookies, no navigation.
+fn script_of(browser: &Headers) -> Headers {
+    let mut h: Headers = browser
+        .iter()
+        .filter(|(n, _)| n == "cookie" || n == ":authority")
+        .cloned()
+        .collect();
+    h.push(("accept".into(), b"application/json".to_vec()));
+    h
+}
+
+#[test]
+fn a_sign_in_whose_access_token_is_not_the_users_fails() {
+    let c = online_config(false);
+    let attempt = |access: Option<String>| {
+        let (r, headers, callback) = started(&c, "/app");
+        let nonce = param(header(&r, "location")[0], "nonce");
+        let (_, pending) = callback_of(&c, &headers, &callback).unwrap();
+        let mut body = json!({ "id_token": id_token_with_nonce(&nonce) });
+        if let Some(a) = access {
+            body["access_token"] = a.into();
+        }
+        let body = body.to_string();
+        finish(
+            &answer(&c, Some(200), body.as_bytes(), &keys(), NOW, &random(9)),
+            &pending,
+        )
+        .map(|_| ())
+    };
+    let claims = crate::test_tokens::checkable_access_claims(NOW);
+    assert_eq!(attempt(Some(checkable_access())), Ok(()));
+    assert_eq!(attempt(None), Err(Failure::TokenResponse));
+    for (what, bad) in [
+        (
+            "another user's",
+            access_token(with(claims.clone(), "sub", "someone-else".into())),
+        ),
+        (
+            "another client's",
+            access_token(with(claims.clone(), "client_id", "client2".into())),
+        ),
+        ("an ID token", id_token_with_nonce("n")),
+        (
+            "expired",
+            access_token(with(claims.clone(), "exp", (NOW - 600).into())),
+        ),
+        ("forged", format!("{}x", checkable_access())),
+    ] {
+        assert_eq!(attempt(Some(bad)), Err(Failure::AccessToken), "{what}");
+    }
+}
+
+#[test]
+fn a_session_is_renewed_when_its_access_token_is_due_and_keeps_the_new_one() {
+    let c = online_config(false);
+    let login = c.login.as_ref().unwrap();
+    // An access token in its last seconds beside an ID token of an hour.
+    let short = access_token(with(
+        crate::test_tokens::checkable_access_claims(NOW),
+        "exp",
+        (NOW + 5).into(),
+    ));
+    let r = finished_answering(
+        &c,
+        "/app",
+        json!({ "access_token": short, "refresh_token": "rt" }),
+    );
+    let mut browser = navigation();
+    browser.push(cookie_header(&header(&r, "set-cookie")));
+    let Decision::Refresh(refresh) = decide_at(&c, "GET", "/app", &browser) else {
+        panic!("renewed first")
+    };
+    let (_, pending) = *refresh;
+    let fresh = checkable_access();
+    let body =
+        json!({ "id_token": sign("key1", "k1", &id_claims()), "access_token": fresh }).to_string();
+    let cookies = refreshed(
+        &answer(&c, Some(200), body.as_bytes(), &keys(), NOW, &random(5)),
+        &pending,
+    )
+    .unwrap();
+    let refs: Vec<&str> = cookies.iter().map(String::as_str).collect();
+    let Session::Open(o) = session(login, &[cookie_header(&refs)]) else {
+        panic!()
+    };
+    assert_eq!(o.access.as_deref(), Some(fresh.as_str()));
+    assert_eq!(o.refresh.as_deref(), Some("rt"));
+    // A refresh answered with another user's access token ends nothing silently: it fails.
+    let other = access_token(with(
+        crate::test_tokens::checkable_access_claims(NOW),
+        "sub",
+        "someone-else".into(),
+    ));
+    let body =
+        json!({ "id_token": sign("key1", "k1", &id_claims()), "access_token": other }).to_string();
+    assert_eq!(
+        refreshed(
+            &answer(&c, Some(200), body.as_bytes(), &keys(), NOW, &random(5)),
+            &pending
+        )
+        .unwrap_err(),
+        Failure::AccessToken
+    );
+}
+
+#[test]
+fn a_session_with_cognito_sized_id_access_and_refresh_tokens_fits_two_cookies() {
+    let c = online_config(false);
+    let login = c.login.as_ref().unwrap();
+    // Cognito-shaped tokens: an ID token and an access token of RS256 with a 2048-bit key,
+    // a refresh token (an encrypted JWT) of about 1.8 KB.
+    let id = sign("key1", "k1", &id_claims());
+    let access = checkable_access();
+    let stored = Stored {
+        s: "A".repeat(22),
+        u: "7c1e0b1c-0000-4000-8000-000000000001".into(),
+        x: NOW + 3600,
+        i: id.clone(),
+        r: Some("r".repeat(1800)),
+        a: Some(access.clone()),
+    };
+    let cookies = new_session(login, &stored, NOW, &random(1), 0).unwrap();
+    let total: usize = cookies.iter().map(String::len).sum();
+    println!(
+        "ID token {} + access token {} + refresh token 1800 bytes → {} Set-Cookie(s), {total} bytes",
+        id.len(),
+        access.len(),
+        cookies.len()
+    );
+    assert!(cookies.len() <= 2 && cookies.iter().all(|c| c.len() < 4096));
+    let refs: Vec<&str> = cookies.iter().map(String::as_str).collect();
+    let Session::Open(o) = session(login, &[cookie_header(&refs)]) else {
+        panic!()
+    };
+    assert_eq!((o.id, o.access), (id, Some(access)));
+}
+
+#[test]
+fn a_signed_in_browser_refused_for_what_a_sign_in_cannot_change_gets_a_page() {
+    // A route that needs a live access token, and a session whose access token GetUser cannot
+    // judge (the app client does not grant the admin scope): another sign-in would not help.
+    let c = online_config(false);
+    let unscoped = access_token(crate::test_tokens::access_claims(NOW));
+    let browser = signed_in_with_access(&c, &unscoped);
     assert!(matches!(
         decide_at(&c, "GET", "/app", &browser),
         Decision::Allow(_)
@@ -1287,7 +1562,11 @@ fn a_signed_in_browser_refused_for_what_a_sign_in_cannot_change_gets_a_page() {
     };
     assert_eq!(d.response.status, 401);
     assert!(d.response.body.contains("<h1>"), "{}", d.response.body);
-    assert!(d.response.body.contains("checked with its issuer"));
+    assert!(
+        d.response.body.contains("checked with its issuer"),
+        "{}",
+        d.response.body
+    );
     // Without a session the same route sends the browser to sign in.
     assert!(matches!(
         decide_at(&c, "GET", "/live", &navigation()),
