@@ -35,6 +35,8 @@ const NAVIGATION: [(&str, &[u8]); 3] = [
 struct Script {
     claims: Value,
     refresh: Option<String>,
+    /// The claims of the access token it signs (`None`: an opaque one).
+    access: Option<Value>,
     nonce: String,
     calls: usize,
 }
@@ -48,6 +50,16 @@ struct Gateway {
 /// The filter with browser sign-in (provider `cognito`, its token endpoint the stand-in),
 /// `login` merged into the login section; the upstream is `upstream_port`.
 fn gateway(upstream_port: u16, login: Value, concurrency: u32) -> Gateway {
+    gateway_with(upstream_port, login, concurrency, |_, _| {})
+}
+
+/// As [`gateway`], with the configuration and the clusters changed by `edit` first.
+fn gateway_with(
+    upstream_port: u16,
+    login: Value,
+    concurrency: u32,
+    edit: impl FnOnce(&mut Value, &mut Vec<Value>),
+) -> Gateway {
     let jwks = Server::start(Arc::new(|_r: &ServerRequest| {
         canned(200, tokens::jwks(&[("key1", "k1")]))
     }));
@@ -61,8 +73,11 @@ fn gateway(upstream_port: u16, login: Value, concurrency: u32) -> Gateway {
             let mut s = script.lock().unwrap();
             s.calls += 1;
             let claims = tokens::with(s.claims.clone(), "nonce", s.nonce.clone().into());
+            let access = s.access.as_ref().map_or("opaque".to_string(), |claims| {
+                tokens::sign("key1", "k1", &tokens::with(claims.clone(), "jti", s.calls.into()))
+            });
             let mut answer = json!({ "id_token": tokens::sign("key1", "k1", &claims),
-                "access_token": "opaque", "token_type": "Bearer", "expires_in": 3600 });
+                "access_token": access, "token_type": "Bearer", "expires_in": 3600 });
             if let Some(r) = &s.refresh {
                 answer["refresh_token"] = r.clone().into();
             }
@@ -80,14 +95,13 @@ fn gateway(upstream_port: u16, login: Value, concurrency: u32) -> Gateway {
     for (k, v) in login.as_object().unwrap() {
         config["login"][k] = v.clone();
     }
-    let mut boot = bootstrap_with_clusters(
-        &config,
-        vec![
-            cluster("upstream", upstream_port),
-            cluster("jwks", jwks.port),
-            cluster("token", token_endpoint.port),
-        ],
-    );
+    let mut clusters = vec![
+        cluster("upstream", upstream_port),
+        cluster("jwks", jwks.port),
+        cluster("token", token_endpoint.port),
+    ];
+    edit(&mut config, &mut clusters);
+    let mut boot = bootstrap_with_clusters(&config, clusters);
     boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
         ["http_filters"][0]["typed_config"]["config"]["vm_config"]["environment_variables"] =
         json!({ "key_values": { "CEA_CLIENT_SECRET": SECRET, "CEA_COOKIE_KEY": COOKIE_KEY } });
@@ -374,4 +388,90 @@ fn the_filters_cookies_never_reach_the_upstream_and_others_arrive_byte_for_byte(
     let text = String::from_utf8_lossy(&head);
     assert!(!text.contains("cea_"), "{text}");
     assert!(text.contains("x-auth-principal: alice"), "{text}");
+}
+
+/// The filter with browser sign-in whose provider checks tokens online with the `GetUser`
+/// stand-in `cognito` (answers kept 1 s), `/account` needing a live token; `every_request` as
+/// given. The token endpoint hands out checkable access tokens, as the hosted UI does when the
+/// app client allows the admin scope and the sign-in asks for it.
+fn checked_gateway(upstream_port: u16, cognito: &cognito::Cognito, every_request: bool) -> Gateway {
+    let g = gateway_with(upstream_port, json!({}), 2, |config, clusters| {
+        config["providers"][0]["online_check"] =
+            json!({ "cluster": "cognito_idp", "cache_seconds": 1, "every_request": every_request });
+        config["rules"] = json!([
+            { "match": { "prefix": "/account" }, "require": { "active": true } },
+            { "match": { "prefix": "/" }, "require": { "authenticated": true } },
+        ]);
+        clusters.push(cluster("cognito_idp", cognito.port));
+    });
+    g.script.lock().unwrap().access = Some(tokens::checkable_access_claims(now()));
+    g
+}
+
+const ALICE: &str = "7c1e0b1c-0000-4000-8000-000000000001";
+
+/// Waits until `path` with the session's cookie answers `status` to a script (the kept answer
+/// of the online check lives a second), then checks a navigation is sent to sign in.
+fn until_refused(g: &Gateway, path: &str, session: &str) {
+    let r = wait_until("the session refused after the sign-out", PATIENCE, || {
+        let r = xhr(g.envoy.port, path, session);
+        (r.status != 200).then_some(r)
+    });
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.json()["error"], "invalid_token", "{}", r.body);
+    let mut navigation = NAVIGATION.to_vec();
+    navigation.push(("cookie", session.as_bytes()));
+    let r = request(g.envoy.port, "GET", path, &navigation);
+    assert_eq!(r.status, 302, "sent to sign in again: {}", r.body);
+}
+
+#[test]
+fn a_cognito_sign_out_ends_a_browser_session_on_routes_that_need_a_live_token() {
+    if wasm_only("browser sign-in (login) is not in the native module yet") {
+        return;
+    }
+    let cognito = cognito::Cognito::start();
+    let upstream = echo_upstream();
+    let g = checked_gateway(upstream.port, &cognito, false);
+    // The sign-in asks the hosted UI for the scope GetUser requires.
+    let r = request(g.envoy.port, "GET", "/app", &NAVIGATION);
+    let location = r.header("location").unwrap();
+    assert!(
+        location.contains("scope=openid%20email%20profile%20aws.cognito.signin.user.admin"),
+        "{location}"
+    );
+    let session = g.sign_in();
+    assert_eq!(xhr(g.envoy.port, "/account", &session).status, 200);
+    assert_eq!(cognito.calls_for(ALICE), 1, "checked with its access token");
+    assert_eq!(xhr(g.envoy.port, "/app", &session).status, 200);
+    assert_eq!(cognito.calls_for(ALICE), 1, "other routes are not checked");
+
+    // GlobalSignOut in Cognito: within cache_seconds the session is refused where a live token
+    // is needed (and elsewhere it lives until its ID token expires, as the docs say).
+    cognito.set_user(ALICE, cognito::User::SignedOut);
+    until_refused(&g, "/account", &session);
+    assert_eq!(xhr(g.envoy.port, "/app", &session).status, 200);
+}
+
+#[test]
+fn under_every_request_a_cognito_sign_out_or_a_disabled_user_ends_the_browser_session() {
+    if wasm_only("browser sign-in (login) is not in the native module yet") {
+        return;
+    }
+    let cognito = cognito::Cognito::start();
+    let upstream = echo_upstream();
+    let g = checked_gateway(upstream.port, &cognito, true);
+    let session = g.sign_in();
+    assert_eq!(xhr(g.envoy.port, "/app", &session).status, 200);
+    assert!(cognito.calls_for(ALICE) >= 1);
+    cognito.set_user(ALICE, cognito::User::Disabled);
+    until_refused(&g, "/app", &session);
+    // A fresh sign-in of an active user works again (the control).
+    cognito.set_user(ALICE, cognito::User::Active);
+    let again = g.sign_in();
+    let r = wait_until("the new session let in", PATIENCE, || {
+        let r = xhr(g.envoy.port, "/app", &again);
+        (r.status == 200).then_some(r)
+    });
+    assert_eq!(r.status, 200);
 }
