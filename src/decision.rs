@@ -411,7 +411,7 @@ fn decide_token(
                 Some((_, Err(e))) => ControlFlow::Break(signing_in(deny(
                     response::invalid_token(realm, &e.description()),
                     e.reason(),
-                    Some(e.clone()),
+                    Some(*e),
                 ))),
                 None => online_step(config, &claims, token, needs_active, lists.online, now),
             };

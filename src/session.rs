@@ -11,6 +11,7 @@
 pub mod cookies;
 pub mod crypto;
 pub mod ended;
+pub mod renewal;
 pub mod url;
 
 use crate::config::login::{CookieKey, Login};

@@ -96,8 +96,16 @@ fn provider_process() -> Process {
 /// Registers the gateway at `origin` with the provider; ID tokens live `id_token_ttl`
 /// seconds (`None`: the provider's hour).
 fn set_up(op: &Process, origin: &str, id_token_ttl: Option<u64>) {
-    let setup = json!({ "redirect_uri": format!("{origin}/oauth2/callback"),
-        "logout_uri": format!("{origin}/"), "id_token_ttl": id_token_ttl });
+    set_up_with(op, origin, json!({ "id_token_ttl": id_token_ttl }));
+}
+
+/// [`set_up`] with `extra` setup fields (tests/browser/provider.mjs).
+fn set_up_with(op: &Process, origin: &str, extra: Value) {
+    let mut setup = json!({ "redirect_uri": format!("{origin}/oauth2/callback"),
+        "logout_uri": format!("{origin}/") });
+    for (k, v) in extra.as_object().unwrap() {
+        setup[k] = v.clone();
+    }
     let r = send(
         op.port,
         "POST",
@@ -435,5 +443,61 @@ fn an_attacker_on_a_sibling_host_or_another_site_cannot_plant_flood_or_loop() {
         "{seen:#}"
     );
     assert_eq!(seen["live_went_to_provider"], false);
+    assert!(!envoy.log().contains(SECRET));
+}
+
+/// Item 8 of the sessions work: Cognito's sign-out ends a browser session. The hosted-UI
+/// stand-in grants the admin scope (the app client allows it; the filter asks for it), the
+/// session keeps its access token, and `GetUser` (the Cognito stand-in) judges it.
+#[test]
+fn a_cognito_sign_out_sends_the_browser_through_sign_in_again() {
+    if wasm_only("browser sign-in (login) is not in the native module yet") {
+        return;
+    }
+    let op = provider_process();
+    let cognito = cognito::Cognito::start();
+    let upstream = echo_upstream();
+    let mut boot = gateway_bootstrap(
+        op.port,
+        upstream.port,
+        json!({
+            "provider": { "user_pool_id": "us-east-1_Abc123",
+                "online_check": { "cluster": "cognito_idp", "cache_seconds": 1 } },
+            "top": { "rules": [
+                { "match": { "prefix": "/live" }, "require": { "authenticated": true, "active": true } },
+                { "match": { "prefix": "/" }, "require": { "authenticated": true } }] },
+        }),
+    );
+    boot["static_resources"]["clusters"]
+        .as_array_mut()
+        .unwrap()
+        .push(cluster("cognito_idp", cognito.port));
+    let envoy = Envoy::start(&boot);
+    let origin = format!("http://localhost:{}", envoy.port);
+    set_up_with(&op, &origin, json!({ "admin_scope": true }));
+    envoy.wait_for_stat("wasmcustom.cognito_edge_auth.jwks.op.keys", 1);
+
+    let cognito_origin = format!("http://127.0.0.1:{}", cognito.port);
+    let seen = run_driver(
+        "drive.mjs",
+        &origin,
+        &op,
+        &["cognito-signout".as_ref(), cognito_origin.as_ref()],
+        &envoy,
+    );
+    assert_eq!(seen["before_identity"], "alice@example.com");
+    assert_eq!(seen["again_identity"], "alice@example.com");
+    assert_eq!(
+        seen["again_went_to_provider"], false,
+        "a live session stays"
+    );
+    assert_eq!(seen["sign_out_status"], 200);
+    assert_eq!(seen["after_went_to_provider"], true, "{seen:#}");
+    assert_eq!(seen["after_identity"], "alice@example.com", "a new session");
+    assert!(
+        cognito.calls_for("alice") >= 3,
+        "every session checked with Cognito"
+    );
+    envoy.wait_for_stat("wasmcustom.cognito_edge_auth.login.completed", 2);
     assert!(!envoy.log().contains(SECRET));
 }

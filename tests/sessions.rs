@@ -37,6 +37,10 @@ struct Script {
     refresh: Option<String>,
     /// The claims of the access token it signs (`None`: an opaque one).
     access: Option<Value>,
+    /// Hands out a new refresh token with every answer (Cognito's refresh-token rotation).
+    rotate: bool,
+    /// How long it takes to answer.
+    delay: std::time::Duration,
     nonce: String,
     calls: usize,
 }
@@ -74,14 +78,24 @@ fn gateway_with(
             s.calls += 1;
             let claims = tokens::with(s.claims.clone(), "nonce", s.nonce.clone().into());
             let access = s.access.as_ref().map_or("opaque".to_string(), |claims| {
-                tokens::sign("key1", "k1", &tokens::with(claims.clone(), "jti", s.calls.into()))
+                tokens::sign(
+                    "key1",
+                    "k1",
+                    &tokens::with(claims.clone(), "jti", s.calls.into()),
+                )
             });
             let mut answer = json!({ "id_token": tokens::sign("key1", "k1", &claims),
                 "access_token": access, "token_type": "Bearer", "expires_in": 3600 });
+            if s.rotate {
+                s.refresh = Some(format!("rotated-refresh-token-{}", s.calls));
+            }
             if let Some(r) = &s.refresh {
                 answer["refresh_token"] = r.clone().into();
             }
-            canned(200, answer.to_string())
+            Canned {
+                delay: s.delay,
+                ..canned(200, answer.to_string())
+            }
         }))
     };
     let mut config = json!({
@@ -295,7 +309,9 @@ fn a_refresh_that_names_another_user_ends_the_session() {
     let r = xhr(g.envoy.port, "/api", &session);
     assert_eq!(r.status, 401);
     assert_eq!(g.calls(), 2, "no second refresh");
-    // Control: a refresh for the same user renews the session.
+    // Control: a refresh for the same user renews the session (a new sign-in, a new refresh
+    // token).
+    g.script.lock().unwrap().refresh = Some("the-next-refresh-token".into());
     g.script.lock().unwrap().claims = tokens::with(
         tokens::with(tokens::id_claims(now()), "exp", (now() + 30).into()),
         "iat",
@@ -474,4 +490,71 @@ fn under_every_request_a_cognito_sign_out_or_a_disabled_user_ends_the_browser_se
         (r.status == 200).then_some(r)
     });
     assert_eq!(r.status, 200);
+}
+
+#[test]
+fn parallel_requests_of_one_session_on_two_workers_renew_it_once_and_all_go_on() {
+    if wasm_only("browser sign-in (login) is not in the native module yet") {
+        return;
+    }
+    let upstream = echo_upstream();
+    let g = gateway(upstream.port, json!({}), 2);
+    // An ID token inside the refresh window at once; Cognito rotates refresh tokens.
+    {
+        let mut s = g.script.lock().unwrap();
+        let claims = tokens::with(tokens::id_claims(now()), "exp", (now() + 30).into());
+        s.claims = tokens::with(claims, "iat", (now() - 3600).into());
+        s.refresh = Some("the-first-refresh-token".into());
+    }
+    let session = g.sign_in();
+    assert_eq!(g.calls(), 1);
+    {
+        let mut s = g.script.lock().unwrap();
+        s.claims = tokens::id_claims(now());
+        s.rotate = true;
+        // Long enough that the parallel requests find the refresh under way.
+        s.delay = std::time::Duration::from_millis(1500);
+    }
+    // Twelve requests of the session at once, each on its own connection: Envoy spreads
+    // connections over both workers.
+    let port = g.envoy.port;
+    let replies: Vec<Reply> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..12)
+            .map(|_| scope.spawn(|| xhr(port, "/api", &session)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for r in &replies {
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    assert_eq!(g.calls(), 2, "one refresh for the whole process");
+    let renewed: Vec<String> = replies
+        .iter()
+        .map(|r| kept(&set_cookies(r)))
+        .find(|c| !c.is_empty())
+        .expect("the renewed session reaches the browser");
+    let renewed = renewed.join("; ");
+    assert_eq!(
+        xhr(port, "/api", &renewed).status,
+        200,
+        "the renewed session works"
+    );
+    // Within refresh_grace_seconds (60 s by default), a tab that still sends the session
+    // with the rotated refresh token's predecessor gets the renewed one, without a call that
+    // Cognito would refuse.
+    let r = xhr(port, "/api", &session);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(g.calls(), 2, "no second refresh");
+    assert_eq!(kept(&set_cookies(&r)).join("; "), renewed);
+    g.envoy
+        .wait_for_stat("wasmcustom.cognito_edge_auth.refresh.completed", 1);
+    assert_eq!(
+        g.envoy
+            .stat("wasmcustom.cognito_edge_auth.refresh.completed"),
+        Some(1)
+    );
+    assert_eq!(
+        g.envoy.stat("wasmcustom.cognito_edge_auth.refresh.failed"),
+        None
+    );
 }

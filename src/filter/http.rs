@@ -13,6 +13,7 @@ use crate::decision::{decide_with, Allowed, Decision, Denied, Lists, Request};
 use crate::online::TokenKey;
 use crate::refresh::Refetch;
 use crate::response::{self, Response};
+use crate::session::renewal::{Found, Renewal};
 use crate::session::{self, Failure, Random};
 use crate::verify::VerifyError;
 use log::{debug, info};
@@ -145,8 +146,10 @@ impl Http {
         Action::Pause
     }
 
-    /// Renews the session: one refresh per session per worker is in flight; a request whose
-    /// session is being renewed waits for that refresh.
+    /// Renews the session, once per session in the process: a request whose session is being
+    /// renewed on this worker waits for that refresh; one being renewed on another worker waits
+    /// for its record in shared data; one renewed a moment ago (within the login's
+    /// `refresh_grace_seconds`) goes on with the renewed session and passes it to the browser.
     fn refresh(&mut self, call: &session::Call, pending: session::RefreshPending) -> Action {
         let now = millis(self.get_current_time());
         // A refresh in flight: wait for it. One whose answer is overdue (its request went away
@@ -160,11 +163,44 @@ impl Http {
             }
             waiting = std::mem::take(w);
         }
+        let key = TokenKey::of(&pending.refresh);
+        let deadline = now
+            .saturating_add(call.timeout_ms)
+            .saturating_add(REFRESH_GRACE_MS);
+        match sessions::claim_renewal(&key, deadline, now) {
+            Found::Ask => {}
+            Found::Join(until) => {
+                self.token_call = None;
+                release(&self.shared, now, waiting, Known::AsItIs);
+                self.shared.waiters.borrow_mut().push(Waiter {
+                    context_id: self.context_id,
+                    provider: 0,
+                    attempts: 0,
+                    first_keys: false,
+                    deadline_ms: until,
+                    online: None,
+                    renewal: Some(key),
+                });
+                let _ = hostcalls::set_effective_context(self.context_id);
+                return Action::Pause;
+            }
+            found => {
+                self.token_call = None;
+                self.shared.metrics.borrow_mut().event("refresh.shared");
+                let known = Known::from(found);
+                release(&self.shared, now, waiting, known.clone());
+                let _ = hostcalls::set_effective_context(self.context_id);
+                if let Known::Renewed(cookies) = &known {
+                    self.set_cookies.clone_from(cookies);
+                }
+                return match redecide(&self.shared, now, known) {
+                    Outcome::Forward => Action::Continue,
+                    _ => Action::Pause,
+                };
+            }
+        }
         match self.dispatch(call) {
             Ok(token) => {
-                let deadline = now
-                    .saturating_add(call.timeout_ms)
-                    .saturating_add(REFRESH_GRACE_MS);
                 self.shared
                     .refreshes
                     .borrow_mut()
@@ -179,9 +215,12 @@ impl Http {
                 );
                 self.shared.metrics.borrow_mut().event("refresh.failed");
                 self.shared.refreshes.borrow_mut().remove(&pending.refresh);
-                release(&self.shared, now, waiting, None);
+                self.shared
+                    .renewals
+                    .settle(&key, &Renewal::failed(&key, now));
+                release(&self.shared, now, waiting, Known::Failed);
                 let _ = hostcalls::set_effective_context(self.context_id);
-                match redecide(&self.shared, now, None) {
+                match redecide(&self.shared, now, Known::Failed) {
                     Outcome::Forward => Action::Continue,
                     _ => Action::Pause,
                 }
@@ -231,10 +270,28 @@ impl Http {
             .remove(&pending.refresh)
             .map(|(_, w)| w)
             .unwrap_or_default();
-        if let Outcome::Forward = redecide(&shared, now_ms, cookies.as_deref()) {
+        // For the requests of this session on other workers, and those that come within the
+        // grace window with the session it renewed.
+        let key = TokenKey::of(&pending.refresh);
+        let (settled, known) = match &cookies {
+            Some(c) => {
+                let grace = shared
+                    .config
+                    .login
+                    .as_ref()
+                    .map_or(0, |l| l.refresh_grace_seconds);
+                (
+                    Renewal::renewed(&key, c.clone(), now_ms, grace),
+                    Known::Renewed(c.clone()),
+                )
+            }
+            None => (Renewal::failed(&key, now_ms), Known::Failed),
+        };
+        shared.renewals.settle(&key, &settled);
+        if let Outcome::Forward = redecide(&shared, now_ms, known.clone()) {
             let _ = hostcalls::resume_http_request();
         }
-        release(&shared, now_ms, waiting, cookies.as_deref());
+        release(&shared, now_ms, waiting, known);
         let _ = hostcalls::set_effective_context(self.context_id);
         // A failed refresh leaves the old cookie (the next sign-in replaces it), but for one
         // that named another user, which is cleared.
@@ -272,7 +329,7 @@ impl Context for Http {
                 .map(|(_, w)| w)
                 .unwrap_or_default();
             let now = millis(self.get_current_time());
-            release(&self.shared, now, waiting, None);
+            release(&self.shared, now, waiting, Known::AsItIs);
         }
         true
     }
@@ -398,30 +455,75 @@ impl Http {
     }
 }
 
-/// Lets the requests that waited for a refresh go on, with the renewed session or without one.
-fn release(shared: &Shared, now_ms: u64, waiting: Vec<u32>, cookies: Option<&[String]>) {
+/// What a request whose session was due knows of its refresh.
+#[derive(Clone)]
+pub enum Known {
+    /// Renewed: these cookies hold the new session.
+    Renewed(Vec<String>),
+    /// The refresh failed: go on without the session.
+    Failed,
+    /// Nothing (its call never answered, or its record gave way to another session's): go on
+    /// with the session as it is, which passes while its ID token is valid.
+    AsItIs,
+}
+
+impl From<Found> for Known {
+    fn from(found: Found) -> Known {
+        match found {
+            Found::Renewed(cookies) => Known::Renewed(cookies),
+            Found::Failed => Known::Failed,
+            Found::Ask | Found::Join(_) => Known::AsItIs,
+        }
+    }
+}
+
+/// Lets the requests that waited for a refresh go on, as `known` says.
+fn release(shared: &Shared, now_ms: u64, waiting: Vec<u32>, known: Known) {
     for id in waiting {
         if hostcalls::set_effective_context(id).is_err() {
             continue; // the request is gone
         }
-        if let Outcome::Forward = redecide(shared, now_ms, cookies) {
+        if let Outcome::Forward = redecide(shared, now_ms, known.clone()) {
             let _ = hostcalls::resume_http_request();
         }
     }
 }
 
-/// Decides the effective context's request again with its session replaced by the one
-/// `cookies` set (`None`: without a session), and acts on it; never waits, never refreshes
-/// again.
-fn redecide(shared: &Shared, now_ms: u64, cookies: Option<&[String]>) -> Outcome {
+/// Decides the effective context's request again, its session renewed, ended or as it is
+/// (`known`), and acts on it; never waits, never refreshes again.
+fn redecide(shared: &Shared, now_ms: u64, known: Known) -> Outcome {
     let Some(login) = shared.config.login.as_ref() else {
         return Outcome::Answered;
     };
     let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
-    let renewed = session::with_session(login, &headers, cookies);
-    match process_headers(shared, now_ms, false, &renewed, true) {
+    let headers = match &known {
+        Known::Renewed(cookies) => session::with_session(login, &headers, Some(cookies)),
+        Known::Failed => session::with_session(login, &headers, None),
+        Known::AsItIs => headers,
+    };
+    match process_headers(shared, now_ms, false, &headers, true) {
         Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Logout(_) => {
             login_failed(shared, Failure::Exchange, &Failure::Exchange.page());
+            Outcome::Answered
+        }
+        other => other,
+    }
+}
+
+/// Decides again a request that waited (for keys, an online answer, or another worker's
+/// refresh of its session) and acts on it. A session still due for renewal goes on as the
+/// process-wide record of its refresh says: a waiter never makes a call of its own.
+pub fn resume(shared: &Shared, now_ms: u64, may_wait: bool) -> Outcome {
+    match process(shared, now_ms, may_wait) {
+        Outcome::Refresh(refresh) => {
+            let (_, pending) = *refresh;
+            let found = sessions::renewal_found(&TokenKey::of(&pending.refresh), now_ms);
+            redecide(shared, now_ms, Known::from(found))
+        }
+        // Code exchanges and logouts are decided before any wait.
+        Outcome::Call(_) | Outcome::Logout(_) => {
+            let f = Failure::Exchange;
+            login_failed(shared, f, &f.page());
             Outcome::Answered
         }
         other => other,
@@ -700,6 +802,7 @@ fn wait_for_keys(shared: &Shared, denied: &Denied, now_ms: u64) -> Option<Waiter
             first_keys: true,
             deadline_ms: now_ms.saturating_add(shared.config.startup_wait_ms),
             online: None,
+            renewal: None,
         }),
         VerifyError::UnknownKid { provider } => {
             let store = shared.stores.get(provider)?.as_ref()?;
@@ -724,6 +827,7 @@ fn wait_for_keys(shared: &Shared, denied: &Denied, now_ms: u64) -> Option<Waiter
                     .saturating_add(jwks.timeout_ms)
                     .saturating_add(REFETCH_GRACE_MS),
                 online: None,
+                renewal: None,
             })
         }
         _ => None,

@@ -3,11 +3,12 @@
 
 use super::http::{self, Outcome};
 use super::root::{Shared, Waiter};
+use super::shared_data;
 use crate::decision::{Check, Decision, NOT_CHECKABLE_SCOPE_REASON};
 use crate::online::{self, Answer, Answers, Backoff, Claim, Record, TokenKey};
 use log::{debug, warn};
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, MapType, Status};
+use proxy_wasm::types::{BufferType, MapType};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -19,11 +20,6 @@ const WAIT_GRACE_MS: u64 = 2_000;
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// Answers this worker wrote, kept locally too (in case shared data refuses a write).
 const MAX_LOCAL_ANSWERS: usize = 4_096;
-/// How often a compare-and-swap on a slot is tried when other workers write in between.
-const CAS_TRIES: usize = 8;
-/// The `cas` of a write that must only create a key: Envoy refuses it (`CasMismatch`) once the
-/// key exists, unless the entry's own `cas` is this (one in four billion writes).
-const CREATE_ONLY: u32 = u32::MAX;
 
 /// This worker's online-check state.
 #[derive(Default)]
@@ -98,6 +94,7 @@ pub fn start(shared: &Shared, check: &Check, now_ms: u64) -> Started {
         first_keys: false,
         deadline_ms,
         online: Some(check.key.clone()),
+        renewal: None,
     };
     let mut calls = shared.online.calls.borrow_mut();
     calls.retain(|_, c| now_ms < c.deadline_ms);
@@ -166,21 +163,13 @@ pub fn start(shared: &Shared, check: &Check, now_ms: u64) -> Started {
 /// racing for the same token one asks and the other joins.
 fn mark_pending(name: &str, key: &TokenKey, until_ms: u64, now_ms: u64) -> Claim {
     let marker = online::pending(key, until_ms).encode();
-    for _ in 0..CAS_TRIES {
-        let (current, cas) = match hostcalls::get_shared_data(name) {
-            Ok((Some(bytes), cas)) => (Record::decode(&bytes), cas),
-            _ => (None, None),
-        };
-        if online::claim(current.as_ref(), key, now_ms) == Claim::Join {
-            return Claim::Join;
-        }
-        match hostcalls::set_shared_data(name, Some(&marker), Some(cas.unwrap_or(CREATE_ONLY))) {
-            Err(Status::CasMismatch) => continue,
-            // Written, or shared data refuses writes: ask (bounded per worker all the same).
-            _ => return Claim::Ask,
-        }
-    }
-    Claim::Ask
+    let mut claim = Claim::Ask;
+    shared_data::update(name, |current| {
+        claim = online::claim(current.and_then(Record::decode).as_ref(), key, now_ms);
+        (claim == Claim::Ask).then(|| marker.clone())
+    });
+    // Written, or shared data refuses writes: ask (bounded per worker all the same).
+    claim
 }
 
 /// Whether a current answer about `key` is in shared data (another worker's call answered).
@@ -223,7 +212,7 @@ fn unchecked(shared: &Shared, provider: usize) {
         return;
     };
     let name = format!("cognito-edge-auth/v1/online/{issuer}/unchecked-noted");
-    if hostcalls::set_shared_data(&name, Some(b"1"), Some(CREATE_ONLY)).is_err() {
+    if hostcalls::set_shared_data(&name, Some(b"1"), Some(shared_data::CREATE_ONLY)).is_err() {
         return; // another worker has explained it
     }
     warn!(
@@ -337,16 +326,11 @@ fn resume(shared: &Shared, key: &TokenKey, now_ms: u64) {
         if hostcalls::set_effective_context(w.context_id).is_err() {
             continue; // the request is gone
         }
-        match http::process(shared, now_ms, now_ms < w.deadline_ms) {
+        match http::resume(shared, now_ms, now_ms < w.deadline_ms) {
             Outcome::Forward => {
                 let _ = hostcalls::resume_http_request();
             }
-            Outcome::Answered => {}
-            // Sign-in steps are decided before the online check: never from a waiter.
-            Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Logout(_) => {
-                let f = crate::session::Failure::Exchange;
-                http::login_failed(shared, f, &f.page())
-            }
+            Outcome::Answered | Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Logout(_) => {}
             Outcome::Wait(mut again) => {
                 again.context_id = w.context_id;
                 shared.waiters.borrow_mut().push(again);

@@ -46,6 +46,8 @@ pub struct Shared {
     /// Session refreshes in flight on this worker: refresh token → (when its answer is
     /// overdue, ms since the epoch; the requests waiting for it).
     pub refreshes: RefCell<HashMap<String, (u64, Vec<u32>)>>,
+    /// The refreshes this worker settled in shared data, emptied when over.
+    pub renewals: super::sessions::Written,
     pub metrics: RefCell<Metrics>,
     /// The fetched revocation lists of this worker.
     pub revocation: revocation::Lists,
@@ -74,6 +76,9 @@ pub struct Waiter {
     /// Waits for the online check of this token instead (then only the deadline and the
     /// check's answer, this worker's or another's, wake it).
     pub online: Option<crate::online::TokenKey>,
+    /// Waits for another worker's refresh of its session instead (keyed by the refresh
+    /// token's hash): its record settling or the deadline wakes it.
+    pub renewal: Option<crate::online::TokenKey>,
 }
 
 #[derive(Default)]
@@ -174,6 +179,7 @@ impl RootContext for Root {
             },
             cache: RefCell::new(TokenCache::with_limits(cache_entries, cache_bytes)),
             refreshes: RefCell::new(HashMap::new()),
+            renewals: super::sessions::Written::default(),
             metrics: RefCell::new(metrics),
             revocation: lists,
             online: online::State::default(),
@@ -224,6 +230,7 @@ impl RootContext for Root {
             self.pending.insert(token, Fetch::RevocationList(index));
         }
         self.wake_waiters();
+        shared.renewals.sweep(now);
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
@@ -409,6 +416,9 @@ impl Root {
                 if let Some(key) = &w.online {
                     return now >= w.deadline_ms || online::answered(shared, w.provider, key, now);
                 }
+                if let Some(key) = &w.renewal {
+                    return now >= w.deadline_ms || super::sessions::renewal_settled(key, now);
+                }
                 let has_keys = keys.get(w.provider).is_some_and(Option::is_some);
                 let fetched = seen
                     .get(w.provider)
@@ -424,15 +434,11 @@ impl Root {
             }
             // A fetch finished but brought no keys yet: wait on until the deadline.
             let may_wait = now < w.deadline_ms;
-            match http::process(shared, now, may_wait) {
+            match http::resume(shared, now, may_wait) {
                 Outcome::Forward => {
                     let _ = hostcalls::resume_http_request();
                 }
-                Outcome::Answered => {}
-                // Code exchanges are decided before any key is needed: never from a waiter.
-                Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Logout(_) => {
-                    let f = crate::session::Failure::Exchange;
-                    http::login_failed(shared, f, &f.page())
+                Outcome::Answered | Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Logout(_) => {
                 }
                 Outcome::Wait(mut again) => {
                     again.context_id = w.context_id;

@@ -8,6 +8,30 @@ use proxy_wasm::types::Status;
 
 /// How often a compare-and-swap is retried when another worker wrote in between.
 const CAS_TRIES: usize = 8;
+/// The `cas` of a write that must only create a key: Envoy refuses it (`CasMismatch`) once the
+/// key exists, unless the entry's own `cas` is this (one in four billion writes).
+pub const CREATE_ONLY: u32 = u32::MAX;
+
+/// Applies `change` to the value at `name` atomically: compare-and-swap, tried again when
+/// another worker wrote in between. `change` sees the current bytes (`None`: no value yet) and
+/// returns those to write, or `None` to leave the value alone. `true` if it wrote.
+pub fn update(name: &str, mut change: impl FnMut(Option<&[u8]>) -> Option<Vec<u8>>) -> bool {
+    for _ in 0..CAS_TRIES {
+        let (current, cas) = match hostcalls::get_shared_data(name) {
+            Ok((bytes, cas)) => (bytes, cas),
+            Err(_) => (None, None),
+        };
+        let Some(next) = change(current.as_deref()) else {
+            return false;
+        };
+        match hostcalls::set_shared_data(name, Some(&next), Some(cas.unwrap_or(CREATE_ONLY))) {
+            Ok(()) => return true,
+            Err(Status::CasMismatch) => continue,
+            Err(_) => return false,
+        }
+    }
+    false
+}
 
 /// The shared-data keys of one JWKS. Keyed by cluster and URI, so plugins that fetch the same
 /// document share it, and ones that fetch different documents never mix them up.

@@ -2,12 +2,13 @@
 // demo's self-check (scripts/demo.sh).
 //
 // Usage: node drive.mjs <gateway origin> <provider origin> <user-data-dir> [everything|refresh|demo]
+//        node drive.mjs <gateway origin> <provider origin> <user-data-dir> cognito-signout <Cognito origin>
 // (everything, the default: the whole sign-in test of tests/browser_login.rs)
 // Prints one JSON object of observations on stdout; the caller asserts on it. Every wait
 // is for an event (a URL, a load), bounded by TIMEOUT.
 import { chromium } from 'playwright-core';
 
-const [gateway, provider, userDataDir, mode] = process.argv.slice(2);
+const [gateway, provider, userDataDir, mode, cognito] = process.argv.slice(2);
 const TIMEOUT = 30_000;
 const seen = {};
 
@@ -32,6 +33,8 @@ try {
     await refresh();
   } else if (mode === 'demo') {
     await demo();
+  } else if (mode === 'cognito-signout') {
+    await cognitoSignOut();
   } else {
     await everything();
   }
@@ -50,6 +53,35 @@ async function signIn(url) {
   await page.fill('input[name=login]', 'alice');
   await page.fill('input[name=password]', 'any');
   await Promise.all([page.waitForURL(url), page.click('button[type=submit]')]);
+}
+
+// Signed in, alice's session passes the live routes (checked with Cognito); an administrator
+// signs her out in Cognito (AdminUserGlobalSignOut); within cache_seconds her next navigation
+// to a live route is sent through sign-in again, and comes back with a new, live session.
+async function cognitoSignOut() {
+  await signIn(`${gateway}/live/before`);
+  seen.before_identity = header(await echoed(), 'x-auth-email');
+  let trips = toProvider();
+  await page.goto(`${gateway}/live/again`);
+  seen.again_identity = header(await echoed(), 'x-auth-email');
+  seen.again_went_to_provider = toProvider() > trips;
+  const r = await fetch(cognito, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-amz-json-1.1',
+      'x-amz-target': 'AWSCognitoIdentityProviderService.AdminUserGlobalSignOut' },
+    body: JSON.stringify({ UserPoolId: 'us-east-1_Abc123', Username: 'alice' }),
+  });
+  seen.sign_out_status = r.status;
+  // The kept answer lives a second: navigate until the filter hears of the sign-out.
+  trips = toProvider();
+  const deadline = Date.now() + TIMEOUT;
+  while (toProvider() === trips && Date.now() < deadline) {
+    await page.goto(`${gateway}/live/after`);
+    await page.waitForLoadState('load');
+  }
+  seen.after_went_to_provider = toProvider() > trips;
+  await page.waitForURL(`${gateway}/live/after`);
+  seen.after_identity = header(await echoed(), 'x-auth-email');
 }
 
 // The demo's self-check: what `make run` tells a user to do. Sign in from the echo page,

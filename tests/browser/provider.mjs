@@ -4,15 +4,20 @@
 // Usage: node provider.mjs <private key PEM> <kid> <client_id> <client_secret> [options]
 // Prints its port on the first stdout line. Without options it listens on a port the OS
 // chooses and waits for POST /__setup with
-// {"redirect_uri": …, "logout_uri": …, "id_token_ttl": seconds?} (Envoy's port is known only
-// once Envoy is up) before it serves OpenID requests; redirect_uri and logout_uri may also be
-// lists. Options (the demo's, which knows Envoy's port in advance):
+// {"redirect_uri": …, "logout_uri": …, "id_token_ttl": seconds?, "admin_scope": bool?} (Envoy's
+// port is known only once Envoy is up) before it serves OpenID requests; redirect_uri and
+// logout_uri may also be lists. Options (the demo's, which knows Envoy's port in advance):
 //   --port N                listen on 127.0.0.1:N instead (0: any free port)
 //   --redirect-uri URI      set up at start, without /__setup: a redirect URI (repeatable)
 //   --logout-uri URI        … and a post-logout URI (repeatable)
 // Users sign in on the provider's own login form (devInteractions): any login name, any
 // password; the account is <login>@example.com, email verified. The issuer is
 // http://localhost:<port>.
+// As Cognito's hosted UI, the token endpoint answers with a Cognito-shaped access token (a
+// JWT: sub, client_id, token_use "access", scope, username, jti), signed with the same key;
+// its scope holds aws.cognito.signin.user.admin when the setup says the app client grants it
+// ("admin_scope": true), as Cognito does when the client allows the scope and the sign-in
+// asks for it.
 import http from 'node:http';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -35,13 +40,49 @@ if (positionals.length !== 4 || !Number.isInteger(port) || port < 0 || port > 65
 }
 const jwk = { ...crypto.createPrivateKey(fs.readFileSync(keyPath)).export({ format: 'jwk' }), kid, use: 'sig', alg: 'RS256' };
 
+const privateKey = crypto.createPrivateKey(fs.readFileSync(keyPath));
+const b64url = (data) => Buffer.from(data).toString('base64url');
+
+// A Cognito-shaped access token for the user of `idToken`.
+function accessToken(idToken, adminScope) {
+  const id = JSON.parse(Buffer.from(idToken.split('.')[1], 'base64url'));
+  const now = Math.floor(Date.now() / 1000);
+  const claims = {
+    sub: id.sub, iss: id.iss, client_id: clientId, token_use: 'access',
+    scope: adminScope ? 'openid email profile aws.cognito.signin.user.admin' : 'openid email profile',
+    username: id['cognito:username'] ?? id.sub, auth_time: id.auth_time ?? now,
+    iat: now, exp: id.exp, jti: crypto.randomUUID(),
+  };
+  const signed = `${b64url(JSON.stringify({ alg: 'RS256', kid }))}.${b64url(JSON.stringify(claims))}`;
+  return `${signed}.${b64url(crypto.sign('sha256', Buffer.from(signed), privateKey))}`;
+}
+
+// The token endpoint's answers carry a Cognito-shaped access token instead of the provider's.
+function cognitoAccessTokens(res, adminScope) {
+  const setHeader = res.setHeader.bind(res);
+  const end = res.end.bind(res);
+  res.setHeader = (name, value) => (name.toLowerCase() === 'content-length' ? res : setHeader(name, value));
+  res.end = (chunk, ...rest) => {
+    try {
+      const body = JSON.parse(String(chunk));
+      if (body.id_token) {
+        body.access_token = accessToken(body.id_token, adminScope);
+        return end(JSON.stringify(body), ...rest);
+      }
+    } catch { /* not JSON: as it is */ }
+    return end(chunk, ...rest);
+  };
+}
+
 let callback = null;
+let adminScope = false;
 const server = http.createServer((req, res) => {
   if (req.method === 'POST' && req.url === '/__setup') {
     let body = '';
     req.on('data', (c) => { body += c; });
     req.on('end', () => {
       const setup = JSON.parse(body);
+      adminScope = setup.admin_scope === true;
       callback = makeProvider(`http://localhost:${server.address().port}`, setup).callback();
       res.end('ready');
     });
@@ -51,6 +92,9 @@ const server = http.createServer((req, res) => {
     res.statusCode = 503;
     res.end('not set up');
     return;
+  }
+  if (req.method === 'POST' && req.url.startsWith('/oauth2/token')) {
+    cognitoAccessTokens(res, adminScope);
   }
   callback(req, res);
 });

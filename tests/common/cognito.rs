@@ -9,6 +9,10 @@
 //! not exist."; otherwise 200 with the user. The service itself may throttle (400
 //! `TooManyRequestsException`), fail (500 `InternalErrorException`) or answer something no
 //! reference documents.
+//!
+//! `AdminUserGlobalSignOut` (`UserPoolId`, `Username`) signs a user out as Cognito does: every
+//! access token of that user the service has seen so far is revoked; tokens issued after it
+//! are good.
 
 use super::tokens::ADMIN_SCOPE;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -52,6 +56,10 @@ struct State {
     held: HashSet<String>,
     /// Every call, by sub (`-` for a token that could not be read).
     calls: Vec<String>,
+    /// The access tokens seen, as (`username`, `jti`).
+    seen: Vec<(String, String)>,
+    /// The `jti`s of access tokens revoked by `AdminUserGlobalSignOut`.
+    revoked: HashSet<String>,
 }
 
 pub struct Cognito {
@@ -141,9 +149,8 @@ fn serve(conn: TcpStream, state: &(Mutex<State>, Condvar)) {
     if reader.read_exact(&mut body).is_err() {
         return;
     }
-    let claims = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|b| b["AccessToken"].as_str().and_then(payload));
+    let request = serde_json::from_slice::<Value>(&body).unwrap_or_default();
+    let claims = request["AccessToken"].as_str().and_then(payload);
     let sub = claims
         .as_ref()
         .and_then(|c| c["sub"].as_str())
@@ -152,11 +159,20 @@ fn serve(conn: TcpStream, state: &(Mutex<State>, Condvar)) {
     let (status, kind, answer) = {
         let (lock, released) = state;
         let mut s = lock.lock().unwrap();
-        s.calls.push(sub.clone());
-        while s.held.contains(&sub) {
-            s = released.wait(s).unwrap();
+        if target == "AWSCognitoIdentityProviderService.AdminUserGlobalSignOut" {
+            sign_out(&mut s, &request)
+        } else {
+            s.calls.push(sub.clone());
+            if let Some(c) = &claims {
+                let field = |n: &str| c[n].as_str().unwrap_or_default().to_string();
+                let token = (field("username"), field("jti"));
+                s.seen.push(token);
+            }
+            while s.held.contains(&sub) {
+                s = released.wait(s).unwrap();
+            }
+            get_user(&s, &target, claims.as_ref())
         }
-        get_user(&s, &target, claims.as_ref())
     };
     let mut head = format!(
         "HTTP/1.1 {status} X\r\ncontent-type: application/x-amz-json-1.1\r\nx-amzn-requestid: 6f4a1e2c-0000-4000-8000-000000000000\r\ncontent-length: {}\r\nconnection: close\r\n",
@@ -172,6 +188,22 @@ fn serve(conn: TcpStream, state: &(Mutex<State>, Condvar)) {
     let _ = conn.write_all(head.as_bytes());
     let _ = conn.write_all(answer.as_bytes());
     let _ = conn.shutdown(Shutdown::Both);
+}
+
+/// `AdminUserGlobalSignOut`: the user's access tokens seen so far are revoked.
+fn sign_out(s: &mut State, request: &Value) -> (u16, Option<&'static str>, String) {
+    let Some(username) = request["Username"].as_str() else {
+        let body = json!({ "__type": "InvalidParameterException", "message": "Username" });
+        return (400, Some("InvalidParameterException"), body.to_string());
+    };
+    let jtis: Vec<String> = s
+        .seen
+        .iter()
+        .filter(|(u, _)| u == username)
+        .map(|(_, jti)| jti.clone())
+        .collect();
+    s.revoked.extend(jtis);
+    (200, None, "{}".into())
 }
 
 /// Cognito's answer: status, error type (for the header), body.
@@ -217,7 +249,15 @@ fn get_user(
     if claims["exp"].as_u64().is_none_or(|exp| exp <= now) {
         return error(400, "NotAuthorizedException", "Access Token has expired");
     }
+    let revoked = claims["jti"]
+        .as_str()
+        .is_some_and(|jti| s.revoked.contains(jti));
     match user {
+        _ if revoked => error(
+            400,
+            "NotAuthorizedException",
+            "Access Token has been revoked",
+        ),
         User::SignedOut => error(
             400,
             "NotAuthorizedException",
