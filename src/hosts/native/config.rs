@@ -11,7 +11,7 @@
 //! wakes requests whose wait ran out.
 
 use super::abi::{ConfigScheduler, EnvoyConfig, FilterScheduler};
-use super::crypto::Ring;
+use super::crypto::AwsLc;
 use super::metrics::Metrics;
 use super::now_ms;
 use crate::config::{Config, KeySource};
@@ -89,7 +89,7 @@ impl Native {
         }
         let verifier: Box<dyn SignatureVerifier + Send + Sync> = if config.native_verification {
             info!("cognito-edge-auth: signatures are verified natively (ring)");
-            Box::new(Ring)
+            Box::new(AwsLc)
         } else {
             info!("cognito-edge-auth: native_verification is off: verifying in pure Rust");
             Box::new(PureRust)

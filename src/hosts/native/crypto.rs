@@ -1,25 +1,52 @@
-//! Signatures verified natively with `ring` (BoringSSL's RSA code, in assembly where it has
-//! some): every algorithm a provider may allow, PKCS#1 v1.5 and PSS.
+//! Signatures verified natively with `aws-lc-rs` (AWS-LC, a fork of the BoringSSL that Envoy's
+//! own `jwt_authn` verifies with): every algorithm a provider may allow, PKCS#1 v1.5 and PSS. Chosen by measurement over `ring` (docs/benchmarks.md): an RS256 verify with a key
+//! parsed once costs 300k instructions against ring's 417k.
+//!
+//! A key is parsed once per worker thread and algorithm, and kept while its key set is current.
 
 use crate::jwks::Key;
 use crate::signature::SignatureVerifier;
+use aws_lc_rs::signature::{self, ParsedPublicKey, VerificationAlgorithm};
 use jsonwebtoken::Algorithm;
-use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+use std::cell::RefCell;
+use std::collections::HashMap;
 
-/// Verifies with `ring`.
-pub struct Ring;
+/// Parsed keys kept per worker thread; beyond this many (a JWKS rotated over and over) they are
+/// dropped and parsed again.
+const MAX_PARSED: usize = 64;
 
-impl SignatureVerifier for Ring {
+thread_local! {
+    /// This thread's parsed keys, by the key's fingerprint and the algorithm, each with the
+    /// key's DER it was parsed from (compared on every use: a fingerprint is not proof).
+    static PARSED: RefCell<HashMap<(u64, Algorithm), (Vec<u8>, ParsedPublicKey)>> =
+        RefCell::new(HashMap::new());
+}
+
+/// Verifies with `aws-lc-rs`.
+pub struct AwsLc;
+
+impl SignatureVerifier for AwsLc {
     fn verify(&self, alg: Algorithm, key: &Key, message: &[u8], sig: &[u8]) -> bool {
         let Some(algorithm) = algorithm(alg) else {
             return false;
         };
-        let Some(der) = rsa_public_key(&key.spki_der) else {
-            return false;
-        };
-        UnparsedPublicKey::new(algorithm, der)
-            .verify(message, sig)
-            .is_ok()
+        PARSED.with(|parsed| {
+            let mut parsed = parsed.borrow_mut();
+            let id = (key.fingerprint, alg);
+            let kept = parsed.get(&id).filter(|(der, _)| *der == key.spki_der);
+            if kept.is_none() {
+                let Ok(new) = ParsedPublicKey::new(algorithm, &key.spki_der) else {
+                    return false;
+                };
+                if parsed.len() >= MAX_PARSED {
+                    parsed.clear();
+                }
+                parsed.insert(id, (key.spki_der.clone(), new));
+            }
+            parsed
+                .get(&id)
+                .is_some_and(|(_, k)| k.verify_sig(message, sig).is_ok())
+        })
     }
 }
 
@@ -35,47 +62,9 @@ fn algorithm(alg: Algorithm) -> Option<&'static dyn VerificationAlgorithm> {
     })
 }
 
-/// The DER `RSAPublicKey` inside a `SubjectPublicKeyInfo` (what `ring` reads): the content of
-/// its BIT STRING after the unused-bits byte.
-fn rsa_public_key(spki: &[u8]) -> Option<&[u8]> {
-    let (tag, outer, _) = tlv(spki)?;
-    if tag != 0x30 {
-        return None;
-    }
-    let (_, _, rest) = tlv(outer)?; // AlgorithmIdentifier
-    let (tag, bits, _) = tlv(rest)?;
-    if tag != 0x03 {
-        return None;
-    }
-    match bits.split_first()? {
-        (0, key) => Some(key),
-        _ => None,
-    }
-}
-
-/// One DER element: its tag, its content, and what follows it.
-fn tlv(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = der.split_first()?;
-    let (&first, mut rest) = rest.split_first()?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let (bytes, after) = (rest.get(..n)?, rest.get(n..)?);
-        rest = after;
-        bytes
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
-    };
-    Some((tag, rest.get(..len)?, rest.get(len..)?))
-}
-
 #[cfg(test)]
 mod tests {
-    //! Differential: `ring` and the pure-Rust verifier must agree on every input.
+    //! Differential: `aws-lc-rs` and the pure-Rust verifier must agree on every input.
     use super::*;
     use crate::jwks::KeySet;
     use crate::signature::PureRust;
@@ -109,7 +98,7 @@ mod tests {
     }
 
     #[test]
-    fn ring_agrees_with_pure_rust_on_good_and_bad_signatures() {
+    fn aws_lc_agrees_with_pure_rust_on_good_and_bad_signatures() {
         let (right, wrong) = (key("key1", "k1"), key("key2", "k2"));
         for alg in ALGS {
             let (message, sig) = signed(alg, serde_json::json!({ "sub": "a", "n": 1 }));
@@ -124,18 +113,18 @@ mod tests {
                 (&wrong, message.as_bytes(), &sig, false),
             ];
             for (i, (k, m, s, expected)) in cases.into_iter().enumerate() {
-                let (r, p) = (Ring.verify(alg, k, m, s), PureRust.verify(alg, k, m, s));
-                assert_eq!(r, p, "{alg:?} case {i}: ring {r}, pure Rust {p}");
+                let (r, p) = (AwsLc.verify(alg, k, m, s), PureRust.verify(alg, k, m, s));
+                assert_eq!(r, p, "{alg:?} case {i}: aws-lc-rs {r}, pure Rust {p}");
                 assert_eq!(r, expected, "{alg:?} case {i}");
             }
         }
         let (message, sig) = signed(Algorithm::RS256, serde_json::json!({}));
         for other in [Algorithm::HS256, Algorithm::ES256, Algorithm::EdDSA] {
-            assert!(!Ring.verify(other, &right, message.as_bytes(), &sig));
+            assert!(!AwsLc.verify(other, &right, message.as_bytes(), &sig));
             assert!(!PureRust.verify(other, &right, message.as_bytes(), &sig));
         }
         assert!(
-            !Ring.verify(Algorithm::PS256, &right, message.as_bytes(), &sig),
+            !AwsLc.verify(Algorithm::PS256, &right, message.as_bytes(), &sig),
             "a PKCS#1 signature is no PSS one"
         );
     }
@@ -145,17 +134,48 @@ mod tests {
         let t = crate::signature::self_test();
         let mut k = key("key1", "k1");
         k.spki_der = t.spki_der.clone();
-        assert!(Ring.verify(Algorithm::RS256, &k, t.text, &t.signature));
-        assert!(!Ring.verify(Algorithm::RS256, &k, b"other", &t.signature));
+        assert!(AwsLc.verify(Algorithm::RS256, &k, t.text, &t.signature));
+        assert!(!AwsLc.verify(Algorithm::RS256, &k, b"other", &t.signature));
     }
 
     #[test]
-    fn spki_unwrapping_refuses_what_is_not_one() {
-        assert_eq!(rsa_public_key(&[]), None);
-        assert_eq!(rsa_public_key(&[0x30, 0x03, 0x02, 0x01, 0x00]), None);
-        assert_eq!(rsa_public_key(&[0x30, 0x85, 1, 1, 1, 1, 1]), None);
-        let spki = key("key1", "k1").spki_der;
-        assert!(rsa_public_key(&spki).is_some());
-        assert_eq!(rsa_public_key(&spki[..spki.len() - 1]), None);
+    fn a_key_that_is_no_rsa_key_verifies_nothing() {
+        let (message, sig) = signed(Algorithm::RS256, serde_json::json!({}));
+        let mut k = key("key1", "k1");
+        for (i, spki) in [
+            vec![],
+            vec![0x30, 0x03, 0x02, 0x01, 0x00],
+            k.spki_der[..40].to_vec(),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            k.spki_der = spki;
+            k.fingerprint = 1000 + i as u64;
+            assert!(!AwsLc.verify(Algorithm::RS256, &k, message.as_bytes(), &sig));
+        }
+    }
+
+    #[test]
+    fn a_key_under_another_keys_fingerprint_is_never_verified_with_the_other() {
+        let (message, sig) = signed(Algorithm::RS256, serde_json::json!({}));
+        let (right, mut impostor) = (key("key1", "k1"), key("key2", "k2"));
+        impostor.fingerprint = right.fingerprint;
+        assert!(AwsLc.verify(Algorithm::RS256, &right, message.as_bytes(), &sig));
+        assert!(!AwsLc.verify(Algorithm::RS256, &impostor, message.as_bytes(), &sig));
+        assert!(AwsLc.verify(Algorithm::RS256, &right, message.as_bytes(), &sig));
+    }
+
+    #[test]
+    fn parsed_keys_are_kept_per_key_and_algorithm_and_bounded() {
+        let right = key("key1", "k1");
+        let (message, sig) = signed(Algorithm::RS256, serde_json::json!({}));
+        for round in 0..(MAX_PARSED as u64 + 10) {
+            let mut k = right.clone();
+            k.fingerprint = round;
+            assert!(AwsLc.verify(Algorithm::RS256, &k, message.as_bytes(), &sig));
+            assert!(!AwsLc.verify(Algorithm::PS256, &k, message.as_bytes(), &sig));
+        }
+        PARSED.with(|p| assert!(p.borrow().len() <= MAX_PARSED));
     }
 }
