@@ -15,11 +15,13 @@ use std::collections::HashMap;
 /// dropped and parsed again.
 const MAX_PARSED: usize = 64;
 
+/// A parsed key, with the DER it was parsed from.
+type Parsed = (Vec<u8>, ParsedPublicKey);
+
 thread_local! {
     /// This thread's parsed keys, by the key's fingerprint and the algorithm, each with the
     /// key's DER it was parsed from (compared on every use: a fingerprint is not proof).
-    static PARSED: RefCell<HashMap<(u64, Algorithm), (Vec<u8>, ParsedPublicKey)>> =
-        RefCell::new(HashMap::new());
+    static PARSED: RefCell<HashMap<(u64, Algorithm), Parsed>> = RefCell::new(HashMap::new());
 }
 
 /// Verifies with `aws-lc-rs`.
