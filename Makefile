@@ -97,11 +97,12 @@ bench: build $(ENVOY) .load-tools
 		CEA_SO=$(abspath $(SO)) NOOP_SO=$(abspath $(NOOP_SO)) \
 		$(VENV)/bin/python bench/run.py
 
-## soak: minutes of mixed valid/invalid/missing tokens, every decision checked, memory watched
-## (SOAK_SECONDS, default 180), then a phase of tokens inside the clock-skew window
-## (SOAK_SKEW_SECONDS, default 90); writes docs/soak.md; not run by CI.
+## soak: minutes of mixed valid ID and access tokens, invalid and missing ones, every decision
+## checked, memory watched (SOAK_SECONDS, default 180), then a phase of tokens inside the
+## clock-skew window (SOAK_SKEW_SECONDS, default 90), once per build (SOAK_BUILDS, default
+## "wasm native"); writes docs/soak.md; not run by CI.
 soak: build $(ENVOY) .load-tools
-	CEA_WASM=$(abspath $(WASM)) ENVOY_BIN=$(abspath $(ENVOY)) $(VENV)/bin/python bench/soak.py
+	CEA_WASM=$(abspath $(WASM)) CEA_SO=$(abspath $(SO)) ENVOY_BIN=$(abspath $(ENVOY)) $(VENV)/bin/python bench/soak.py
 
 # wrk (Debian) and the token minter's `cryptography` in the venv
 .load-tools: $(ENVOY)

@@ -1,9 +1,10 @@
 """`make soak`: minutes of mixed valid, invalid and missing tokens against one Envoy with the
 filter, every response checked against the decision expected, and Envoy's memory watched.
 
-Three wrk processes run at once against the same Envoy (--concurrency 2):
+Four wrk processes run at once against the same Envoy (--concurrency 2):
   valid     1,000 distinct valid ID tokens (so the token cache both hits and evicts)  → 200
-  invalid   the same tokens with a tampered signature, plus garbage                  → 401
+  access    1,000 distinct valid access tokens                                        → 200
+  invalid   the ID tokens with a tampered signature, plus garbage                    → 401
   missing   no token                                                                  → 401
 Then, in the same Envoy, a clock-skew phase: tokens whose `exp` lies a little in the past but
 within `clock_skew_seconds` (which `verify` still accepts) — one hot token and 200 users, all
@@ -13,9 +14,12 @@ It reports requests, wrong decisions, 5xx and the Envoy process's resident memor
 warm-up, at the end and at its highest (each phase), the filter's cache hits and misses, and
 writes them to docs/soak.md. Exits 1 on any wrong decision or 5xx.
 
+It runs once per build (SOAK_BUILDS, default "wasm native"): the .wasm in V8, then the native
+module, where a leak would be Envoy's own memory with no VM in between.
+
 Settings: SOAK_SECONDS=180 (after SOAK_WARMUP=20), SOAK_SKEW_SECONDS=90 (after 10 s warm-up;
 0 skips the phase), SOAK_CACHE (token_cache.max_entries; unset: the default), ENVOY_BIN,
-CEA_WASM. The provider's clock_skew_seconds is 300, and the skew-window tokens are minted just
+CEA_WASM, CEA_SO, SOAK_BUILDS. The provider's clock_skew_seconds is 300, and the skew-window tokens are minted just
 before their phase with `exp` 30 s in the past.
 """
 
@@ -40,7 +44,8 @@ SKEW_EXPIRED_AGO = 30  # the skew-window tokens' exp, seconds before they are mi
 CACHE = os.environ.get("SOAK_CACHE", "")
 LUA = os.path.join(tokens.ROOT, "bench", "wrk", "expect.lua")
 DOC = os.path.join(tokens.ROOT, "docs", "soak.md")
-CLASSES = [("valid", 200, 16), ("invalid", 401, 8), ("missing", 401, 8)]
+CLASSES = [("valid", 200, 12), ("access", 200, 12), ("invalid", 401, 8), ("missing", 401, 8)]
+BUILDS = os.environ.get("SOAK_BUILDS", "wasm native").split()
 
 
 def rss_kib(pid):
@@ -129,6 +134,7 @@ def skew_phase(envoy, port):
 def main():
     os.makedirs(run.RUN_DIR, exist_ok=True)
     valid_file = tokens.token_file("soak", 1000, log=run.log)
+    access_file = tokens.token_file("access-soak", 1000, log=run.log)
     with open(valid_file) as f:
         valid = [t for t in f.read().split() if t]
     invalid_file = os.path.join(run.RUN_DIR, "soak-invalid.txt")
@@ -137,21 +143,31 @@ def main():
             f.write(run.tamper(t) + "\n")
         for junk in ("garbage", "a.b.c", "eyJhbGciOiJub25lIn0.eyJpc3MiOiJ4In0."):
             f.write(junk + "\n")
-    files = {"valid": valid_file, "invalid": invalid_file, "missing": None}
+    files = {"valid": valid_file, "access": access_file, "invalid": invalid_file, "missing": None}
+    if "native" in BUILDS:
+        run.build_native_floor()  # links the .so where Envoy looks for modules
+    runs = [soak(build, files, valid[0]) for build in BUILDS]
+    ok = all(r["ok"] for r in runs)
+    report(runs, ok)
+    return 0 if ok else 1
 
+
+def soak(build, files, probe):
+    """One build's soak: the mixed phase, then the clock-skew phase, in one Envoy."""
     jwks = run.JwksServer(json.dumps(tokens.jwks()))
     extra = {"denial_log_level": "off"}
     if CACHE:
         extra["token_cache"] = {"max_entries": int(CACHE)}
     filter_cfg = run.filter_json(jwks.port, extra)
     filter_cfg["providers"][0]["clock_skew_seconds"] = CLOCK_SKEW
-    cfg = run.bootstrap(run.wasm_filter(filter_cfg), jwks.port)
-    envoy = run.Envoy("soak", cfg, 2)
+    entry = run.native_filter(filter_cfg) if build == "native" else run.wasm_filter(filter_cfg)
+    envoy = run.Envoy(f"soak-{build}", run.bootstrap(entry, jwks.port), 2)
     try:
         port = envoy.wait_started()
-        if port is None or not run.wait_for_keys(port, valid[0]):
+        if port is None or not run.wait_for_keys(port, probe):
             raise RuntimeError(f"Envoy did not come up with keys; log: {envoy.log_path}")
-        run.log(f"soak: {WARMUP}s warm-up, then {SECONDS}s of valid/invalid/missing at once")
+        run.log(f"soak ({build}): {WARMUP}s warm-up, then {SECONDS}s of "
+                f"{'/'.join(name for name, _, _ in CLASSES)} at once")
         total = WARMUP + SECONDS
         procs = {name: wrk(port, code, conns, total, files[name]) for name, code, conns in CLASSES}
         finish = watch(envoy, total, WARMUP)
@@ -163,11 +179,9 @@ def main():
         envoy.stop()
         jwks.close()
         run.stop_all()
-
     every = list(results.values()) + (list(skew[0].values()) if skew else [])
     ok = alive and all(r["wrong"] == 0 and r["server_errors"] == 0 for r in every)
-    report(results, mem, skew, ok)
-    return 0 if ok else 1
+    return {"build": build, "results": results, "mem": mem, "skew": skew, "ok": ok}
 
 
 def memory_line(mem):
@@ -187,35 +201,37 @@ def rows(results, classes):
     return out
 
 
-def report(results, mem, skew, ok):
+def report(runs, ok):
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Soak",
         "",
         f"`make soak` on {when} (Envoy --concurrency 2, {os.cpu_count()} CPUs, "
-        f"{SECONDS}s after a {WARMUP}s warm-up, token cache {'default' if not CACHE else CACHE}).",
-        "Three wrk processes at once; every response is checked against the expected status.",
+        f"{SECONDS}s after a {WARMUP}s warm-up per build, token cache "
+        f"{'default' if not CACHE else CACHE}).",
+        "Four wrk processes at once; every response is checked against the expected status.",
         "",
     ]
-    lines += rows(results, [(name, code) for name, code, _ in CLASSES])
-    lines += ["", memory_line(mem), ""]
-    if skew:
-        s_results, s_mem, (hits, misses) = skew
-        lines += [
-            f"**Clock-skew phase** ({SKEW_SECONDS}s after a {SKEW_WARMUP}s warm-up, same Envoy): "
-            f"tokens whose `exp` was {SKEW_EXPIRED_AGO}s in the past when minted, inside the "
-            f"provider's `clock_skew_seconds: {CLOCK_SKEW}` — one hot token and 200 users, two "
-            "wrk processes at once.",
-            "",
-        ]
-        lines += rows(s_results, [("skew hot", 200), ("skew users", 200)])
-        lines += ["", memory_line(s_mem),
-                  f"Token cache in this phase: {hits:,} hits, {misses:,} misses "
-                  "(each skew-window token is verified once per worker, then hit).", ""]
-    lines += [
-        f"Verdict: {'no wrong decision, no 5xx' if ok else 'FAILED'}.",
-        "",
-    ]
+    for r in runs:
+        total = sum(x["requests"] for x in r["results"].values())
+        lines += [f"## {'The native module (.so)' if r['build'] == 'native' else 'The .wasm (V8)'}",
+                  "", f"{total:,} requests in the mixed phase.", ""]
+        lines += rows(r["results"], [(name, code) for name, code, _ in CLASSES])
+        lines += ["", memory_line(r["mem"]), ""]
+        if r["skew"]:
+            s_results, s_mem, (hits, misses) = r["skew"]
+            lines += [
+                f"**Clock-skew phase** ({SKEW_SECONDS}s after a {SKEW_WARMUP}s warm-up, same "
+                f"Envoy): tokens whose `exp` was {SKEW_EXPIRED_AGO}s in the past when minted, "
+                f"inside the provider's `clock_skew_seconds: {CLOCK_SKEW}` — one hot token and "
+                "200 users, two wrk processes at once.",
+                "",
+            ]
+            lines += rows(s_results, [("skew hot", 200), ("skew users", 200)])
+            lines += ["", memory_line(s_mem),
+                      f"Token cache in this phase: {hits:,} hits, {misses:,} misses "
+                      "(each skew-window token is verified once per worker, then hit).", ""]
+        lines += [f"Verdict: {'no wrong decision, no 5xx' if r['ok'] else 'FAILED'}.", ""]
     text = "\n".join(lines)
     print(text)
     with open(DOC, "w") as f:

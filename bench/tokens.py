@@ -52,9 +52,18 @@ def jwks() -> dict:
 
 
 def claims(label: str, i: int, now: int, lifetime: int = LIFETIME) -> dict:
-    """Cognito ID-token claims (as tests/common/tokens.rs), with a distinct sub and jti."""
+    """Cognito ID-token claims (as tests/common/tokens.rs), with a distinct sub and jti; for a
+    label starting with "access", Cognito access-token claims (client_id, scope, no aud)."""
     sub = str(uuid.UUID(bytes=hashlib.sha256(f"{label}-{i}".encode()).digest()[:16], version=4))
     user = f"{label}-user{i}"
+    if label.startswith("access"):
+        return {
+            "sub": sub, "iss": ISSUER, "client_id": CLIENT, "token_use": "access",
+            "scope": "openid email aws.cognito.signin.user.admin", "username": user,
+            "iat": now - 10 + min(0, lifetime), "auth_time": now - 10 + min(0, lifetime),
+            "exp": now + lifetime, "jti": str(uuid.uuid4()), "event_id": str(uuid.uuid4()),
+            "origin_jti": str(uuid.uuid4()),
+        }
     return {
         "sub": sub, "iss": ISSUER, "aud": CLIENT, "token_use": "id",
         "cognito:username": user, "email": f"{user}@example.com", "email_verified": True,
