@@ -11,8 +11,13 @@
 pub mod cookies;
 pub mod crypto;
 pub mod ended;
+mod logout;
+mod refresh;
 pub mod renewal;
 pub mod url;
+
+pub use logout::{logout, Ended, Logout};
+pub use refresh::{ended_by_refresh, refresh_call, refresh_due, refreshed, RefreshPending};
 
 use crate::config::login::{CookieKey, Login};
 use crate::config::{Config, TokenUse};
@@ -73,16 +78,6 @@ pub struct Pending {
     old_chunks: usize,
 }
 
-/// What a refresh remembers while the refresh token is redeemed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefreshPending {
-    pub refresh: String,
-    /// The session's id and user: the renewed session keeps the one and must be the other.
-    sid: String,
-    sub: String,
-    old_chunks: usize,
-}
-
 /// A session as sealed in its cookies.
 #[derive(Serialize, Deserialize)]
 struct Stored {
@@ -123,27 +118,6 @@ pub enum Session {
     /// Session cookies that no configured key opens (tampered, foreign or rotated out), or a
     /// session cookie sent twice.
     Unreadable,
-}
-
-/// A session ended at logout: refused in the whole process until `until`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ended {
-    pub sid: String,
-    pub until: u64,
-}
-
-/// What a request to `logout_path` gets.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Logout {
-    /// A cross-site request: a page that asks to confirm (a same-origin form post), and
-    /// nothing ended.
-    Confirm(Response),
-    /// Signed out: the session to end, the refresh token to revoke first, then the answer.
-    Out {
-        response: Response,
-        revoke: Option<Call>,
-        ended: Option<Ended>,
-    },
 }
 
 /// Why a sign-in failed: the reason for logs and metrics, and the page the browser sees.
@@ -441,13 +415,6 @@ fn query_of(path: &[u8]) -> &[u8] {
         .unwrap_or_default()
 }
 
-impl RefreshPending {
-    /// The id of the session being renewed.
-    pub fn sid(&self) -> &str {
-        &self.sid
-    }
-}
-
 impl Pending {
     /// The login-state cookie of the attempt this callback finishes.
     pub fn attempt(&self) -> &str {
@@ -567,85 +534,6 @@ pub fn finish(answer: &Answered, pending: &Pending) -> Result<Response, Failure>
     Ok(redirect(&pending.return_to, cookies))
 }
 
-/// The token request that redeems a session's refresh token (`client_secret_basic`); `None`
-/// for a session without one.
-pub fn refresh_call(
-    login: &Login,
-    session: &Opened,
-    headers: &[(String, Vec<u8>)],
-) -> Option<(Call, RefreshPending)> {
-    let refresh = session.refresh.as_deref()?;
-    let body = format!(
-        "grant_type=refresh_token&client_id={}&refresh_token={}",
-        url::encode(&login.client_id),
-        url::encode(refresh),
-    );
-    let pending = RefreshPending {
-        refresh: refresh.to_string(),
-        sid: session.sid.clone(),
-        sub: session.sub.clone(),
-        old_chunks: session_chunk_count(login, headers),
-    };
-    Some((token_call(login, body), pending))
-}
-
-/// The answer to a refresh: the new session's `Set-Cookie`s. The new ID token is verified as
-/// at sign-in (no nonce: a refresh has none) and must name the session's user; issuer and
-/// client are the login's by [`Answered::verified`]. A rotated refresh token replaces the old
-/// one. The session keeps its id, so a logout before the refresh still ends it.
-pub fn refreshed(answer: &Answered, pending: &RefreshPending) -> Result<Vec<String>, Failure> {
-    let (tokens, claims) = answer.verified()?;
-    if subject(&claims).as_deref() != Some(pending.sub.as_str()) {
-        return Err(Failure::SessionChanged);
-    }
-    let access = answer.access_token(tokens.access_token, &pending.sub)?;
-    let stored = Stored {
-        s: pending.sid.clone(),
-        u: pending.sub.clone(),
-        x: expiry(&claims),
-        i: tokens.id_token,
-        r: Some(
-            tokens
-                .refresh_token
-                .unwrap_or_else(|| pending.refresh.clone()),
-        ),
-        a: access,
-    };
-    new_session(
-        answer.login,
-        &stored,
-        answer.now,
-        answer.random,
-        pending.old_chunks,
-    )
-}
-
-/// Whether a session's valid ID token is due for renewal: it expires within
-/// `refresh_before_seconds`, clamped to half the token's own lifetime (`exp - iat`). A
-/// token that lives 5 minutes is renewed in its last 150 s, never at once: a refresh
-/// always yields a session that is used.
-pub fn refresh_due(login: &Login, claims: &verify::Claims, now: u64) -> bool {
-    let Some(exp) = claims.expires_at else {
-        return false;
-    };
-    let lifetime = claims
-        .all
-        .get("iat")
-        .and_then(serde_json::Value::as_u64)
-        .map(|iat| exp.saturating_sub(iat));
-    let window = lifetime.map_or(login.refresh_before_seconds, |l| {
-        login.refresh_before_seconds.min(l / 2)
-    });
-    exp <= now.saturating_add(window)
-}
-
-/// The `Set-Cookie`s that end the session a refresh was for (its answer named another user).
-pub fn ended_by_refresh(login: &Login, pending: &RefreshPending) -> Vec<String> {
-    (0..pending.old_chunks.max(1))
-        .map(|i| clear(login, &chunk_name(login, i)))
-        .collect()
-}
-
 fn subject(claims: &verify::Claims) -> Option<String> {
     claims
         .all
@@ -743,117 +631,11 @@ pub fn session(login: &Login, headers: &[(String, Vec<u8>)]) -> Session {
     }
 }
 
-/// A request to `logout_path`. A browser that says the request comes from another site
-/// (`Sec-Fetch-Site: cross-site`, or a POST whose `Origin` is another) gets a page that asks to
-/// confirm with a same-origin form post: a cross-site page cannot sign a user out. Otherwise
-/// the session is cleared and ended in the process, its refresh token revoked, and the browser
-/// sent to Cognito's `/logout`, which ends the hosted UI's own session and comes back to
-/// `post_logout_path`.
-pub fn logout(
-    login: &Login,
-    method: &[u8],
-    authority: &[u8],
-    headers: &[(String, Vec<u8>)],
-    now: u64,
-) -> Result<Logout, Failure> {
-    let host = url::host(authority).ok_or(Failure::BadHost)?;
-    if is_cross_site(login, method, host, headers) {
-        return Ok(Logout::Confirm(confirm_logout(login)));
-    }
-    let back = format!(
-        "{}://{host}{}",
-        login.external_scheme, login.post_logout_path
-    );
-    let location = format!(
-        "{}?client_id={}&logout_uri={}",
-        login.logout_url,
-        url::encode(&login.client_id),
-        url::encode(&back)
-    );
-    let chunks = session_chunk_count(login, headers).max(1);
-    let cookies = (0..chunks)
-        .map(|i| clear(login, &chunk_name(login, i)))
-        .collect();
-    let opened = match session(login, headers) {
-        Session::Open(o) => Some(o),
-        _ => None,
-    };
-    Ok(Logout::Out {
-        response: redirect(&location, cookies),
-        revoke: opened.as_ref().and_then(|o| revoke_call(login, o)),
-        ended: opened.map(|o| Ended {
-            until: match o.refresh {
-                Some(_) => o
-                    .expires_at
-                    .max(now.saturating_add(ENDED_REFRESHABLE_SECONDS)),
-                None => o.expires_at,
-            },
-            sid: o.sid,
-        }),
-    })
-}
-
-/// Whether the browser says a logout request comes from another site. A same-site link, a
-/// typed URL and the confirmation page's form are not; a client that sends neither Fetch
-/// Metadata nor `Origin` (not a browser, or an old one) is taken at its word.
-fn is_cross_site(login: &Login, method: &[u8], host: &str, headers: &[(String, Vec<u8>)]) -> bool {
-    match crate::decision::header(headers, "sec-fetch-site") {
-        Some(site) => !matches!(site, b"same-origin" | b"same-site" | b"none"),
-        None if method != b"GET" && method != b"HEAD" => {
-            let origin = format!("{}://{host}", login.external_scheme);
-            crate::decision::header(headers, "origin").is_some_and(|o| o != origin.as_bytes())
-        }
-        None => false,
-    }
-}
-
-/// The page a cross-site logout gets: one button, a same-origin POST to `logout_path`, and a
-/// page no other site may frame (a click on it must be the user's own).
-fn confirm_logout(login: &Login) -> Response {
-    let action = login.logout_path.as_deref().unwrap_or("/");
-    Response {
-        status: 200,
-        headers: vec![
-            ("content-type".into(), "text/html; charset=utf-8".into()),
-            ("cache-control".into(), "no-store".into()),
-            (
-                "content-security-policy".into(),
-                "default-src 'none'; form-action 'self'; frame-ancestors 'none'".into(),
-            ),
-            ("x-frame-options".into(), "DENY".into()),
-        ],
-        body: format!(
-            "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Sign out?</title></head>\
-             <body><h1>Sign out?</h1><p>Another site sent you here to sign out.</p>\
-             <form method=\"post\" action=\"{action}\"><button type=\"submit\">Sign out</button></form>\
-             <p><a href=\"/\">Stay signed in</a></p></body></html>\n"
-        ),
-    }
-}
-
 /// The `Cookie` header the upstream gets: the request's without the filter's own cookies
 /// (the sealed session and login state are for the filter only), byte for byte otherwise.
 /// `None`: leave it as it is; `Some(None)`: remove it; `Some(Some(v))`: set it to `v`.
 pub fn upstream_cookie(login: &Login, headers: &[(String, Vec<u8>)]) -> Option<Option<Vec<u8>>> {
     cookies::without_ours(login, headers)
-}
-
-/// At logout, the request that revokes the session's refresh token (RFC 7009, Cognito's
-/// `/oauth2/revoke`, `client_secret_basic`), if the session has one.
-fn revoke_call(login: &Login, session: &Opened) -> Option<Call> {
-    let refresh = session.refresh.as_deref()?;
-    let body = format!(
-        "token={}&token_type_hint=refresh_token&client_id={}",
-        url::encode(refresh),
-        url::encode(&login.client_id),
-    );
-    let mut call = token_call(login, body);
-    for (name, value) in &mut call.headers {
-        if name == ":path" {
-            value.clone_from(&login.revoke_path);
-        }
-    }
-    Some(call)
 }
 
 /// Whether `path` (with its query) is the login's callback or logout path.
