@@ -216,8 +216,13 @@ fn prometheus_has_one_metric_per_concept_with_labels() {
         "jwks": { "cluster": "jwks", "uri": format!("http://127.0.0.1:{}/bots.json", jwks.port()) },
         "revocation_list": { "cluster": "revocation",
             "uri": format!("http://127.0.0.1:{}/revoked.json", list.port()) } });
+    let mut cognito = provider("cognito", jwks.port());
+    if build() == Build::Wasm {
+        // The online check's answers (the native module does not have it yet).
+        cognito["online_check"] = json!({ "cluster": "jwks" });
+    }
     let config = json!({
-        "providers": [provider("cognito", jwks.port()), bots],
+        "providers": [cognito, bots],
         "admin_principals": ["root"],
         "rules": [
             { "match": { "prefix": "/admin" }, "require": { "admin": true } },
@@ -330,6 +335,24 @@ fn prometheus_has_one_metric_per_concept_with_labels() {
             assert_eq!(got, v, "{name}{{{labels}}}");
         }
     }
+    if build() == Build::Wasm {
+        for result in [
+            "active",
+            "revoked",
+            "not_checkable",
+            "throttled",
+            "unreachable",
+            "backed_off",
+            "unchecked",
+        ] {
+            let labels = format!("build=\"wasm\",provider=\"cognito\",result=\"{result}\"");
+            assert_eq!(
+                value_of(&s, "envoy_cognito_edge_auth_online", &labels).as_deref(),
+                Some("0"),
+                "envoy_cognito_edge_auth_online{{{labels}}}:\n{text}"
+            );
+        }
+    }
     // Every sample of the filter is one of these concepts: nothing left unlabelled by a
     // regex (a reason, a provider or a result baked into the name).
     let concepts = [
@@ -341,6 +364,7 @@ fn prometheus_has_one_metric_per_concept_with_labels() {
         "envoy_cognito_edge_auth_revocation_fetch",
         "envoy_cognito_edge_auth_revocation_entries",
         "envoy_cognito_edge_auth_cache",
+        "envoy_cognito_edge_auth_online",
         "envoy_cognito_edge_auth_panics",
     ];
     for (name, labels, _) in &s {
@@ -361,8 +385,8 @@ fn prometheus_has_one_metric_per_concept_with_labels() {
 }
 
 /// Every Envoy example in `envoy/` ships the same `stats_config` (the one the tests' Envoys
-/// use, from `envoy/production.yaml`); the Kubernetes ConfigMaps hold those files verbatim
-/// (tests/deployment.rs).
+/// use, from `envoy/production.yaml`), and docs/operations.md shows it; the Kubernetes
+/// ConfigMaps hold those files verbatim (tests/deployment.rs).
 #[test]
 fn every_example_envoy_file_ships_the_labelled_metrics() {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -378,6 +402,8 @@ fn every_example_envoy_file_ships_the_labelled_metrics() {
         .collect();
     files.sort();
     assert!(files.len() >= 5, "{files:?}");
+    // And the operations doc shows that one.
+    files.push(root.join("docs/operations.md"));
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
         assert!(
