@@ -159,3 +159,87 @@ fn a_rule_in_report_only_mode_affects_only_its_rule() {
     assert_eq!(envoy.wait_for_stat(&format!("{P}.denied.missing"), 1), 1);
     assert_eq!(envoy.stat(&format!("{P}.denied.not_admin")), Some(0));
 }
+
+/// A request that comes before the keys waits for them as it would before a refusal; when they
+/// never come it is forwarded (not answered 503) and reported `no_keys`.
+#[test]
+fn a_request_before_the_keys_waits_then_is_forwarded_and_reported() {
+    let jwks = JwksServer::start(&tokens::jwks(&[("key1", "k1")]));
+    jwks.set(500, "down");
+    let upstream = echo_upstream();
+    let alice = sign("key1", "k1", &id_claims(now()));
+    let c = config(
+        jwks.port(),
+        json!({ "report_only": true, "startup_wait_ms": 1000 }),
+    );
+    let envoy = Envoy::start(&bootstrap(&c, upstream.port, jwks.port()));
+    envoy.wait_for_stat(&format!("{P}.jwks.cognito.fetch_failure"), 1);
+    let started = std::time::Instant::now();
+    let r = call(envoy.port, "/", Some(&alice), &[]);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1000),
+        "it waited for the keys first"
+    );
+    assert_eq!(upstream_saw(&r, "x-auth-principal"), Vec::<String>::new());
+    assert_eq!(
+        envoy.wait_for_stat(&format!("{P}.report.denied.no_keys"), 1),
+        1
+    );
+    envoy.wait_for_log("report-only: would deny 503 reason=no_keys provider=- principal=- GET /");
+}
+
+/// With browser sign-in: report-only mode never sends a browser to sign in (the navigation
+/// reaches the upstream, reported `missing`), and a callback is answered as without the switch.
+#[test]
+fn report_only_never_sends_a_browser_to_sign_in() {
+    if wasm_only("browser sign-in is not in the native module yet") {
+        return;
+    }
+    let jwks = JwksServer::start(&tokens::jwks(&[("key1", "k1")]));
+    let upstream = echo_upstream();
+    let navigation: [(&str, &str); 3] = [
+        ("accept", "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"),
+        ("sec-fetch-mode", "navigate"),
+        ("sec-fetch-dest", "document"),
+    ];
+    let gateway = |report_only: bool| {
+        let c = json!({
+            "providers": [provider("cognito", jwks.port())],
+            "report_only": report_only,
+            "login": { "provider": "cognito", "client_id": tokens::CLIENT,
+                "client_secret_env": "CEA_CLIENT_SECRET", "cookie_key_env": "CEA_COOKIE_KEY",
+                "domain": "https://auth.example.com", "token_cluster": "jwks",
+                "logout_path": "/logout" },
+        });
+        let mut boot = bootstrap(&c, upstream.port, jwks.port());
+        boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+            ["typed_config"]["http_filters"][0]["typed_config"]["config"]["vm_config"]
+            ["environment_variables"] = json!({ "key_values": {
+                "CEA_CLIENT_SECRET": "s3cret",
+                "CEA_COOKIE_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" } });
+        let envoy = Envoy::start(&boot);
+        envoy.wait_for_stat(&format!("{P}.jwks.cognito.keys"), 1);
+        envoy
+    };
+    let callback = "/oauth2/callback?code=c&state=forged";
+
+    let enforcing = gateway(false);
+    let r = call(enforcing.port, "/app", None, &navigation);
+    assert_eq!(r.status, 302, "{}", r.body);
+    let refused_callback = call(enforcing.port, callback, None, &navigation);
+    drop(enforcing);
+
+    let envoy = gateway(true);
+    let r = call(envoy.port, "/app", None, &navigation);
+    assert_eq!(r.header("location"), None);
+    assert_eq!(upstream_saw(&r, "x-auth-principal"), Vec::<String>::new());
+    envoy
+        .wait_for_log("report-only: would deny 401 reason=missing provider=- principal=- GET /app");
+    let r = call(envoy.port, callback, None, &navigation);
+    assert_eq!(
+        (r.status, &r.body),
+        (refused_callback.status, &refused_callback.body),
+        "a callback is answered as without the switch"
+    );
+    assert_ne!(r.status, 200);
+}
