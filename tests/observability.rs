@@ -405,7 +405,11 @@ fn every_example_envoy_file_ships_the_labelled_metrics() {
     // And the operations doc shows that one.
     files.push(root.join("docs/operations.md"));
     for file in files {
-        let text = std::fs::read_to_string(&file).unwrap();
+        let mut text = std::fs::read_to_string(&file).unwrap();
+        if file.ends_with("demo.yaml") {
+            // A template (scripts/demo.sh): `$$` is a `$`.
+            text = text.replace("$$", "$");
+        }
         assert!(
             text.contains(block),
             "{} does not ship the stats_config of envoy/production.yaml",
