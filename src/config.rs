@@ -84,6 +84,9 @@ pub struct Config {
     pub bypass_cors_preflight: bool,
     /// Browser sign-in, when configured.
     pub login: Option<Login>,
+    /// Report-only mode for the whole filter: a request it would refuse is logged, counted
+    /// and forwarded instead (see [`crate::decision::Reported`]).
+    pub report_only: bool,
 }
 
 /// The level of the one log line written per denied request.
@@ -207,6 +210,8 @@ struct RawConfig {
     #[serde(default)]
     claim_to_headers: Vec<ClaimToHeader>,
     login: Option<login::RawLogin>,
+    #[serde(default)]
+    report_only: bool,
 }
 
 #[derive(Deserialize)]
@@ -404,11 +409,17 @@ impl RawConfig {
             identity,
             forward: self.forward.unwrap_or(true),
             bypass_cors_preflight: self.bypass_cors_preflight,
+            report_only: self.report_only,
         })
     }
 }
 
 impl Config {
+    /// Whether report-only mode is on anywhere: for the whole filter or for a rule.
+    pub fn reports_anywhere(&self) -> bool {
+        self.report_only || self.policy.rules.iter().any(|r| r.report_only)
+    }
+
     /// Where requests may carry their token.
     pub fn token_sources(&self) -> crate::token::Sources<'_> {
         crate::token::Sources {

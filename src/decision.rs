@@ -17,6 +17,8 @@ use std::ops::ControlFlow;
 use std::rc::Rc;
 
 mod browser;
+#[cfg(test)]
+mod report_tests;
 
 /// How long a client is told to wait when keys are not loaded yet.
 pub const RETRY_AFTER_SECONDS: u64 = 5;
@@ -107,7 +109,29 @@ pub struct Allowed {
     /// The provider of an access token that passed without its online check because `GetUser`
     /// cannot judge it (it lacks the admin scope), for the glue to count and explain.
     pub unchecked: Option<usize>,
+    /// Report-only mode: the refusal this request would have had. The glue logs and counts
+    /// it, then forwards the request (after waiting for keys, as it would before refusing).
+    pub reported: Option<Reported>,
 }
+
+/// A refusal that report-only mode turned into forwarding (as Envoy RBAC's `shadow_rules`
+/// and Istio's `istio.io/dry-run` do): what the filter would have answered, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reported {
+    /// The status it would have answered (400, 401, 403, 503).
+    pub status: u32,
+    /// The refusal's reason, as in `denied.<reason>`.
+    pub reason: &'static str,
+    pub provider: Option<String>,
+    /// The caller, when the token was verified and names one.
+    pub principal: Option<String>,
+    /// The verification failure: a request without keys yet waits for them first, as it
+    /// would before a refusal.
+    pub error: Option<VerifyError>,
+}
+
+/// The reason of a request forwarded in report-only mode.
+pub const REPORT_ONLY: &str = "report_only";
 
 #[derive(Debug)]
 pub struct Denied {
@@ -269,7 +293,8 @@ pub fn header<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> Option<&'h [u
 }
 
 /// The request's token (a token header, a token cookie, or the session) through verify, the
-/// revocation lists, the policy and the online check.
+/// revocation lists, the policy and the online check; in report-only mode (the filter's or
+/// the matched rule's), a refusal becomes forwarding with the refusal [`Reported`].
 fn decide_token(
     request: &Request,
     config: &Config,
@@ -278,6 +303,91 @@ fn decide_token(
     signatures: &dyn SignatureVerifier,
     cache: &mut TokenCache,
     now: u64,
+) -> Decision {
+    let mut seen = Seen::default();
+    match enforced(
+        request, config, keys, lists, signatures, cache, now, &mut seen,
+    ) {
+        Decision::Deny(denied) if reports(config, &seen) => report(denied, config, seen),
+        decision => decision,
+    }
+}
+
+/// What [`enforced`] learnt on its way, for report-only mode.
+#[derive(Default)]
+struct Seen {
+    /// The identity headers the request came with (and token headers with `forward: false`):
+    /// stripped in report-only mode too.
+    remove: Vec<String>,
+    /// The rule that matched, if one did.
+    rule: Option<usize>,
+    /// The token's verified claims, if it was verified.
+    claims: Option<Rc<Claims>>,
+}
+
+/// Whether a refusal is only reported: the whole filter is in report-only mode, or the rule
+/// that matched is. A request no rule could route (400) is reported only by the filter's
+/// switch.
+fn reports(config: &Config, seen: &Seen) -> bool {
+    config.report_only
+        || seen
+            .rule
+            .and_then(|i| config.policy.rules.get(i))
+            .is_some_and(|r| r.reports(config))
+}
+
+/// A refusal in report-only mode: forwarded, with the client's identity headers stripped and
+/// the verified identity set when there is one — the identity the filter would give this
+/// token on a public route (so never one that fails domain enforcement), and none for a
+/// revoked token.
+fn report(denied: Denied, config: &Config, seen: Seen) -> Decision {
+    let mut principal = denied.principal;
+    let set = match seen.claims.as_deref() {
+        Some(claims) if denied.reason != "revoked" => {
+            match policy::authorize(claims, &Access::Public, &config.policy) {
+                Ok(Some(identity)) => {
+                    let provider = config
+                        .providers
+                        .get(claims.provider)
+                        .map_or("", |p| p.name.as_str());
+                    let set =
+                        response::identity_headers(&identity, claims, provider, &config.identity);
+                    principal = principal.or(Some(identity.principal));
+                    set.into()
+                }
+                _ => Rc::from([]),
+            }
+        }
+        _ => Rc::from([]),
+    };
+    Decision::Allow(Allowed {
+        remove: seen.remove,
+        set,
+        replace: Vec::new(),
+        reason: REPORT_ONLY,
+        unchecked: None,
+        reported: Some(Reported {
+            status: denied.response.status,
+            reason: denied.reason,
+            provider: denied.provider,
+            principal,
+            error: denied.error,
+        }),
+    })
+}
+
+/// As [`decide_token`], enforcing: what the filter decides, noting in `seen` what report-only
+/// mode needs.
+#[allow(clippy::too_many_arguments)]
+fn enforced(
+    request: &Request,
+    config: &Config,
+    keys: &[Option<KeySet>],
+    lists: &Lists,
+    signatures: &dyn SignatureVerifier,
+    cache: &mut TokenCache,
+    now: u64,
+    seen: &mut Seen,
 ) -> Decision {
     let realm = config.realm.as_str();
     // Stripped on every forwarded request, whatever the route: a client never speaks for
@@ -288,6 +398,7 @@ fn decide_token(
     if !config.forward {
         remove.extend(token_headers(request.headers, &config.from_headers));
     }
+    seen.remove.clone_from(&remove);
     if config.bypass_cors_preflight && policy::is_cors_preflight(request.method, request.headers) {
         return allow(remove, Rc::from([]), "cors_preflight");
     }
@@ -301,6 +412,7 @@ fn decide_token(
             )
         }
     };
+    seen.rule = route.rule;
     let public = matches!(route.access, Access::Public);
 
     // On a public route a token is optional, but one that is sent must be valid.
@@ -361,7 +473,10 @@ fn decide_token(
         }
     }
     let claims = match verified {
-        Ok(claims) => claims,
+        Ok(claims) => {
+            seen.claims = Some(Rc::clone(&claims));
+            claims
+        }
         Err(e @ VerifyError::NoKeys { .. }) => {
             return deny(
                 response::unavailable(RETRY_AFTER_SECONDS, &e.description()),
@@ -568,6 +683,7 @@ fn allow(remove: Vec<String>, set: Rc<[(String, String)]>, reason: &'static str)
         replace: Vec::new(),
         reason,
         unchecked: None,
+        reported: None,
     })
 }
 

@@ -1,4 +1,4 @@
-//! End to end: identities that cannot be forged (README "Security model").
+//! End to end: identities that cannot be forged (docs/security-model.md).
 //!
 //! Tokens come from moto, the Cognito emulator, through the real Cognito API (a look-alike of
 //! an admin signs itself up); identity headers are checked at a real WSGI server that folds
@@ -327,7 +327,7 @@ fn underscore_twins_of_identity_headers_never_reach_a_wsgi_upstream() {
             { "match": { "prefix": "/" }, "require": { "authenticated": true } },
         ],
     });
-    // Envoy's defaults: headers_with_underscores_action ALLOW, as the README's snippet and
+    // Envoy's defaults: headers_with_underscores_action ALLOW, as docs/configuration.md's snippet and
     // an Istio WasmPlugin get.
     let envoy = Envoy::start(&bootstrap(&config, wsgi.port, jwks.port()));
     let token = sign(

@@ -99,11 +99,16 @@ fn metrics_count_decisions_fetches_keys_and_cache_use() {
     assert_eq!(stat(&envoy, "denied.forbidden"), 0, "denied.forbidden");
 
     let prometheus = get(envoy.admin_port, "/stats/prometheus").body;
+    let build = prometheus_build();
     assert!(
-        prometheus.contains("cognito_edge_auth_denied_not_admin{} 1"),
+        prometheus.contains(&format!(
+            "\nenvoy_cognito_edge_auth_denied{{build=\"{build}\",reason=\"not_admin\"}} 1\n"
+        )),
         "{prometheus}"
     );
-    assert!(prometheus.contains("cognito_edge_auth_jwks_cognito_keys{} 2"));
+    assert!(prometheus.contains(&format!(
+        "\nenvoy_cognito_edge_auth_jwks_keys{{build=\"{build}\",provider=\"cognito\"}} 2\n"
+    )));
 
     let log = envoy.log();
     let line = log
@@ -152,4 +157,263 @@ fn fetch_failures_are_counted_per_provider() {
         !envoy.log().contains("reason=missing"),
         "denial_log_level off"
     );
+}
+
+/// The `build` label of the build under test (what Envoy names the stats' namespace).
+fn prometheus_build() -> &'static str {
+    match build() {
+        Build::Wasm => "wasm",
+        Build::Native => "dynamicmodules",
+    }
+}
+
+/// The filter's samples in `/stats/prometheus`: (name, labels as `k="v"` sorted, value).
+fn samples(envoy: &Envoy) -> Vec<(String, String, String)> {
+    let body = get(envoy.admin_port, "/stats/prometheus").body;
+    body.lines()
+        // The filter's own: tagged, untagged (wasm), untagged (native); not Envoy's stats of
+        // the plugin (`envoy_wasm_cognito_edge_auth_…`).
+        .filter(|l| {
+            [
+                "envoy_cognito_edge_auth_",
+                "cognito_edge_auth_",
+                "envoy_dynamicmodulescustom_",
+            ]
+            .iter()
+            .any(|p| l.starts_with(p))
+        })
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').unwrap();
+            let (name, labels) = series.split_once('{').unwrap();
+            let mut labels: Vec<&str> = labels
+                .trim_end_matches('}')
+                .split(',')
+                .filter(|l| !l.is_empty())
+                .collect();
+            labels.sort_unstable();
+            (name.to_string(), labels.join(","), value.to_string())
+        })
+        .collect()
+}
+
+fn value_of(samples: &[(String, String, String)], name: &str, labels: &str) -> Option<String> {
+    samples
+        .iter()
+        .find(|(n, l, _)| n == name && l == labels)
+        .map(|(_, _, v)| v.clone())
+}
+
+/// `/stats/prometheus` of the real admin endpoint, with the `stats_config` that every example in
+/// `envoy/` ships: one metric per concept, labelled, the same names and labels for both builds
+/// (`build` says which); no metric of the filter is left with a reason or a provider in its
+/// name.
+#[test]
+fn prometheus_has_one_metric_per_concept_with_labels() {
+    let jwks = JwksServer::start(&tokens::jwks(&[("key1", "k1")]));
+    let list = JwksServer::start(r#"{ "sub": ["someone"] }"#);
+    let upstream = echo_upstream();
+    let bots = json!({ "name": "bots", "issuer": "https://bots.example.com",
+        "jwks": { "cluster": "jwks", "uri": format!("http://127.0.0.1:{}/bots.json", jwks.port()) },
+        "revocation_list": { "cluster": "revocation",
+            "uri": format!("http://127.0.0.1:{}/revoked.json", list.port()) } });
+    let mut cognito = provider("cognito", jwks.port());
+    if build() == Build::Wasm {
+        // The online check's answers (the native module does not have it yet).
+        cognito["online_check"] = json!({ "cluster": "jwks" });
+    }
+    let config = json!({
+        "providers": [cognito, bots],
+        "admin_principals": ["root"],
+        "rules": [
+            { "match": { "prefix": "/admin" }, "require": { "admin": true } },
+            { "match": { "prefix": "/shadow" }, "require": { "admin": true }, "report_only": true },
+        ],
+    });
+    let clusters = vec![
+        cluster("upstream", upstream.port),
+        cluster("jwks", jwks.port()),
+        cluster("revocation", list.port()),
+    ];
+    let envoy = Envoy::start(&bootstrap_with_clusters(&config, clusters));
+    let token = sign("key1", "k1", &id_claims(now()));
+    envoy.wait_for_keys(&token);
+    envoy.wait_for_stat(&format!("{P}.revocation.bots.entries"), 1);
+    assert_eq!(get(envoy.port, "/").status, 401);
+    assert_eq!(get_with_token(envoy.port, "/admin/x", &token).status, 403);
+    assert_eq!(get_with_token(envoy.port, "/shadow/x", &token).status, 200);
+    settled(&envoy, "denied.not_admin", 1);
+    settled(&envoy, "denied.missing", 1);
+    settled(&envoy, "report.denied.not_admin", 1);
+
+    let s = samples(&envoy);
+    let text = format!(
+        "{s:#?}\n{}",
+        get(envoy.admin_port, "/stats/prometheus")
+            .body
+            .lines()
+            .filter(|l| l.contains("cognito_edge_auth"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    for (name, labels, value) in [
+        (
+            "envoy_cognito_edge_auth_denied",
+            "reason=\"missing\"",
+            Some("1"),
+        ),
+        (
+            "envoy_cognito_edge_auth_denied",
+            "reason=\"not_admin\"",
+            Some("1"),
+        ),
+        (
+            "envoy_cognito_edge_auth_denied",
+            "reason=\"expired\"",
+            Some("0"),
+        ),
+        (
+            "envoy_cognito_edge_auth_report_denied",
+            "reason=\"not_admin\"",
+            Some("1"),
+        ),
+        (
+            "envoy_cognito_edge_auth_report_denied",
+            "reason=\"missing\"",
+            Some("0"),
+        ),
+        (
+            "envoy_cognito_edge_auth_jwks_fetch",
+            "provider=\"cognito\",result=\"success\"",
+            None,
+        ),
+        (
+            "envoy_cognito_edge_auth_jwks_fetch",
+            "provider=\"cognito\",result=\"failure\"",
+            Some("0"),
+        ),
+        (
+            "envoy_cognito_edge_auth_jwks_fetch",
+            "provider=\"bots\",result=\"success\"",
+            None,
+        ),
+        (
+            "envoy_cognito_edge_auth_jwks_keys",
+            "provider=\"cognito\"",
+            Some("1"),
+        ),
+        (
+            "envoy_cognito_edge_auth_jwks_keys",
+            "provider=\"bots\"",
+            Some("1"),
+        ),
+        (
+            "envoy_cognito_edge_auth_revocation_fetch",
+            "provider=\"bots\",result=\"success\"",
+            None,
+        ),
+        (
+            "envoy_cognito_edge_auth_revocation_fetch",
+            "provider=\"bots\",result=\"failure\"",
+            Some("0"),
+        ),
+        (
+            "envoy_cognito_edge_auth_revocation_entries",
+            "provider=\"bots\"",
+            Some("1"),
+        ),
+        ("envoy_cognito_edge_auth_cache", "result=\"hits\"", None),
+        ("envoy_cognito_edge_auth_cache", "result=\"misses\"", None),
+        ("envoy_cognito_edge_auth_allowed", "", None),
+    ] {
+        let labels = match labels {
+            "" => format!("build=\"{}\"", prometheus_build()),
+            l => format!("build=\"{}\",{l}", prometheus_build()),
+        };
+        let got = value_of(&s, name, &labels)
+            .unwrap_or_else(|| panic!("{name}{{{labels}}} is not in /stats/prometheus:\n{text}"));
+        if let Some(v) = value {
+            assert_eq!(got, v, "{name}{{{labels}}}");
+        }
+    }
+    if build() == Build::Wasm {
+        for result in [
+            "active",
+            "revoked",
+            "not_checkable",
+            "throttled",
+            "unreachable",
+            "backed_off",
+            "unchecked",
+        ] {
+            let labels = format!("build=\"wasm\",provider=\"cognito\",result=\"{result}\"");
+            assert_eq!(
+                value_of(&s, "envoy_cognito_edge_auth_online", &labels).as_deref(),
+                Some("0"),
+                "envoy_cognito_edge_auth_online{{{labels}}}:\n{text}"
+            );
+        }
+    }
+    // Every sample of the filter is one of these concepts: nothing left unlabelled by a
+    // regex (a reason, a provider or a result baked into the name).
+    let concepts = [
+        "envoy_cognito_edge_auth_allowed",
+        "envoy_cognito_edge_auth_denied",
+        "envoy_cognito_edge_auth_report_denied",
+        "envoy_cognito_edge_auth_jwks_fetch",
+        "envoy_cognito_edge_auth_jwks_keys",
+        "envoy_cognito_edge_auth_revocation_fetch",
+        "envoy_cognito_edge_auth_revocation_entries",
+        "envoy_cognito_edge_auth_cache",
+        "envoy_cognito_edge_auth_online",
+        "envoy_cognito_edge_auth_panics",
+    ];
+    for (name, labels, _) in &s {
+        assert!(
+            concepts.contains(&name.as_str()),
+            "{name}{{{labels}}}:\n{text}"
+        );
+    }
+    eprintln!(
+        "{}",
+        get(envoy.admin_port, "/stats/prometheus")
+            .body
+            .lines()
+            .filter(|l| l.contains("envoy_cognito_edge_auth_"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// Every Envoy example in `envoy/` ships the same `stats_config` (the one the tests' Envoys
+/// use, from `envoy/production.yaml`), and docs/operations.md shows it; the Kubernetes
+/// ConfigMaps hold those files verbatim (tests/deployment.rs).
+#[test]
+fn every_example_envoy_file_ships_the_labelled_metrics() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let production = std::fs::read_to_string(root.join("envoy/production.yaml")).unwrap();
+    let start = production.find("\nstats_config:").unwrap() + 1;
+    let len = production[start..].find("\n\n").unwrap();
+    let block = &production[start..start + len];
+    assert!(block.contains("tag_name: reason"), "{block}");
+    let mut files: Vec<_> = std::fs::read_dir(root.join("envoy"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "{files:?}");
+    // And the operations doc shows that one.
+    files.push(root.join("docs/operations.md"));
+    for file in files {
+        let mut text = std::fs::read_to_string(&file).unwrap();
+        if file.ends_with("demo.yaml") {
+            // A template (scripts/demo.sh): `$$` is a `$`.
+            text = text.replace("$$", "$");
+        }
+        assert!(
+            text.contains(block),
+            "{} does not ship the stats_config of envoy/production.yaml",
+            file.display()
+        );
+    }
 }

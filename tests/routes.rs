@@ -2,7 +2,7 @@
 //! Werkzeug and Python's stdlib wsgiref (sources in tests/upstreams/) — behind a real Envoy
 //! with the filter, over HTTP/1.1 and HTTP/2 cleartext
 //! (h2c, prior knowledge), under `envoy/production.yaml`'s path settings and under Envoy's
-//! defaults (what the README's minimal snippet and an Istio `WasmPlugin` get).
+//! defaults (what docs/configuration.md's snippet and an Istio `WasmPlugin` get).
 //!
 //! Each path or method form that some upstream reads as another resource than the rules is
 //! sent to the upstream directly (to show what it would do) and through Envoy (refused);

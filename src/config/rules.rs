@@ -15,9 +15,18 @@ pub struct Rule {
     /// `false`: the path is compared ASCII-case-insensitively (for Express, ASP.NET, IIS).
     pub case_sensitive: bool,
     pub access: Access,
+    /// Report-only mode for this rule: a request it would refuse is logged, counted and
+    /// forwarded instead.
+    pub report_only: bool,
 }
 
 impl Rule {
+    /// Whether a request refused under this rule is only reported (the rule's switch, or the
+    /// whole filter's).
+    pub fn reports(&self, config: &Config) -> bool {
+        self.report_only || config.report_only
+    }
+
     /// Whether the rule asks for an online check (`"active": true`).
     pub fn needs_active(&self) -> bool {
         matches!(&self.access, Access::Require(r) if r.iter().any(|r| r.active))
@@ -65,6 +74,8 @@ pub(super) struct RawRule {
     allow: Option<RawAllow>,
     require: Option<RawRequirement>,
     require_any: Option<Vec<RawRequirement>>,
+    #[serde(default)]
+    report_only: bool,
 }
 
 #[derive(Deserialize)]
@@ -176,6 +187,7 @@ impl RawRule {
             methods,
             case_sensitive,
             access,
+            report_only: self.report_only,
         })
     }
 }

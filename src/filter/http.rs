@@ -9,7 +9,7 @@ use super::root::{Shared, Waiter};
 use super::sessions;
 use super::token_calls;
 use crate::config::KeySource;
-use crate::decision::{decide_with, Allowed, Decision, Denied, Lists, Request};
+use crate::decision::{decide_with, Allowed, Decision, Denied, Lists, Reported, Request};
 use crate::online::TokenKey;
 use crate::refresh::Refetch;
 use crate::response::{self, Response};
@@ -654,6 +654,27 @@ fn process_headers(
                         login: None,
                         sign_in: false,
                     };
+                    // Report-only (the core forwards this request when Cognito cannot be
+                    // asked): report the 503 it would have had, and forward.
+                    let unreachable = decide_now(shared, &request, now_ms, Some(&check.key));
+                    if let Decision::Allow(allowed) = &unreachable {
+                        if allowed.reported.is_some() {
+                            let reported = Reported {
+                                status: denied.response.status,
+                                reason: denied.reason,
+                                provider: None,
+                                principal: None,
+                                error: None,
+                            };
+                            let level = shared.config.denial_log_level;
+                            crate::runtime::log::reported(level, &reported, &request);
+                            let mut metrics = shared.metrics.borrow_mut();
+                            metrics.reported(reported.reason);
+                            metrics.allowed();
+                            forward(allowed);
+                            return Outcome::Forward;
+                        }
+                    }
                     shared.metrics.borrow_mut().denied(denied.reason);
                     crate::runtime::log::denial(shared.config.denial_log_level, &denied, &request);
                     answer(&denied);
@@ -668,13 +689,25 @@ fn process_headers(
     online::note_unchecked(shared, &decision);
     match decision {
         Decision::Allow(allowed) => {
+            if let Some(reported) = &allowed.reported {
+                // Report-only: wait for keys as a refusal would, then report and forward.
+                if let Some(waiter) = may_wait
+                    .then(|| wait_for_keys(shared, reported.error, now_ms))
+                    .flatten()
+                {
+                    return Outcome::Wait(waiter);
+                }
+                let level = shared.config.denial_log_level;
+                crate::runtime::log::reported(level, reported, &request);
+                shared.metrics.borrow_mut().reported(reported.reason);
+            }
             shared.metrics.borrow_mut().allowed();
             forward(&allowed);
             Outcome::Forward
         }
         Decision::Deny(denied) => {
             if let Some(waiter) = may_wait
-                .then(|| wait_for_keys(shared, &denied, now_ms))
+                .then(|| wait_for_keys(shared, denied.error, now_ms))
                 .flatten()
             {
                 return Outcome::Wait(waiter);
@@ -789,12 +822,12 @@ fn send(r: &Response) {
 
 /// Whether a denied request should rather wait: for a provider's first keys (up to
 /// `startup_wait_ms`), or for a refetch after an unknown `kid` (rate-limited).
-fn wait_for_keys(shared: &Shared, denied: &Denied, now_ms: u64) -> Option<Waiter> {
+fn wait_for_keys(shared: &Shared, error: Option<VerifyError>, now_ms: u64) -> Option<Waiter> {
     if shared.waiters.borrow().len() >= MAX_WAITERS {
         return None;
     }
     let attempts = |p: usize| shared.seen.borrow().get(p).map_or(0, |s| s.attempts);
-    match denied.error? {
+    match error? {
         VerifyError::NoKeys { provider } if shared.config.startup_wait_ms > 0 => Some(Waiter {
             context_id: 0,
             provider,

@@ -19,6 +19,8 @@ use crate::runtime::metrics::DENY_REASONS;
 pub struct Metrics {
     allowed: Option<u32>,
     denied: HashMap<&'static str, u32>,
+    /// `report.denied.<reason>` by reason.
+    reported: HashMap<&'static str, u32>,
     /// Sign-in events (`login.started`, `login.completed`, `logout`), defined when first seen.
     events: HashMap<&'static str, u32>,
     cache_hits: Option<u32>,
@@ -64,6 +66,13 @@ impl Metrics {
                 m.denied.insert(reason, id);
             }
         }
+        if config.reports_anywhere() {
+            for reason in DENY_REASONS {
+                if let Some(id) = counter(&crate::runtime::metrics::reported(reason)) {
+                    m.reported.insert(reason, id);
+                }
+            }
+        }
         m.providers = config
             .providers
             .iter()
@@ -86,6 +95,17 @@ impl Metrics {
             Some(&id) => Some(id),
             None => counter(&format!("denied.{reason}")).inspect(|&id| {
                 self.denied.insert(reason, id);
+            }),
+        };
+        self.count(id, 1);
+    }
+
+    /// A request forwarded in report-only mode that would have been refused for `reason`.
+    pub fn reported(&mut self, reason: &'static str) {
+        let id = match self.reported.get(reason) {
+            Some(&id) => Some(id),
+            None => counter(&crate::runtime::metrics::reported(reason)).inspect(|&id| {
+                self.reported.insert(reason, id);
             }),
         };
         self.count(id, 1);

@@ -1,4 +1,4 @@
-//! Who a verified caller is, built only from what the issuer vouches for (README "Security
+//! Who a verified caller is, built only from what the issuer vouches for (docs/security-model.md, "Security
 //! model").
 //!
 //! - An email is evidence of a domain only as the token's own `email` claim with

@@ -42,6 +42,12 @@ pub fn denied(reason: &str) -> String {
     format!("denied.{reason}")
 }
 
+/// `report.denied.<reason>`: requests forwarded in report-only mode that would have been
+/// refused for `reason` (Envoy RBAC's `shadow_denied`, by reason).
+pub fn reported(reason: &str) -> String {
+    format!("report.denied.{reason}")
+}
+
 /// `jwks.<provider>.fetch_success` or `…fetch_failure`.
 pub fn jwks_fetch(provider: &str, ok: bool) -> String {
     let outcome = if ok { "fetch_success" } else { "fetch_failure" };
@@ -71,6 +77,7 @@ mod tests {
     #[test]
     fn names_are_those_of_the_wasm_build() {
         assert_eq!(denied("expired"), "denied.expired");
+        assert_eq!(reported("not_admin"), "report.denied.not_admin");
         assert_eq!(jwks_fetch("cognito", true), "jwks.cognito.fetch_success");
         assert_eq!(jwks_fetch("cognito", false), "jwks.cognito.fetch_failure");
         assert_eq!(jwks_keys("cognito"), "jwks.cognito.keys");

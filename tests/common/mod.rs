@@ -730,10 +730,20 @@ pub fn bootstrap(filter_config: &Value, upstream_port: u16, jwks_port: u16) -> V
     )
 }
 
+/// The `stats_config` every example in `envoy/` ships (the labelled metrics), as
+/// `envoy/production.yaml` has it: the tests' Envoys use it too.
+pub fn stats_config() -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("envoy/production.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let bootstrap: Value = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    bootstrap["stats_config"].clone()
+}
+
 /// A bootstrap as [`bootstrap`], with the clusters given (one must be `upstream`).
 pub fn bootstrap_with_clusters(filter_config: &Value, clusters: Vec<Value>) -> Value {
     let wasm = filter_entry(filter_config);
     json!({
+        "stats_config": stats_config(),
         "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
         "static_resources": {
             "listeners": [{

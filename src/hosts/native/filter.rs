@@ -100,6 +100,24 @@ impl Filter {
         let decision = decide(native, &request, envoy, now_ms);
         match decision {
             Decision::Allow(allowed) => {
+                if let Some(reported) = &allowed.reported {
+                    // Report-only: wait for keys as a refusal would, then report and forward.
+                    if may_wait {
+                        let wait = wait::for_denial(
+                            &native.config,
+                            reported.error,
+                            now_ms,
+                            |p| native.attempts(p),
+                            |p| native.refetch(p),
+                        );
+                        if let Some(w) = wait {
+                            return Outcome::Wait(w);
+                        }
+                    }
+                    let level = native.config.denial_log_level;
+                    crate::runtime::log::reported(level, reported, &request);
+                    native.metrics.reported(envoy, reported.reason);
+                }
                 native.metrics.allowed(envoy);
                 forward(envoy, &allowed);
                 Outcome::Forward

@@ -15,6 +15,8 @@ pub struct Metrics {
     panics: Option<usize>,
     /// `denied.<reason>` by reason.
     denied: HashMap<&'static str, usize>,
+    /// `report.denied.<reason>` by reason, when report-only mode is on anywhere.
+    reported: HashMap<&'static str, usize>,
     /// Every other counter and gauge by name (without the prefix).
     counters: HashMap<String, usize>,
     gauges: HashMap<String, usize>,
@@ -30,12 +32,18 @@ impl Metrics {
             cache_misses: counter(names::CACHE_MISSES),
             panics: counter(names::PANICS),
             denied: HashMap::new(),
+            reported: HashMap::new(),
             counters: HashMap::new(),
             gauges: HashMap::new(),
         };
         for reason in names::DENY_REASONS {
             if let Some(id) = counter(&names::denied(reason)) {
                 m.denied.insert(reason, id);
+            }
+            if config.reports_anywhere() {
+                if let Some(id) = counter(&names::reported(reason)) {
+                    m.reported.insert(reason, id);
+                }
             }
         }
         for p in &config.providers {
@@ -71,6 +79,11 @@ impl Metrics {
     /// A denial; a reason not defined up front is not counted (Envoy froze stat creation).
     pub fn denied(&self, filter: EnvoyFilter, reason: &str) {
         add(filter, self.denied.get(reason).copied(), 1);
+    }
+
+    /// A request forwarded in report-only mode that would have been refused for `reason`.
+    pub fn reported(&self, filter: EnvoyFilter, reason: &str) {
+        add(filter, self.reported.get(reason).copied(), 1);
     }
 
     pub fn cache(&self, filter: EnvoyFilter, (hits, misses): (u64, u64)) {
