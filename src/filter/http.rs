@@ -12,7 +12,8 @@ use crate::config::KeySource;
 use crate::decision::{decide_with, Allowed, Decision, Denied, Lists, Request};
 use crate::online::TokenKey;
 use crate::refresh::Refetch;
-use crate::response::{self, Response};
+use crate::response::Response;
+use crate::runtime::online::Started;
 use crate::session::{self, Failure, Random};
 use crate::verify::VerifyError;
 use log::{debug, info};
@@ -538,26 +539,17 @@ fn process_headers(
     if let Decision::Check(check) = &decision {
         if may_wait {
             match online::start(shared, check, now_ms) {
-                online::Started::Wait(waiter) => return Outcome::Wait(waiter),
-                online::Started::Busy => {
-                    let denied = Denied {
-                        response: response::unavailable(
-                            crate::online::RETRY_AFTER_SECONDS,
-                            "too many token checks are under way",
-                        ),
-                        reason: "online_busy",
-                        error: None,
-                        provider: None,
-                        principal: None,
-                        login: None,
-                        sign_in: false,
-                    };
+                Started::Wait { deadline_ms } => {
+                    return Outcome::Wait(online::waiter(check, deadline_ms))
+                }
+                Started::Busy => {
+                    let denied = crate::runtime::online::busy();
                     shared.metrics.borrow_mut().denied(denied.reason);
                     crate::runtime::log::denial(shared.config.denial_log_level, &denied, &request);
                     answer(&denied);
                     return Outcome::Answered;
                 }
-                online::Started::Failed | online::Started::BackedOff => {}
+                Started::Failed | Started::BackedOff => {}
             }
         }
         // No answer, and none to wait for: decide as if Cognito could not be reached.

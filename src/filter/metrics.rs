@@ -24,6 +24,8 @@ pub struct Metrics {
     cache_hits: Option<u32>,
     cache_misses: Option<u32>,
     providers: Vec<ProviderMetrics>,
+    /// Counters by name, defined up front (the online check's, `online.<provider>.<kind>`).
+    named: HashMap<String, u32>,
     /// Counts not yet sent to Envoy, by metric id.
     pending: HashMap<u32, u64>,
 }
@@ -37,18 +39,6 @@ struct ProviderMetrics {
     list_success: Option<u32>,
     list_failure: Option<u32>,
     list_entries: Option<u32>,
-    /// Defined only for a provider with an online check: answers by kind.
-    online_active: Option<u32>,
-    online_revoked: Option<u32>,
-    online_unreachable: Option<u32>,
-    /// Cognito said the token lacks the scope `GetUser` needs.
-    online_not_checkable: Option<u32>,
-    /// Cognito throttled (`TooManyRequestsException`).
-    online_throttled: Option<u32>,
-    /// Checks not made while the provider backs off after throttling.
-    online_backed_off: Option<u32>,
-    /// Access tokens without the admin scope, passed or refused without a check.
-    online_unchecked: Option<u32>,
 }
 
 impl Metrics {
@@ -71,9 +61,17 @@ impl Metrics {
                 fetch_success: counter(&format!("jwks.{}.fetch_success", p.name)),
                 fetch_failure: counter(&format!("jwks.{}.fetch_failure", p.name)),
                 keys: define(MetricType::Gauge, &format!("jwks.{}.keys", p.name)),
-                ..online_metrics(p, revocation_metrics(p))
+                ..revocation_metrics(p)
             })
             .collect();
+        for p in config.providers.iter().filter(|p| p.online_check.is_some()) {
+            for kind in crate::runtime::metrics::ONLINE_KINDS {
+                let name = crate::runtime::metrics::online(&p.name, kind);
+                if let Some(id) = counter(&name) {
+                    m.named.insert(name, id);
+                }
+            }
+        }
         m
     }
 
@@ -138,65 +136,15 @@ impl Metrics {
         }
     }
 
-    /// One answer of an online check.
-    pub fn online_answer(&self, provider: usize, answer: crate::online::Answer) {
-        use crate::online::Answer;
-        if let Some(p) = self.providers.get(provider) {
-            add(
-                match answer {
-                    Answer::Active => p.online_active,
-                    Answer::Revoked => p.online_revoked,
-                    Answer::NotCheckable => p.online_not_checkable,
-                    Answer::Throttled => p.online_throttled,
-                    Answer::Unreachable => p.online_unreachable,
-                    Answer::Pending => None,
-                },
-                1,
-            );
-        }
-    }
-
-    /// A check not made: the provider backs off after throttling.
-    pub fn online_backed_off(&self, provider: usize) {
-        add(
-            self.providers
-                .get(provider)
-                .and_then(|p| p.online_backed_off),
-            1,
-        );
-    }
-
-    /// An access token that `GetUser` cannot judge, not checked.
-    pub fn online_unchecked(&self, provider: usize) {
-        add(
-            self.providers
-                .get(provider)
-                .and_then(|p| p.online_unchecked),
-            1,
-        );
+    /// A counter defined up front, by name (at once, not at the next flush).
+    pub fn count_named(&self, name: &str, by: u64) {
+        add(self.named.get(name).copied(), by);
     }
 
     pub fn keys_loaded(&self, provider: usize, count: usize) {
         if let Some(id) = self.providers.get(provider).and_then(|p| p.keys) {
             let _ = hostcalls::record_metric(id, count as u64);
         }
-    }
-}
-
-fn online_metrics(p: &crate::config::Provider, base: ProviderMetrics) -> ProviderMetrics {
-    if p.online_check.is_none() {
-        return base;
-    }
-    let name = |what: &str| format!("online.{}.{what}", p.name);
-    ProviderMetrics {
-        online_active: counter(&name("active")),
-        online_revoked: counter(&name("revoked")),
-        online_unreachable: counter(&name("unreachable")),
-        online_not_checkable: counter(&name("not_checkable")),
-        online_throttled: counter(&name("throttled")),
-        online_backed_off: counter(&name("backed_off")),
-        online_unchecked: counter(&name("unchecked")),
-        ..base
     }
 }
 

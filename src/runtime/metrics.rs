@@ -64,6 +64,52 @@ pub fn list_entries(provider: &str) -> String {
     format!("revocation.{provider}.entries")
 }
 
+/// The kinds an online check counts per provider (`online.<provider>.<kind>`): its answers,
+/// the checks not made while the provider backs off, and the access tokens `GetUser` cannot
+/// judge that passed or were refused without a check.
+pub const ONLINE_KINDS: [&str; 7] = [
+    "active",
+    "revoked",
+    "unreachable",
+    "not_checkable",
+    "throttled",
+    "backed_off",
+    "unchecked",
+];
+
+/// `online.<provider>.<kind>`.
+pub fn online(provider: &str, kind: &str) -> String {
+    format!("online.{provider}.{kind}")
+}
+
+/// The kind an answer is counted as (a pending marker is no answer).
+pub fn online_answer(answer: crate::online::Answer) -> Option<&'static str> {
+    use crate::online::Answer;
+    Some(match answer {
+        Answer::Active => "active",
+        Answer::Revoked => "revoked",
+        Answer::NotCheckable => "not_checkable",
+        Answer::Throttled => "throttled",
+        Answer::Unreachable => "unreachable",
+        Answer::Pending => return None,
+    })
+}
+
+/// Browser sign-in's counters (defined only with `login`).
+pub const LOGIN_EVENTS: [&str; 11] = [
+    "login.started",
+    "login.callbacks",
+    "login.completed",
+    "login.failed",
+    "logout",
+    "logout.confirm",
+    "logout.revoked",
+    "logout.revoke_failed",
+    "logout.end_failed",
+    "refresh.completed",
+    "refresh.failed",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

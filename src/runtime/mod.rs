@@ -9,6 +9,7 @@
 pub mod fetch;
 pub mod log;
 pub mod metrics;
+pub mod online;
 pub mod wait;
 
 /// A call to an Envoy cluster.

@@ -14,8 +14,10 @@ use super::abi::{ConfigScheduler, EnvoyConfig, FilterScheduler};
 use super::crypto::Ring;
 use super::metrics::Metrics;
 use super::now_ms;
+use super::online::OnlineState;
 use crate::config::{Config, KeySource};
 use crate::jwks::KeySet;
+use crate::online::TokenKey;
 use crate::revocation::RevocationList;
 use crate::runtime::fetch::Fetcher;
 use crate::runtime::wait::{Wait, MAX_WAITERS};
@@ -44,6 +46,8 @@ pub struct Native {
     pub lists: ArcSwap<Vec<Option<RevocationList>>>,
     pub verifier: Box<dyn SignatureVerifier + Send + Sync>,
     pub metrics: Metrics,
+    /// The online check's answers, back-offs and calls under way, for every worker.
+    pub online: OnlineState,
     envoy: EnvoyConfig,
     fetcher: Mutex<Fetcher>,
     waiters: Mutex<Waiters>,
@@ -51,11 +55,23 @@ pub struct Native {
     ticker: Mutex<Option<Ticker>>,
 }
 
-/// Requests waiting for keys, each with the scheduler that resumes it on its worker.
+/// Paused requests, each with the scheduler that resumes it on its worker.
 #[derive(Default)]
 struct Waiters {
     next_id: u64,
-    waiting: Vec<(u64, Wait, FilterScheduler)>,
+    waiting: Vec<(u64, Waiting, FilterScheduler)>,
+}
+
+/// What a paused request waits for.
+pub enum Waiting {
+    Keys(Wait),
+    /// The online check's answer about `key` (this worker's call or another's), until
+    /// `deadline_ms` at the latest.
+    Online {
+        provider: usize,
+        key: TokenKey,
+        deadline_ms: u64,
+    },
 }
 
 impl Native {
@@ -107,6 +123,7 @@ impl Native {
             lists: ArcSwap::from_pointee(vec![None; n]),
             verifier,
             metrics,
+            online: OnlineState::default(),
             envoy,
             waiters: Mutex::new(Waiters::default()),
             ticker: Mutex::new(None),
@@ -179,7 +196,7 @@ impl Native {
 
     /// Parks a request until `wait` is over; its scheduler resumes it on its worker. The id
     /// to [`Native::forget`] it by, or `None` when too many wait already.
-    pub fn park(&self, wait: Wait, scheduler: FilterScheduler) -> Option<u64> {
+    pub fn park(&self, wait: Waiting, scheduler: FilterScheduler) -> Option<u64> {
         let mut w = lock(&self.waiters);
         if w.waiting.len() >= MAX_WAITERS {
             return None;
@@ -196,13 +213,28 @@ impl Native {
         lock(&self.waiters).waiting.retain(|(i, _, _)| *i != id);
     }
 
-    fn wake(&self, now: u64) {
+    /// Wakes the paused requests that may go on: their keys came, a fetch finished, their
+    /// online answer came, or their wait ran out. From any thread.
+    pub fn wake(&self, now: u64) {
         let keys = self.keys.load();
         let fetcher = lock(&self.fetcher);
         let mut w = lock(&self.waiters);
-        w.waiting.retain(|(_, wait, scheduler)| {
-            let has_keys = keys.get(wait.provider).is_some_and(Option::is_some);
-            if wait.ready(has_keys, fetcher.attempts(wait.provider), now) {
+        w.waiting.retain(|(_, waiting, scheduler)| {
+            let ready = match waiting {
+                Waiting::Keys(wait) => {
+                    let has_keys = keys.get(wait.provider).is_some_and(Option::is_some);
+                    wait.ready(has_keys, fetcher.attempts(wait.provider), now)
+                }
+                Waiting::Online {
+                    provider,
+                    key,
+                    deadline_ms,
+                } => {
+                    now >= *deadline_ms
+                        || crate::online::lookup(&self.online, *provider, key, now).is_some()
+                }
+            };
+            if ready {
                 scheduler.commit(EVENT_WAKE);
                 false
             } else {
@@ -216,13 +248,7 @@ impl Host for Native {
     fn call(&self, call: &Call<'_>) -> Result<u64, String> {
         self.envoy
             .call(call.cluster, &call.headers, call.body, call.timeout_ms)
-            .map_err(|code| match code {
-                1 => "missing required headers".to_string(),
-                2 => "cluster not found".to_string(),
-                3 => "duplicate call id".to_string(),
-                4 => "cannot create the request (no healthy host?)".to_string(),
-                other => format!("error {other}"),
-            })
+            .map_err(call_error)
     }
 
     fn count(&self, name: &str, by: u64) {
@@ -231,6 +257,17 @@ impl Host for Native {
 
     fn gauge(&self, name: &str, value: u64) {
         self.metrics.gauge(name, value);
+    }
+}
+
+/// Why Envoy refused to start a call (`envoy_dynamic_module_type_http_callout_init_result`).
+pub fn call_error(code: u32) -> String {
+    match code {
+        1 => "missing required headers".to_string(),
+        2 => "cluster not found".to_string(),
+        3 => "duplicate call id".to_string(),
+        4 => "cannot create the request (no healthy host?)".to_string(),
+        other => format!("error {other}"),
     }
 }
 
@@ -243,14 +280,6 @@ fn native_support(config: Config) -> Result<Config, crate::config::ConfigError> 
     };
     if config.login.is_some() {
         return Err(refuse("login".into(), "browser sign-in"));
-    }
-    for (i, p) in config.providers.iter().enumerate() {
-        if p.online_check.is_some() {
-            return Err(refuse(
-                format!("providers[{i}].online_check"),
-                "the online check",
-            ));
-        }
     }
     Ok(config)
 }

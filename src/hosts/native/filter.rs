@@ -1,33 +1,46 @@
 //! One request through the native module: read its headers, ask the core, act on the
 //! decision — or wait for keys and decide again when the main thread says so.
 
-use super::abi::EnvoyFilter;
-use super::config::{Native, EVENT_WAKE};
+use super::abi::{CalloutAnswer, EnvoyFilter};
+use super::config::{call_error, Native, Waiting, EVENT_WAKE};
 use super::now_ms;
 use crate::cache::TokenCache;
 use crate::decision::{decide_with, Allowed, Decision, Lists, Request};
+use crate::online::{AsUnreachable, TokenKey};
 use crate::response::Response;
-use crate::runtime::wait::{self, Wait};
+use crate::runtime::online::Started;
+use crate::runtime::wait;
+use crate::runtime::{Call, Host};
 use log::debug;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 /// One request. Envoy may re-enter a hook from inside a callback, so its state is in cells
 /// and no borrow is held across a call into Envoy.
 pub struct Filter {
     native: Arc<Native>,
-    /// The waiter id while the request waits for keys.
-    parked: Cell<Option<u64>>,
+    /// While the request waits: its waiter id, and the deadline of an online check's wait.
+    parked: Cell<Option<Parked>>,
     /// A local reply has been sent.
     answered: Cell<bool>,
+    /// The online check this request asked for: Envoy's callout id and the flight's id.
+    online_call: Cell<Option<(u64, u64)>>,
+}
+
+#[derive(Clone, Copy)]
+struct Parked {
+    id: u64,
+    /// Waits for an online answer until then (else for keys).
+    online_deadline: Option<u64>,
 }
 
 /// What became of a request.
 enum Outcome {
     Forward,
     Answered,
-    Wait(Wait),
+    Wait(Waiting),
 }
 
 impl Filter {
@@ -36,21 +49,35 @@ impl Filter {
             native,
             parked: Cell::new(None),
             answered: Cell::new(false),
+            online_call: Cell::new(None),
         }
     }
 
     /// Whether the request goes on now (else it is answered or waits).
     pub fn on_request_headers(&self, envoy: EnvoyFilter) -> bool {
-        match self.process(envoy, now_ms(), true) {
+        let outcome = self.process(envoy, now_ms(), true);
+        self.act(envoy, outcome)
+    }
+
+    /// Acts on an outcome: whether the request goes on now (else it is answered or waits).
+    fn act(&self, envoy: EnvoyFilter, outcome: Outcome) -> bool {
+        match outcome {
             Outcome::Forward => true,
             Outcome::Answered => false,
             Outcome::Wait(w) => {
+                let online_deadline = match &w {
+                    Waiting::Online { deadline_ms, .. } => Some(*deadline_ms),
+                    Waiting::Keys(_) => None,
+                };
                 let parked = envoy
                     .scheduler()
                     .and_then(|scheduler| self.native.park(w, scheduler));
                 match parked {
                     Some(id) => {
-                        self.parked.set(Some(id));
+                        self.parked.set(Some(Parked {
+                            id,
+                            online_deadline,
+                        }));
                         false
                     }
                     // Too many wait already: decide now, without waiting.
@@ -60,20 +87,64 @@ impl Filter {
         }
     }
 
-    /// The main thread woke this request: decide again.
+    /// The request was woken (its keys or its online answer came, or its wait ran out):
+    /// decide again.
     pub fn on_scheduled(&self, envoy: EnvoyFilter, event: u64) {
-        if event != EVENT_WAKE || self.parked.take().is_none() || self.answered.get() {
+        if event != EVENT_WAKE || self.answered.get() {
             return;
         }
-        match self.process(envoy, now_ms(), false) {
-            Outcome::Forward => envoy.continue_decoding(),
-            Outcome::Answered | Outcome::Wait(_) => {}
+        let Some(parked) = self.parked.take() else {
+            return;
+        };
+        let now = now_ms();
+        // An online wait may wait on (the answer came, but another check is due); a wait for
+        // keys is over.
+        let may_wait = parked.online_deadline.is_some_and(|d| now < d);
+        let outcome = self.process(envoy, now, may_wait);
+        if self.act(envoy, outcome) {
+            envoy.continue_decoding();
         }
     }
 
+    /// The answer to a call this request made.
+    pub fn on_callout_done(&self, envoy: EnvoyFilter, id: u64, answer: &CalloutAnswer) {
+        let _ = envoy;
+        if let Some((callout, flight)) = self.online_call.get().filter(|(c, _)| *c == id) {
+            let _ = callout;
+            self.online_call.set(None);
+            self.online_answered(flight, answer);
+        }
+    }
+
+    /// The answer to this request's online check: kept for every worker, and every request
+    /// that waits for it woken (this one too: it is parked as they are).
+    fn online_answered(&self, flight: u64, answer: &CalloutAnswer) {
+        let native = &*self.native;
+        let now = now_ms();
+        if let Some(f) = native.online.flights(|calls| calls.take(flight)) {
+            crate::runtime::online::finished(
+                &native.config,
+                &native.online,
+                native,
+                &f,
+                answer.status,
+                answer.header("x-amzn-errortype"),
+                &answer.body,
+                now,
+            );
+        }
+        native.wake(now);
+    }
+
+    pub fn on_response_headers(&self, _envoy: EnvoyFilter) {}
+
     pub fn complete(&self) {
-        if let Some(id) = self.parked.take() {
-            self.native.forget(id);
+        if let Some(parked) = self.parked.take() {
+            self.native.forget(parked.id);
+        }
+        // Its online check goes with it (those that joined it wait out their deadline).
+        if let Some((_, flight)) = self.online_call.take() {
+            self.native.online.flights(|calls| calls.take(flight));
         }
     }
 
@@ -97,7 +168,55 @@ impl Filter {
         let headers = envoy.request_headers();
         let pseudo = |name: &str| crate::decision::header(&headers, name).unwrap_or_default();
         let request = Request::new(pseudo(":method"), pseudo(":path"), &headers);
-        let decision = decide(native, &request, envoy, now_ms);
+        let mut decision = decide(native, &request, envoy, now_ms, None);
+        if let Decision::Check(check) = &decision {
+            if may_wait {
+                let host = StreamHost {
+                    native,
+                    envoy,
+                    call: &self.online_call,
+                };
+                let started = native.online.flights(|calls| {
+                    crate::runtime::online::start(
+                        &native.config,
+                        &native.online,
+                        calls,
+                        &host,
+                        check,
+                        now_ms,
+                    )
+                });
+                match started {
+                    Started::Wait { deadline_ms } => {
+                        return Outcome::Wait(Waiting::Online {
+                            provider: check.provider,
+                            key: check.key.clone(),
+                            deadline_ms,
+                        })
+                    }
+                    Started::Busy => {
+                        let denied = crate::runtime::online::busy();
+                        native.metrics.denied(envoy, denied.reason);
+                        crate::runtime::log::denial(
+                            native.config.denial_log_level,
+                            &denied,
+                            &request,
+                        );
+                        self.answer(envoy, &denied.response);
+                        return Outcome::Answered;
+                    }
+                    Started::Failed | Started::BackedOff => {}
+                }
+            }
+            // No answer, and none to wait for: decide as if Cognito could not be reached.
+            decision = decide(native, &request, envoy, now_ms, Some(&check.key));
+        }
+        crate::runtime::online::note_unchecked(
+            &native.config,
+            &native.online,
+            native.as_ref(),
+            &decision,
+        );
         match decision {
             Decision::Allow(allowed) => {
                 native.metrics.allowed(envoy);
@@ -114,7 +233,7 @@ impl Filter {
                         |p| native.refetch(p),
                     );
                     if let Some(w) = wait {
-                        return Outcome::Wait(w);
+                        return Outcome::Wait(Waiting::Keys(w));
                     }
                 }
                 crate::runtime::log::denial(native.config.denial_log_level, &denied, &request);
@@ -122,8 +241,9 @@ impl Filter {
                 self.answer(envoy, &denied.response);
                 Outcome::Answered
             }
-            // Not reached: the native module refuses a configuration with an online check
-            // or browser sign-in (config.rs); should one slip through, fail closed.
+            // Not reached: with the answer read as unreachable the core decides; and the
+            // native module refuses a configuration with browser sign-in (config.rs): should
+            // one slip through, fail closed.
             Decision::Check(_)
             | Decision::Redirect(_)
             | Decision::Call(_)
@@ -162,13 +282,31 @@ thread_local! {
     static CACHES: RefCell<HashMap<u64, (Weak<Native>, TokenCache)>> = RefCell::new(HashMap::new());
 }
 
-/// Decides `request` with the current keys and this worker's cache.
-fn decide(native: &Arc<Native>, request: &Request, envoy: EnvoyFilter, now_ms: u64) -> Decision {
+/// Decides `request` with the current keys, the kept online answers and this worker's cache;
+/// `unreachable`: read that token's answer as "Cognito cannot be reached".
+fn decide(
+    native: &Arc<Native>,
+    request: &Request,
+    envoy: EnvoyFilter,
+    now_ms: u64,
+    unreachable: Option<&TokenKey>,
+) -> Decision {
     let keys = native.keys.load();
     let fetched = native.lists.load();
+    let overlay;
+    let online: &dyn crate::online::Answers = match unreachable {
+        Some(key) => {
+            overlay = AsUnreachable {
+                inner: &native.online,
+                key,
+            };
+            &overlay
+        }
+        None => &native.online,
+    };
     let lists = Lists {
         fetched: &fetched,
-        online: &crate::online::NoAnswers,
+        online,
         ended: &crate::session::ended::NoneEnded,
     };
     CACHES.with(|caches| {
@@ -221,4 +359,35 @@ fn send(envoy: EnvoyFilter, r: &Response) {
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
     envoy.send_response(r.status, &headers, r.body.as_bytes());
+}
+
+/// The runtime's host for one request: its calls go out as this stream's callouts (answered
+/// to `http_callout_done` on its worker), its counts to the configuration's counters.
+struct StreamHost<'a> {
+    native: &'a Native,
+    envoy: EnvoyFilter,
+    /// Where the request remembers its call: Envoy's callout id and the flight's.
+    call: &'a Cell<Option<(u64, u64)>>,
+}
+
+impl Host for StreamHost<'_> {
+    /// Returns a flight id unique in the process (Envoy's callout ids are per stream).
+    fn call(&self, call: &Call<'_>) -> Result<u64, String> {
+        let id = self
+            .envoy
+            .callout(call.cluster, &call.headers, call.body, call.timeout_ms)
+            .map_err(call_error)?;
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let flight = NEXT.fetch_add(1, Ordering::Relaxed);
+        self.call.set(Some((id, flight)));
+        Ok(flight)
+    }
+
+    fn count(&self, name: &str, by: u64) {
+        self.native.count(name, by);
+    }
+
+    fn gauge(&self, name: &str, value: u64) {
+        self.native.gauge(name, value);
+    }
 }

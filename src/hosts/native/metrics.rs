@@ -55,9 +55,24 @@ impl Metrics {
                 }
                 gauges.push(names::list_entries(&p.name));
             }
+            if p.online_check.is_some() {
+                for kind in names::ONLINE_KINDS {
+                    let name = names::online(&p.name, kind);
+                    if let Some(id) = counter(&name) {
+                        m.counters.insert(name, id);
+                    }
+                }
+            }
             for name in gauges {
                 if let Some(id) = envoy.define_gauge(&format!("{PREFIX}.{name}")) {
                     m.gauges.insert(name, id);
+                }
+            }
+        }
+        if config.login.is_some() {
+            for name in names::LOGIN_EVENTS {
+                if let Some(id) = counter(name) {
+                    m.counters.insert(name.to_string(), id);
                 }
             }
         }
@@ -85,7 +100,7 @@ impl Metrics {
         }
     }
 
-    /// A counter by name, from the main thread.
+    /// A counter by name (any thread: Envoy's counters are atomic).
     pub fn count(&self, name: &str, by: u64) {
         if let Some(&id) = self.counters.get(name) {
             self.envoy.increment(id, by);

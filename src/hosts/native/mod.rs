@@ -13,6 +13,7 @@ mod config;
 mod crypto;
 mod filter;
 mod metrics;
+mod online;
 
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
