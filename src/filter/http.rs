@@ -6,17 +6,20 @@
 use super::millis;
 use super::online;
 use super::root::{Shared, Waiter};
-use super::sessions;
-use super::token_calls;
+use super::online::WasmHost;
+use super::sessions::{self, SharedSessions};
 use crate::config::KeySource;
 use crate::decision::{decide_with, Allowed, Decision, Denied, Lists, Request};
 use crate::online::TokenKey;
 use crate::refresh::Refetch;
 use crate::response::Response;
 use crate::runtime::online::Started;
-use crate::session::{self, Failure, Random};
+use crate::runtime::signin::{self, LogoutStep, TokenAnswer};
+use crate::runtime::token_calls;
+use crate::runtime::Host;
+use crate::session::{self, Random};
 use crate::verify::VerifyError;
-use log::{debug, info};
+use log::debug;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, MapType};
@@ -59,9 +62,7 @@ impl Http {
     /// full, and the request has been answered 503.
     fn take_token_call(&mut self) -> bool {
         if !self.reserve_token_call() {
-            self.shared.metrics.borrow_mut().denied("login_busy");
-            log::warn!("cognito-edge-auth: denied 503 reason=login_busy (token endpoint calls)");
-            send(&token_calls::busy());
+            send(&signin::busy(&WasmHost(&self.shared)));
         }
         self.token_call.is_some()
     }
@@ -91,57 +92,25 @@ impl Http {
         self.dispatch_http_call(&call.cluster, headers, Some(&call.body), vec![], timeout)
     }
 
-    /// A request to `logout_path`: the confirmation page, or the session ended in the process
-    /// (every worker refuses a copy of its cookie from now on), its refresh token revoked, then
-    /// the logout's answer (also when the revocation fails: the browser's session ends either
-    /// way).
+    /// A request to `logout_path`: the confirmation page, or the session ended in the process,
+    /// its refresh token revoked, then the logout's answer (also when the revocation fails: the
+    /// browser's session ends either way).
     fn logout(&mut self, logout: session::Logout) -> Action {
-        let (response, revoke, ended) = match logout {
-            session::Logout::Confirm(page) => {
-                self.shared.metrics.borrow_mut().event("logout.confirm");
-                send(&page);
-                return Action::Pause;
-            }
-            session::Logout::Out {
-                response,
-                revoke,
-                ended,
-            } => (response, revoke, ended),
-        };
-        let revoke_wanted = revoke.is_some();
-        self.shared.metrics.borrow_mut().event("logout");
-        if let Some(ended) = ended {
-            let now = millis(self.get_current_time()) / 1000;
-            if !sessions::end(&ended.sid, ended.until, now) {
-                log::warn!("cognito-edge-auth: logout could not end the session in shared data");
-                self.shared.metrics.borrow_mut().event("logout.end_failed");
-            }
-        }
-        // The session is ended either way: with the bound on token-endpoint calls full, the
-        // logout goes on without revoking (counted as a failed revocation).
-        let Some(call) = revoke.filter(|_| self.reserve_token_call()) else {
-            if revoke_wanted {
-                self.shared
-                    .metrics
-                    .borrow_mut()
-                    .event("logout.revoke_failed");
-            }
-            send(&response);
-            return Action::Pause;
-        };
-        match self.dispatch(&call) {
-            Ok(token) => self.revoking = Some((token, response)),
-            Err(status) => {
-                log::warn!(
-                    "cognito-edge-auth: revocation failed (cannot call cluster {}: {status:?})",
-                    call.cluster
-                );
-                self.shared
-                    .metrics
-                    .borrow_mut()
-                    .event("logout.revoke_failed");
-                send(&response);
-            }
+        let now = millis(self.get_current_time()) / 1000;
+        let shared = Rc::clone(&self.shared);
+        let host = WasmHost(&shared);
+        let step = signin::logout(&host, &SharedSessions, logout, now, || {
+            self.reserve_token_call()
+        });
+        match step {
+            LogoutStep::Send(response) => send(&response),
+            LogoutStep::Revoke(call, response) => match self.dispatch(&call) {
+                Ok(token) => self.revoking = Some((token, response)),
+                Err(status) => {
+                    signin::revoke_not_made(&host, &call.cluster, &format!("{status:?}"));
+                    send(&response);
+                }
+            },
         }
         Action::Pause
     }
@@ -165,7 +134,7 @@ impl Http {
             Ok(token) => {
                 let deadline = now
                     .saturating_add(call.timeout_ms)
-                    .saturating_add(REFRESH_GRACE_MS);
+                    .saturating_add(signin::REFRESH_GRACE_MS);
                 self.shared
                     .refreshes
                     .borrow_mut()
@@ -174,11 +143,11 @@ impl Http {
                 Action::Pause
             }
             Err(status) => {
-                log::warn!(
-                    "cognito-edge-auth: refresh failed (cannot call cluster {}: {status:?})",
-                    call.cluster
+                signin::refresh_not_made(
+                    &WasmHost(&self.shared),
+                    &call.cluster,
+                    &format!("{status:?}"),
                 );
-                self.shared.metrics.borrow_mut().event("refresh.failed");
                 self.shared.refreshes.borrow_mut().remove(&pending.refresh);
                 release(&self.shared, now, waiting, None);
                 let _ = hostcalls::set_effective_context(self.context_id);
@@ -195,66 +164,41 @@ impl Http {
     fn refreshed(&mut self, pending: session::RefreshPending, body_size: usize) {
         let shared = Rc::clone(&self.shared);
         let now_ms = millis(self.get_current_time());
-        let (status, result) = self.answered(body_size, now_ms / 1000, |a| {
-            session::refreshed(a, &pending)
+        let r = self.answered(body_size, |a| {
+            signin::refreshed(
+                &shared.config,
+                &WasmHost(&shared),
+                &SharedSessions,
+                a,
+                &pending,
+                now_ms,
+            )
         });
-        let mut ending = Vec::new();
-        let cookies = match result {
-            Ok(cookies) => {
-                shared.metrics.borrow_mut().event("refresh.completed");
-                debug!("cognito-edge-auth: session refreshed");
-                Some(cookies)
-            }
-            Err(f) => {
-                shared.metrics.borrow_mut().event("refresh.failed");
-                log::warn!(
-                    "cognito-edge-auth: refresh failed reason={}{}",
-                    f.reason(),
-                    match status {
-                        Some(s) if s != 200 => format!(" (token endpoint answered {s})"),
-                        None => " (no answer from the token endpoint)".into(),
-                        _ => String::new(),
-                    }
-                );
-                // Another user's tokens: the session ends here and in every worker.
-                if let (Failure::SessionChanged, Some(login)) = (f, shared.config.login.as_ref()) {
-                    let now = now_ms / 1000;
-                    let until = now.saturating_add(session::ENDED_REFRESHABLE_SECONDS);
-                    sessions::end(pending.sid(), until, now);
-                    ending = session::ended_by_refresh(login, &pending);
-                }
-                None
-            }
-        };
         let waiting = shared
             .refreshes
             .borrow_mut()
             .remove(&pending.refresh)
             .map(|(_, w)| w)
             .unwrap_or_default();
-        if let Outcome::Forward = redecide(&shared, now_ms, cookies.as_deref()) {
+        if let Outcome::Forward = redecide(&shared, now_ms, r.cookies.as_deref()) {
             let _ = hostcalls::resume_http_request();
         }
-        release(&shared, now_ms, waiting, cookies.as_deref());
+        release(&shared, now_ms, waiting, r.cookies.as_deref());
         let _ = hostcalls::set_effective_context(self.context_id);
-        // A failed refresh leaves the old cookie (the next sign-in replaces it), but for one
-        // that named another user, which is cleared.
-        self.set_cookies = cookies.unwrap_or(ending);
+        self.set_cookies = r.set_cookies;
     }
 
     /// Makes the callback's token request; the answer arrives in `on_http_call_response`.
     fn exchange(&mut self, call: &session::Call, pending: session::Pending) -> Action {
         match self.dispatch(call) {
             Ok(token) => self.exchange = Some((token, pending)),
-            Err(status) => {
-                log::warn!(
-                    "cognito-edge-auth: login failed reason={} (cannot call cluster {}: {status:?})",
-                    Failure::Exchange.reason(),
-                    call.cluster
-                );
-                let page = self.failed_page(Failure::Exchange, &pending);
-                login_failed(&self.shared, Failure::Exchange, &page);
-            }
+            Err(status) => send(&signin::exchange_not_made(
+                &self.shared.config,
+                &WasmHost(&self.shared),
+                &pending,
+                &call.cluster,
+                &format!("{status:?}"),
+            )),
         }
         Action::Pause
     }
@@ -291,19 +235,10 @@ impl Context for Http {
         self.token_call = None;
         if let Some((expected, response)) = self.revoking.take() {
             if token == expected {
-                let status = self.get_http_call_response_header(":status");
-                if status.as_deref() == Some("200") {
-                    self.shared.metrics.borrow_mut().event("logout.revoked");
-                } else {
-                    self.shared
-                        .metrics
-                        .borrow_mut()
-                        .event("logout.revoke_failed");
-                    log::warn!(
-                        "cognito-edge-auth: revocation failed (token endpoint answered {})",
-                        status.as_deref().unwrap_or("nothing")
-                    );
-                }
+                let status = self
+                    .get_http_call_response_header(":status")
+                    .and_then(|s| s.parse::<u32>().ok());
+                signin::revoked(&WasmHost(&self.shared), status);
                 send(&response);
                 return;
             }
@@ -327,75 +262,36 @@ impl Context for Http {
 }
 
 impl Http {
-    /// The token endpoint's answer to a call of this request, handed to `step` (a sign-in step
-    /// of the core) with this worker's keys and fresh randomness; also the answer's status. A
-    /// body larger than any token response is read as empty, which the core refuses.
-    fn answered<T>(
-        &self,
-        body_size: usize,
-        now: u64,
-        step: impl FnOnce(&session::Answered) -> Result<T, Failure>,
-    ) -> (Option<u32>, Result<T, Failure>) {
+    /// The token endpoint's answer to a call of this request, with this worker's keys and
+    /// fresh randomness, handed to `step` (a sign-in step of the runtime).
+    fn answered<T>(&self, body_size: usize, step: impl FnOnce(&TokenAnswer) -> T) -> T {
         let status = self
             .get_http_call_response_header(":status")
             .and_then(|s| s.parse::<u32>().ok());
-        let body = if body_size <= MAX_TOKEN_RESPONSE_BYTES {
+        let body = if body_size <= signin::MAX_TOKEN_RESPONSE_BYTES {
             self.get_http_call_response_body(0, body_size)
                 .unwrap_or_default()
         } else {
             Vec::new()
         };
-        let shared = &self.shared;
-        let (Some(login), Some(random)) = (shared.config.login.as_ref(), random()) else {
-            return (status, Err(Failure::Exchange));
-        };
-        let keys = shared.keys.borrow();
-        let result = step(&session::Answered {
-            config: &shared.config,
-            login,
+        let keys = self.shared.keys.borrow();
+        step(&TokenAnswer {
             status,
             body: &body,
             keys: &keys,
-            signatures: shared.verifier.as_ref(),
-            now,
-            random: &random,
-        });
-        (status, result)
-    }
-
-    /// The page of a sign-in that failed after its callback, clearing the attempt's cookie.
-    fn failed_page(&self, f: Failure, pending: &session::Pending) -> Response {
-        match self.shared.config.login.as_ref() {
-            Some(login) => f.page_clearing(login, Some(pending.attempt())),
-            None => f.page(),
-        }
+            signatures: self.shared.verifier.as_ref(),
+            random: random(),
+        })
     }
 
     /// The callback's code exchange answered: set the session, or show why not.
     fn exchanged(&mut self, pending: session::Pending, body_size: usize) {
         let shared = Rc::clone(&self.shared);
         let now = millis(self.get_current_time()) / 1000;
-        let (status, result) = self.answered(body_size, now, |a| session::finish(a, &pending));
-        match result {
-            Ok(response) => {
-                shared.metrics.borrow_mut().event("login.completed");
-                debug!("cognito-edge-auth: login completed");
-                send(&response);
-            }
-            Err(f) => {
-                log::warn!(
-                    "cognito-edge-auth: login failed reason={}{}",
-                    f.reason(),
-                    match (f, status) {
-                        (Failure::IdToken(e), _) => format!(" ({})", e.description()),
-                        (Failure::Exchange, Some(s)) => format!(" (token endpoint answered {s})"),
-                        (Failure::Exchange, None) => " (no answer from the token endpoint)".into(),
-                        _ => String::new(),
-                    }
-                );
-                login_failed(&shared, f, &self.failed_page(f, &pending));
-            }
-        }
+        let response = self.answered(body_size, |a| {
+            signin::exchanged(&shared.config, &WasmHost(&shared), a, &pending, now)
+        });
+        send(&response);
     }
 }
 
@@ -422,26 +318,16 @@ fn redecide(shared: &Shared, now_ms: u64, cookies: Option<&[String]>) -> Outcome
     let renewed = session::with_session(login, &headers, cookies);
     match process_headers(shared, now_ms, false, &renewed, true) {
         Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Logout(_) => {
-            login_failed(shared, Failure::Exchange, &Failure::Exchange.page());
+            send(&signin::not_again(&WasmHost(shared)));
             Outcome::Answered
         }
         other => other,
     }
 }
 
-/// A refresh whose answer is this late past its timeout is taken over by the next request.
-const REFRESH_GRACE_MS: u64 = 2_000;
-
-/// A token endpoint answer larger than this is refused (Cognito's are a few KB).
-const MAX_TOKEN_RESPONSE_BYTES: usize = 256 * 1024;
-
-/// Counts a failed sign-in and sends its error page.
-pub fn login_failed(shared: &Shared, f: Failure, page: &Response) {
-    let mut metrics = shared.metrics.borrow_mut();
-    metrics.event("login.failed");
-    metrics.denied(f.reason());
-    drop(metrics);
-    send(page);
+/// A sign-in step a request decided again never makes (see [`signin::not_again`]).
+pub fn not_again(shared: &Shared) {
+    send(&signin::not_again(&WasmHost(shared)));
 }
 
 /// The random bytes of one sign-in step, from the host (WASI `random_get`).
@@ -569,20 +455,13 @@ fn process_headers(
             {
                 return Outcome::Wait(waiter);
             }
-            match denied.login {
-                // Not a failure: the page comes back with the same code once the keys are in.
-                Some(Failure::KeysNotLoaded) => {
-                    info!("cognito-edge-auth: a sign-in callback came before the keys; its page tries again");
-                }
-                // A callback that failed: counted and logged as every failed sign-in is.
-                Some(f) => {
-                    log::warn!("cognito-edge-auth: login failed reason={}", f.reason());
-                    login_failed(shared, f, &denied.response);
-                    return Outcome::Answered;
-                }
-                None => {
-                    crate::runtime::log::denial(shared.config.denial_log_level, &denied, &request)
-                }
+            // A callback that failed: counted and logged as every failed sign-in is.
+            if signin::denied_callback(&WasmHost(shared), &denied) {
+                answer(&denied);
+                return Outcome::Answered;
+            }
+            if denied.login.is_none() {
+                crate::runtime::log::denial(shared.config.denial_log_level, &denied, &request);
             }
             shared.metrics.borrow_mut().denied(denied.reason);
             answer(&denied);
@@ -594,16 +473,12 @@ fn process_headers(
             Outcome::Answered
         }
         Decision::Redirect(redirected) => {
-            shared.metrics.borrow_mut().event(match redirected.reason {
-                "login" => "login.started",
-                other => other,
-            });
-            debug!("cognito-edge-auth: redirected ({})", redirected.reason);
+            signin::redirected(&WasmHost(shared), &redirected);
             send(&redirected.response);
             Outcome::Answered
         }
         Decision::Call(call) => {
-            shared.metrics.borrow_mut().event("login.callbacks");
+            WasmHost(shared).count("login.callbacks", 1);
             Outcome::Call(call)
         }
         Decision::Refresh(refresh) => Outcome::Refresh(refresh),

@@ -19,12 +19,11 @@ use crate::runtime::metrics::DENY_REASONS;
 pub struct Metrics {
     allowed: Option<u32>,
     denied: HashMap<&'static str, u32>,
-    /// Sign-in events (`login.started`, `login.completed`, `logout`), defined when first seen.
-    events: HashMap<&'static str, u32>,
     cache_hits: Option<u32>,
     cache_misses: Option<u32>,
     providers: Vec<ProviderMetrics>,
-    /// Counters by name, defined up front (the online check's, `online.<provider>.<kind>`).
+    /// Counters by name: the online check's (`online.<provider>.<kind>`, defined up front) and
+    /// the other counts of the runtime.
     named: HashMap<String, u32>,
     /// Counts not yet sent to Envoy, by metric id.
     pending: HashMap<u32, u64>,
@@ -89,16 +88,6 @@ impl Metrics {
         self.count(id, 1);
     }
 
-    pub fn event(&mut self, name: &'static str) {
-        let id = match self.events.get(name) {
-            Some(&id) => Some(id),
-            None => counter(name).inspect(|&id| {
-                self.events.insert(name, id);
-            }),
-        };
-        self.count(id, 1);
-    }
-
     pub fn cache(&mut self, (hits, misses): (u64, u64)) {
         self.count(self.cache_hits, hits);
         self.count(self.cache_misses, misses);
@@ -136,9 +125,15 @@ impl Metrics {
         }
     }
 
-    /// A counter defined up front, by name (at once, not at the next flush).
-    pub fn count_named(&self, name: &str, by: u64) {
-        add(self.named.get(name).copied(), by);
+    /// A counter by name (the runtime's counts), defined when first seen.
+    pub fn count_named(&mut self, name: &str, by: u64) {
+        let id = match self.named.get(name) {
+            Some(&id) => Some(id),
+            None => counter(name).inspect(|&id| {
+                self.named.insert(name.to_string(), id);
+            }),
+        };
+        self.count(id, by);
     }
 
     pub fn keys_loaded(&self, provider: usize, count: usize) {

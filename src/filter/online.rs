@@ -106,7 +106,7 @@ impl Kept for SharedAnswers<'_> {
 }
 
 /// The host seam for the runtime: calls with `dispatch_http_call`, counts by name.
-struct WasmHost<'a>(&'a Shared);
+pub struct WasmHost<'a>(pub &'a Shared);
 
 impl Host for WasmHost<'_> {
     fn call(&self, call: &crate::runtime::Call<'_>) -> Result<u64, String> {
@@ -123,7 +123,7 @@ impl Host for WasmHost<'_> {
     }
 
     fn count(&self, name: &str, by: u64) {
-        self.0.metrics.borrow().count_named(name, by);
+        self.0.metrics.borrow_mut().count_named(name, by);
     }
 
     fn gauge(&self, _name: &str, _value: u64) {}
@@ -257,10 +257,7 @@ fn resume(shared: &Shared, key: &TokenKey, now_ms: u64) {
             }
             Outcome::Answered => {}
             // Sign-in steps are decided before the online check: never from a waiter.
-            Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Logout(_) => {
-                let f = crate::session::Failure::Exchange;
-                http::login_failed(shared, f, &f.page())
-            }
+            Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Logout(_) => http::not_again(shared),
             Outcome::Wait(mut again) => {
                 again.context_id = w.context_id;
                 shared.waiters.borrow_mut().push(again);

@@ -52,7 +52,7 @@ pub struct Shared {
     /// Online checks under way, and the answers this worker got.
     pub online: online::State,
     /// Sign-in calls to the token endpoint in flight on this worker.
-    pub token_calls: super::token_calls::Bound,
+    pub token_calls: crate::runtime::token_calls::Bound,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -431,8 +431,7 @@ impl Root {
                 Outcome::Answered => {}
                 // Code exchanges are decided before any key is needed: never from a waiter.
                 Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Logout(_) => {
-                    let f = crate::session::Failure::Exchange;
-                    http::login_failed(shared, f, &f.page())
+                    http::not_again(shared)
                 }
                 Outcome::Wait(mut again) => {
                     again.context_id = w.context_id;
