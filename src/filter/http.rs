@@ -5,8 +5,8 @@
 
 use super::millis;
 use super::online;
-use super::root::{Shared, Waiter};
 use super::online::WasmHost;
+use super::root::{Shared, Waiter};
 use super::sessions::{self, SharedSessions};
 use crate::config::KeySource;
 use crate::decision::{decide_with, Allowed, Decision, Denied, Lists, Request};

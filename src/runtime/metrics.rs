@@ -110,9 +110,50 @@ pub const LOGIN_EVENTS: [&str; 11] = [
     "refresh.failed",
 ];
 
+/// The denial reasons of browser sign-in's failures ([`crate::session::Failure::reason`]),
+/// defined up front with `login` (the native module cannot define a counter later).
+pub const LOGIN_DENY_REASONS: [&str; 13] = [
+    "login_provider_error",
+    "login_state",
+    "login_no_code",
+    "login_bad_host",
+    "login_exchange",
+    "login_token_response",
+    "login_id_token",
+    "login_nonce",
+    "login_forbidden",
+    "login_no_principal",
+    "login_too_large",
+    "login_keys_not_loaded",
+    "refresh_session_changed",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_sign_in_failure_is_defined_up_front() {
+        use crate::session::Failure;
+        use crate::verify::VerifyError;
+        for f in [
+            Failure::Provider,
+            Failure::State,
+            Failure::NoCode,
+            Failure::BadHost,
+            Failure::Exchange,
+            Failure::TokenResponse,
+            Failure::IdToken(VerifyError::Expired),
+            Failure::Nonce,
+            Failure::Forbidden,
+            Failure::NoPrincipal,
+            Failure::TooLarge,
+            Failure::KeysNotLoaded,
+            Failure::SessionChanged,
+        ] {
+            assert!(LOGIN_DENY_REASONS.contains(&f.reason()), "{f:?}");
+        }
+    }
 
     #[test]
     fn names_are_those_of_the_wasm_build() {

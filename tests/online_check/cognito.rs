@@ -258,9 +258,6 @@ fn throttling_backs_off_per_provider() {
 
 #[test]
 fn token_endpoint_calls_are_bounded_per_worker() {
-    if wasm_only("browser sign-in (login) is not in the native module yet") {
-        return;
-    }
     const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
     // A slow token endpoint: every answer waits until the test opens the gate.
     let gate: Arc<(Mutex<bool>, Condvar)> = Arc::default();
@@ -298,9 +295,7 @@ fn token_endpoint_calls_are_bounded_per_worker() {
             cluster("token", token_endpoint.port),
         ],
     );
-    let wasm = &mut boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-        ["typed_config"]["http_filters"][0]["typed_config"]["config"];
-    wasm["vm_config"]["environment_variables"] = json!({ "key_values": { "CEA_COOKIE_KEY": KEY } });
+    set_filter_env(&mut boot, json!({ "CEA_COOKIE_KEY": KEY }));
     let envoy = Envoy::start(&boot);
     envoy.wait_for_keys(&sign("key1", "k1", &id_claims(now())));
 

@@ -15,6 +15,7 @@ use super::crypto::Ring;
 use super::metrics::Metrics;
 use super::now_ms;
 use super::online::OnlineState;
+use super::sessions::Ended;
 use crate::config::{Config, KeySource};
 use crate::jwks::KeySet;
 use crate::online::TokenKey;
@@ -48,6 +49,8 @@ pub struct Native {
     pub metrics: Metrics,
     /// The online check's answers, back-offs and calls under way, for every worker.
     pub online: OnlineState,
+    /// The browser sessions ended at logout, for every worker.
+    pub ended: Ended,
     envoy: EnvoyConfig,
     fetcher: Mutex<Fetcher>,
     waiters: Mutex<Waiters>,
@@ -78,15 +81,16 @@ impl Native {
     /// Parses and checks the configuration; `None` (after logging why, naming the field)
     /// refuses it, and Envoy refuses to start.
     pub fn new(envoy: EnvoyConfig, name: &[u8], json: &[u8]) -> Option<Arc<Native>> {
-        let config = match Config::parse_with_env(json, &|name| std::env::var(name).ok())
-            .and_then(native_support)
-        {
+        let config = match Config::parse_with_env(json, &|name| std::env::var(name).ok()) {
             Ok(config) => config,
             Err(e) => {
                 error!("cognito-edge-auth: {e}");
                 return None;
             }
         };
+        for warning in config.login.iter().flat_map(|l| &l.warnings) {
+            warn!("cognito-edge-auth: {warning}");
+        }
         let n = config.providers.len();
         let mut keys = vec![None; n];
         for (slot, provider) in keys.iter_mut().zip(&config.providers) {
@@ -124,6 +128,7 @@ impl Native {
             verifier,
             metrics,
             online: OnlineState::default(),
+            ended: Ended::default(),
             envoy,
             waiters: Mutex::new(Waiters::default()),
             ticker: Mutex::new(None),
@@ -269,19 +274,6 @@ pub fn call_error(code: u32) -> String {
         4 => "cannot create the request (no healthy host?)".to_string(),
         other => format!("error {other}"),
     }
-}
-
-/// Refuses what the native build does not do yet, naming the field: a request must never
-/// pass because a check the configuration asks for is missing.
-fn native_support(config: Config) -> Result<Config, crate::config::ConfigError> {
-    let refuse = |field: String, what: &str| crate::config::ConfigError {
-        field,
-        message: format!("{what} is not supported by the native module yet; use the .wasm"),
-    };
-    if config.login.is_some() {
-        return Err(refuse("login".into(), "browser sign-in"));
-    }
-    Ok(config)
 }
 
 /// `current` with provider `index`'s entry replaced by `new`.

@@ -1,5 +1,6 @@
 //! One request through the native module: read its headers, ask the core, act on the
-//! decision — or wait for keys and decide again when the main thread says so.
+//! decision — or wait for keys or an online answer and decide again when woken. Browser
+//! sign-in's steps (calls to the token endpoint, refreshes, logout) are in `signin.rs`.
 
 use super::abi::{CalloutAnswer, EnvoyFilter};
 use super::config::{call_error, Native, Waiting, EVENT_WAKE};
@@ -9,24 +10,36 @@ use crate::decision::{decide_with, Allowed, Decision, Lists, Request};
 use crate::online::{AsUnreachable, TokenKey};
 use crate::response::Response;
 use crate::runtime::online::Started;
+use crate::runtime::signin;
+use crate::runtime::token_calls::Bound;
 use crate::runtime::wait;
 use crate::runtime::{Call, Host};
+use crate::session;
 use log::debug;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 /// One request. Envoy may re-enter a hook from inside a callback, so its state is in cells
 /// and no borrow is held across a call into Envoy.
 pub struct Filter {
-    native: Arc<Native>,
+    pub(super) native: Arc<Native>,
     /// While the request waits: its waiter id, and the deadline of an online check's wait.
     parked: Cell<Option<Parked>>,
     /// A local reply has been sent.
     answered: Cell<bool>,
     /// The online check this request asked for: Envoy's callout id and the flight's id.
     online_call: Cell<Option<(u64, u64)>>,
+    /// Its sign-in step's call to the token endpoint under way: Envoy's callout id, the step.
+    pub(super) step: RefCell<Option<(u64, super::signin::Step)>>,
+    /// Its place in this worker's bound on token-endpoint calls, while it has one.
+    pub(super) token_call: RefCell<Option<crate::runtime::token_calls::Slot>>,
+    /// While it waits for another request's refresh of its session: where the outcome comes.
+    pub(super) handoff: RefCell<Option<Rc<super::signin::Handoff>>>,
+    /// `Set-Cookie`s for the response (a renewed session).
+    pub(super) set_cookies: RefCell<Vec<String>>,
 }
 
 #[derive(Clone, Copy)]
@@ -37,10 +50,16 @@ struct Parked {
 }
 
 /// What became of a request.
-enum Outcome {
+pub(super) enum Outcome {
     Forward,
     Answered,
     Wait(Waiting),
+    /// Make the callback's code exchange, then answer.
+    Call(Box<(session::Call, session::Pending)>),
+    /// Renew the session first.
+    Refresh(Box<(session::Call, session::RefreshPending)>),
+    /// Sign out.
+    Logout(Box<session::Logout>),
 }
 
 impl Filter {
@@ -50,20 +69,47 @@ impl Filter {
             parked: Cell::new(None),
             answered: Cell::new(false),
             online_call: Cell::new(None),
+            step: RefCell::new(None),
+            token_call: RefCell::new(None),
+            handoff: RefCell::new(None),
+            set_cookies: RefCell::new(Vec::new()),
         }
     }
 
     /// Whether the request goes on now (else it is answered or waits).
     pub fn on_request_headers(&self, envoy: EnvoyFilter) -> bool {
-        let outcome = self.process(envoy, now_ms(), true);
-        self.act(envoy, outcome)
+        let headers = envoy.request_headers();
+        let now = now_ms();
+        match self.process(envoy, &headers, now, true, false) {
+            Outcome::Call(call) => {
+                let (call, pending) = *call;
+                if self.take_token_call(envoy) {
+                    self.exchange(envoy, &call, pending);
+                }
+                false
+            }
+            Outcome::Refresh(refresh) => {
+                let (call, pending) = *refresh;
+                self.take_token_call(envoy) && self.refresh(envoy, &call, pending, now)
+            }
+            Outcome::Logout(logout) => {
+                self.logout(envoy, *logout, now);
+                false
+            }
+            outcome => self.act(envoy, outcome),
+        }
     }
 
     /// Acts on an outcome: whether the request goes on now (else it is answered or waits).
-    fn act(&self, envoy: EnvoyFilter, outcome: Outcome) -> bool {
+    /// A sign-in step is never made by a request decided again: it fails.
+    pub(super) fn act(&self, envoy: EnvoyFilter, outcome: Outcome) -> bool {
         match outcome {
             Outcome::Forward => true,
             Outcome::Answered => false,
+            Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Logout(_) => {
+                self.answer(envoy, &signin::not_again(self.native.as_ref()));
+                false
+            }
             Outcome::Wait(w) => {
                 let online_deadline = match &w {
                     Waiting::Online { deadline_ms, .. } => Some(*deadline_ms),
@@ -81,7 +127,11 @@ impl Filter {
                         false
                     }
                     // Too many wait already: decide now, without waiting.
-                    None => matches!(self.process(envoy, now_ms(), false), Outcome::Forward),
+                    None => {
+                        let headers = envoy.request_headers();
+                        let outcome = self.process(envoy, &headers, now_ms(), false, false);
+                        self.act(envoy, outcome)
+                    }
                 }
             }
         }
@@ -90,7 +140,13 @@ impl Filter {
     /// The request was woken (its keys or its online answer came, or its wait ran out):
     /// decide again.
     pub fn on_scheduled(&self, envoy: EnvoyFilter, event: u64) {
-        if event != EVENT_WAKE || self.answered.get() {
+        if self.answered.get() {
+            return;
+        }
+        if event == super::signin::EVENT_REFRESHED {
+            return self.on_refreshed(envoy);
+        }
+        if event != EVENT_WAKE {
             return;
         }
         let Some(parked) = self.parked.take() else {
@@ -100,7 +156,8 @@ impl Filter {
         // An online wait may wait on (the answer came, but another check is due); a wait for
         // keys is over.
         let may_wait = parked.online_deadline.is_some_and(|d| now < d);
-        let outcome = self.process(envoy, now, may_wait);
+        let headers = envoy.request_headers();
+        let outcome = self.process(envoy, &headers, now, may_wait, false);
         if self.act(envoy, outcome) {
             envoy.continue_decoding();
         }
@@ -108,12 +165,12 @@ impl Filter {
 
     /// The answer to a call this request made.
     pub fn on_callout_done(&self, envoy: EnvoyFilter, id: u64, answer: &CalloutAnswer) {
-        let _ = envoy;
-        if let Some((callout, flight)) = self.online_call.get().filter(|(c, _)| *c == id) {
-            let _ = callout;
+        if let Some((_, flight)) = self.online_call.get().filter(|(c, _)| *c == id) {
             self.online_call.set(None);
             self.online_answered(flight, answer);
+            return;
         }
+        self.token_answered(envoy, id, answer);
     }
 
     /// The answer to this request's online check: kept for every worker, and every request
@@ -136,9 +193,16 @@ impl Filter {
         native.wake(now);
     }
 
-    pub fn on_response_headers(&self, _envoy: EnvoyFilter) {}
+    /// A renewed session reaches the browser with the answer to the request that renewed it.
+    pub fn on_response_headers(&self, envoy: EnvoyFilter) {
+        let cookies = std::mem::take(&mut *self.set_cookies.borrow_mut());
+        for cookie in cookies {
+            envoy.add_response_header("set-cookie", &cookie);
+        }
+    }
 
     pub fn complete(&self) {
+        self.signin_complete();
         if let Some(parked) = self.parked.take() {
             self.native.forget(parked.id);
         }
@@ -160,14 +224,24 @@ impl Filter {
         }
     }
 
-    /// Decides the request at `now_ms` and rewrites its headers or answers it. With
-    /// `may_wait`, a request that needs keys not loaded yet is held.
-    fn process(&self, envoy: EnvoyFilter, now_ms: u64, may_wait: bool) -> Outcome {
+    /// Decides the request with `headers` (its own, read as bytes: a client may send header
+    /// values that are not UTF-8; or with its session just `renewed`) at `now_ms`, and rewrites
+    /// its headers or answers it. With `may_wait`, a request that needs keys not loaded yet or
+    /// an online answer is held.
+    pub(super) fn process(
+        &self,
+        envoy: EnvoyFilter,
+        headers: &[(String, Vec<u8>)],
+        now_ms: u64,
+        may_wait: bool,
+        renewed: bool,
+    ) -> Outcome {
         let native = &self.native;
-        // Read as bytes: a client may send header values that are not UTF-8.
-        let headers = envoy.request_headers();
-        let pseudo = |name: &str| crate::decision::header(&headers, name).unwrap_or_default();
-        let request = Request::new(pseudo(":method"), pseudo(":path"), &headers);
+        let pseudo = |name: &str| crate::decision::header(headers, name).unwrap_or_default();
+        let request = Request {
+            renewed,
+            ..Request::new(pseudo(":method"), pseudo(":path"), headers)
+        };
         let mut decision = decide(native, &request, envoy, now_ms, None);
         if let Decision::Check(check) = &decision {
             if may_wait {
@@ -236,26 +310,38 @@ impl Filter {
                         return Outcome::Wait(Waiting::Keys(w));
                     }
                 }
-                crate::runtime::log::denial(native.config.denial_log_level, &denied, &request);
+                // A callback that failed: counted and logged as every failed sign-in is.
+                if signin::denied_callback(native.as_ref(), &denied) {
+                    self.answer(envoy, &denied.response);
+                    return Outcome::Answered;
+                }
+                if denied.login.is_none() {
+                    crate::runtime::log::denial(native.config.denial_log_level, &denied, &request);
+                }
                 native.metrics.denied(envoy, denied.reason);
                 self.answer(envoy, &denied.response);
                 Outcome::Answered
             }
-            // Not reached: with the answer read as unreachable the core decides; and the
-            // native module refuses a configuration with browser sign-in (config.rs): should
-            // one slip through, fail closed.
-            Decision::Check(_)
-            | Decision::Redirect(_)
-            | Decision::Call(_)
-            | Decision::Refresh(_)
-            | Decision::Logout(_) => {
+            Decision::Redirect(redirected) => {
+                signin::redirected(native.as_ref(), &redirected);
+                self.answer(envoy, &redirected.response);
+                Outcome::Answered
+            }
+            Decision::Call(call) => {
+                native.count("login.callbacks", 1);
+                Outcome::Call(call)
+            }
+            Decision::Refresh(refresh) => Outcome::Refresh(refresh),
+            Decision::Logout(logout) => Outcome::Logout(logout),
+            // Not reached: with the answer read as unreachable the core decides.
+            Decision::Check(_) => {
                 self.answer(envoy, &internal_error());
                 Outcome::Answered
             }
         }
     }
 
-    fn answer(&self, envoy: EnvoyFilter, r: &Response) {
+    pub(super) fn answer(&self, envoy: EnvoyFilter, r: &Response) {
         self.answered.set(true);
         send(envoy, r);
     }
@@ -277,9 +363,41 @@ pub fn fail_closed(envoy: EnvoyFilter) {
     send(envoy, &internal_error());
 }
 
+/// What one worker keeps for one configuration: its verified tokens, its bound on
+/// token-endpoint calls, its session refreshes under way.
+pub(super) struct Worker {
+    owner: Weak<Native>,
+    cache: TokenCache,
+    pub token_calls: Bound,
+    /// Refresh token → (when its answer is overdue, ms since the epoch; the requests waiting
+    /// for it).
+    pub refreshes: HashMap<String, (u64, Vec<std::rc::Weak<super::signin::Handoff>>)>,
+}
+
 thread_local! {
-    /// This worker's verified tokens, per configuration (dropped with it).
-    static CACHES: RefCell<HashMap<u64, (Weak<Native>, TokenCache)>> = RefCell::new(HashMap::new());
+    /// This worker's state, per configuration (dropped with it).
+    static WORKERS: RefCell<HashMap<u64, Worker>> = RefCell::new(HashMap::new());
+}
+
+/// Runs `f` on this worker's state for `native`. Calls no Envoy callback: hold none in `f`.
+pub(super) fn with_worker<T>(native: &Arc<Native>, f: impl FnOnce(&mut Worker) -> T) -> T {
+    WORKERS.with(|workers| {
+        let mut workers = workers.borrow_mut();
+        if !workers.contains_key(&native.id) {
+            // A new configuration on this worker: drop the state of those that are gone.
+            workers.retain(|_, w| w.owner.strong_count() > 0);
+        }
+        let worker = workers.entry(native.id).or_insert_with(|| Worker {
+            owner: Arc::downgrade(native),
+            cache: TokenCache::with_limits(
+                native.config.token_cache_entries,
+                native.config.token_cache_bytes,
+            ),
+            token_calls: Bound::default(),
+            refreshes: HashMap::new(),
+        });
+        f(worker)
+    })
 }
 
 /// Decides `request` with the current keys, the kept online answers and this worker's cache;
@@ -307,34 +425,20 @@ fn decide(
     let lists = Lists {
         fetched: &fetched,
         online,
-        ended: &crate::session::ended::NoneEnded,
+        ended: &native.ended,
     };
-    CACHES.with(|caches| {
-        let mut caches = caches.borrow_mut();
-        if !caches.contains_key(&native.id) {
-            // A new configuration on this worker: drop the caches of those that are gone.
-            caches.retain(|_, (owner, _)| owner.strong_count() > 0);
-        }
-        let (_, cache) = caches.entry(native.id).or_insert_with(|| {
-            (
-                Arc::downgrade(native),
-                TokenCache::with_limits(
-                    native.config.token_cache_entries,
-                    native.config.token_cache_bytes,
-                ),
-            )
-        });
+    with_worker(native, |worker| {
         let d = decide_with(
             request,
             &native.config,
             &keys,
             &lists,
             native.verifier.as_ref(),
-            cache,
+            &mut worker.cache,
             now_ms / 1000,
-            &|| None,
+            &super::signin::random,
         );
-        native.metrics.cache(envoy, cache.take_counts());
+        native.metrics.cache(envoy, worker.cache.take_counts());
         d
     })
 }

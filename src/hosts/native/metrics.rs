@@ -70,6 +70,11 @@ impl Metrics {
             }
         }
         if config.login.is_some() {
+            for reason in names::LOGIN_DENY_REASONS {
+                if let Some(id) = counter(&names::denied(reason)) {
+                    m.denied.insert(reason, id);
+                }
+            }
             for name in names::LOGIN_EVENTS {
                 if let Some(id) = counter(name) {
                     m.counters.insert(name.to_string(), id);
@@ -102,7 +107,11 @@ impl Metrics {
 
     /// A counter by name (any thread: Envoy's counters are atomic).
     pub fn count(&self, name: &str, by: u64) {
-        if let Some(&id) = self.counters.get(name) {
+        let id = self.counters.get(name).or_else(|| {
+            name.strip_prefix("denied.")
+                .and_then(|reason| self.denied.get(reason))
+        });
+        if let Some(&id) = id {
             self.envoy.increment(id, by);
         }
     }
