@@ -70,12 +70,7 @@ impl Http {
     /// Takes a place for this request's token-endpoint call, answering nothing; `false` when
     /// the worker's bound is full.
     fn reserve_token_call(&mut self) -> bool {
-        let max = self
-            .shared
-            .config
-            .login
-            .as_ref()
-            .map_or(0, |l| l.token.max_in_flight);
+        let max = token_calls::max_in_flight(&self.shared.config);
         self.token_call = self.shared.token_calls.take(max);
         self.token_call.is_some()
     }

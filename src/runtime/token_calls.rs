@@ -8,6 +8,11 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
+/// The bound a configuration sets (`login.token_max_in_flight`; 0 without `login`).
+pub fn max_in_flight(config: &crate::config::Config) -> usize {
+    config.login.as_ref().map_or(0, |l| l.token.max_in_flight)
+}
+
 /// This worker's calls in flight.
 #[derive(Default)]
 pub struct Bound {

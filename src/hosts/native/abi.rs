@@ -262,27 +262,14 @@ impl EnvoyConfig {
         body: &[u8],
         timeout_ms: u64,
     ) -> Result<u64, u32> {
-        let headers = header_views(headers);
-        let mut id = 0u64;
-        // SAFETY: a live config pointer; the header array, its strings, the cluster name and
-        // the body outlive the call (Envoy copies them into its request); `id` is a valid out
-        // pointer.
-        let r = unsafe {
-            envoy_dynamic_module_callback_http_filter_config_http_callout(
-                self.0,
-                &mut id,
-                Buffer::of(cluster.as_bytes()),
-                headers.as_ptr(),
-                headers.len(),
-                Buffer::of(body),
-                timeout_ms,
-            )
-        };
-        if r == 0 {
-            Ok(id)
-        } else {
-            Err(r)
-        }
+        start_call(
+            envoy_dynamic_module_callback_http_filter_config_http_callout,
+            self.0,
+            cluster,
+            headers,
+            body,
+            timeout_ms,
+        )
     }
 
     /// A scheduler that posts `config_scheduled` to the main thread, from any thread.
@@ -447,27 +434,14 @@ impl EnvoyFilter {
         body: &[u8],
         timeout_ms: u64,
     ) -> Result<u64, u32> {
-        let headers = header_views(headers);
-        let mut id = 0u64;
-        // SAFETY: the filter pointer of the running hook; the header array, its strings, the
-        // cluster name and the body outlive the call (Envoy copies them into its request);
-        // `id` is a valid out pointer.
-        let r = unsafe {
-            envoy_dynamic_module_callback_http_filter_http_callout(
-                self.0,
-                &mut id,
-                Buffer::of(cluster.as_bytes()),
-                headers.as_ptr(),
-                headers.len(),
-                Buffer::of(body),
-                timeout_ms,
-            )
-        };
-        if r == 0 {
-            Ok(id)
-        } else {
-            Err(r)
-        }
+        start_call(
+            envoy_dynamic_module_callback_http_filter_http_callout,
+            self.0,
+            cluster,
+            headers,
+            body,
+            timeout_ms,
+        )
     }
 
     /// Lets a paused request go on to the next filter.
@@ -494,6 +468,44 @@ impl EnvoyFilter {
                 by,
             );
         }
+    }
+}
+
+/// Envoy's two ways to start a call (a configuration's, a stream's): the same shape.
+type StartCall =
+    unsafe extern "C" fn(Ptr, *mut u64, Buffer, *const Header, usize, Buffer, u64) -> u32;
+
+/// Starts a call with `start` for `owner` (the configuration or the stream pointer that
+/// `start` takes, live for the running hook); the call's id, or Envoy's reason for refusing
+/// it.
+fn start_call(
+    start: StartCall,
+    owner: Ptr,
+    cluster: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout_ms: u64,
+) -> Result<u64, u32> {
+    let headers = header_views(headers);
+    let mut id = 0u64;
+    // SAFETY: `owner` is the live pointer `start` takes; the header array, its strings, the
+    // cluster name and the body outlive the call (Envoy copies them into its request); `id`
+    // is a valid out pointer.
+    let r = unsafe {
+        start(
+            owner,
+            &mut id,
+            Buffer::of(cluster.as_bytes()),
+            headers.as_ptr(),
+            headers.len(),
+            Buffer::of(body),
+            timeout_ms,
+        )
+    };
+    if r == 0 {
+        Ok(id)
+    } else {
+        Err(r)
     }
 }
 

@@ -66,12 +66,7 @@ impl Filter {
     /// Takes a place for this request's token-endpoint call, answering nothing; `false` when
     /// the worker's bound is full.
     fn reserve_token_call(&self) -> bool {
-        let max = self
-            .native
-            .config
-            .login
-            .as_ref()
-            .map_or(0, |l| l.token.max_in_flight);
+        let max = crate::runtime::token_calls::max_in_flight(&self.native.config);
         let slot = with_worker(&self.native, |w| w.token_calls.take(max));
         let taken = slot.is_some();
         *self.token_call.borrow_mut() = slot;
