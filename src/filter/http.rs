@@ -327,17 +327,7 @@ pub fn not_again(shared: &Shared) {
 
 /// The random bytes of one sign-in step, from the host (WASI `random_get`).
 fn random() -> Option<Random> {
-    let mut r = Random {
-        state: [0; 16],
-        verifier: [0; 32],
-        nonce: [0; 16],
-        seal: [0; session::crypto::NONCE_BYTES],
-    };
-    getrandom::getrandom(&mut r.state).ok()?;
-    getrandom::getrandom(&mut r.verifier).ok()?;
-    getrandom::getrandom(&mut r.nonce).ok()?;
-    getrandom::getrandom(&mut r.seal).ok()?;
-    Some(r)
+    signin::random(|bytes| getrandom::getrandom(bytes).is_ok())
 }
 
 impl HttpContext for Http {

@@ -19,6 +19,19 @@ pub const REFRESH_GRACE_MS: u64 = 2_000;
 /// How long a client is told to wait when the bound on token-endpoint calls is full.
 const RETRY_AFTER_SECONDS: u64 = 1;
 
+/// The random bytes of one sign-in step, each field filled by the host's `fill` (`false`: no
+/// randomness to be had, and no step).
+pub fn random(mut fill: impl FnMut(&mut [u8]) -> bool) -> Option<Random> {
+    let mut r = Random {
+        state: [0; 16],
+        verifier: [0; 32],
+        nonce: [0; 16],
+        seal: [0; session::crypto::NONCE_BYTES],
+    };
+    let filled = fill(&mut r.state) && fill(&mut r.verifier) && fill(&mut r.nonce);
+    (filled && fill(&mut r.seal)).then_some(r)
+}
+
 /// The sessions ended at logout, as the whole process knows them.
 pub trait EndSessions {
     /// Ends session `sid` until `until`; `false` if it could not be recorded.

@@ -381,11 +381,22 @@ impl EnvoyFilter {
     }
 
     pub fn add_request_header(&self, name: &str, value: &str) {
-        // SAFETY: as in set_request_header.
+        self.add_header(REQUEST_HEADERS, name, value);
+    }
+
+    /// Adds a header to the response (during the response-headers hook).
+    pub fn add_response_header(&self, name: &str, value: &str) {
+        self.add_header(RESPONSE_HEADERS, name, value);
+    }
+
+    /// Adds a header to the request's (`REQUEST_HEADERS`) or its response's headers.
+    fn add_header(&self, kind: u32, name: &str, value: &str) {
+        // SAFETY: the filter pointer of the running hook, and a header type of abi.h; both
+        // buffers outlive the call (Envoy copies them).
         unsafe {
             envoy_dynamic_module_callback_http_add_header(
                 self.0,
-                REQUEST_HEADERS,
+                kind,
                 Buffer::of(name.as_bytes()),
                 Buffer::of(value.as_bytes()),
             );
@@ -406,20 +417,6 @@ impl EnvoyFilter {
                 headers.len(),
                 Buffer::of(body),
                 Buffer::of(b"cognito_edge_auth"),
-            );
-        }
-    }
-
-    /// Adds a header to the response (during the response-headers hook).
-    pub fn add_response_header(&self, name: &str, value: &str) {
-        // SAFETY: the filter pointer of the running hook; both buffers outlive the call
-        // (Envoy copies them).
-        unsafe {
-            envoy_dynamic_module_callback_http_add_header(
-                self.0,
-                RESPONSE_HEADERS,
-                Buffer::of(name.as_bytes()),
-                Buffer::of(value.as_bytes()),
             );
         }
     }

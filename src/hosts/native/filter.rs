@@ -457,12 +457,15 @@ fn forward(envoy: EnvoyFilter, allowed: &Allowed) {
 }
 
 fn send(envoy: EnvoyFilter, r: &Response) {
-    let headers: Vec<(&str, &str)> = r
-        .headers
+    envoy.send_response(r.status, &str_pairs(&r.headers), r.body.as_bytes());
+}
+
+/// Header pairs as views.
+pub(super) fn str_pairs(headers: &[(String, String)]) -> Vec<(&str, &str)> {
+    headers
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    envoy.send_response(r.status, &headers, r.body.as_bytes());
+        .collect()
 }
 
 /// The runtime's host for one request: its calls go out as this stream's callouts (answered

@@ -6,7 +6,7 @@
 
 use super::abi::{CalloutAnswer, EnvoyFilter, FilterScheduler};
 use super::config::call_error;
-use super::filter::{with_worker, Filter};
+use super::filter::{str_pairs, with_worker, Filter};
 use super::now_ms;
 use crate::response::Response;
 use crate::runtime::signin::{self, LogoutStep, TokenAnswer};
@@ -39,17 +39,7 @@ pub struct Handoff {
 /// `getrandom`).
 pub fn random() -> Option<Random> {
     let rng = SystemRandom::new();
-    let mut r = Random {
-        state: [0; 16],
-        verifier: [0; 32],
-        nonce: [0; 16],
-        seal: [0; session::crypto::NONCE_BYTES],
-    };
-    rng.fill(&mut r.state).ok()?;
-    rng.fill(&mut r.verifier).ok()?;
-    rng.fill(&mut r.nonce).ok()?;
-    rng.fill(&mut r.seal).ok()?;
-    Some(r)
+    signin::random(|bytes| rng.fill(bytes).is_ok())
 }
 
 impl Filter {
@@ -75,11 +65,7 @@ impl Filter {
 
     /// Sends a sign-in step's call; its answer comes to [`Filter::token_answered`].
     fn dispatch(&self, envoy: EnvoyFilter, call: &session::Call, step: Step) -> Result<(), String> {
-        let headers: Vec<(&str, &str)> = call
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
+        let headers = str_pairs(&call.headers);
         let id = envoy
             .callout(&call.cluster, &headers, &call.body, call.timeout_ms)
             .map_err(call_error)?;
