@@ -116,9 +116,6 @@ fn status(envoy: &Envoy, path: &str, token: &str) -> Reply {
 
 #[test]
 fn a_signed_out_access_token_is_refused_within_the_cache_time_on_every_worker() {
-    if wasm_only("the online check (online_check) is not in the native module yet") {
-        return;
-    }
     let moto = Moto::start();
     let pool = make_pool(&moto);
     let upstream = echo_upstream();
@@ -205,9 +202,6 @@ fn a_signed_out_access_token_is_refused_within_the_cache_time_on_every_worker() 
 
 #[test]
 fn while_the_emulator_cannot_be_reached_checks_fail_closed_or_open_as_configured() {
-    if wasm_only("the online check (online_check) is not in the native module yet") {
-        return;
-    }
     let mut moto = Some(Moto::start());
     let m = moto.as_ref().unwrap();
     let pool = make_pool(m);
@@ -264,9 +258,6 @@ fn while_the_emulator_cannot_be_reached_checks_fail_closed_or_open_as_configured
 /// A slow stand-in for Cognito: counts its calls, checks their form, answers 200 after 1.5 s.
 #[test]
 fn calls_are_bounded_per_worker_and_shared_by_requests_with_the_same_token() {
-    if wasm_only("the online check (online_check) is not in the native module yet") {
-        return;
-    }
     use common::tokens::{checkable_access_claims, sign, with};
     use std::sync::{Arc, Mutex};
     let seen: Arc<Mutex<Vec<ServerRequest>>> = Arc::default();
@@ -359,9 +350,6 @@ fn calls_are_bounded_per_worker_and_shared_by_requests_with_the_same_token() {
 /// A check that cannot even be dispatched (no such cluster) is decided as unreachable.
 #[test]
 fn a_check_that_cannot_be_made_is_decided_as_unreachable() {
-    if wasm_only("the online check (online_check) is not in the native module yet") {
-        return;
-    }
     use common::tokens::{checkable_access_claims, id_claims, sign};
     let jwks = JwksServer::start(&common::tokens::jwks(&[("key1", "k1")]));
     let upstream = echo_upstream();

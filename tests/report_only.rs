@@ -192,9 +192,6 @@ fn a_request_before_the_keys_waits_then_is_forwarded_and_reported() {
 /// reaches the upstream, reported `missing`), and a callback is answered as without the switch.
 #[test]
 fn report_only_never_sends_a_browser_to_sign_in() {
-    if wasm_only("browser sign-in is not in the native module yet") {
-        return;
-    }
     let jwks = JwksServer::start(&tokens::jwks(&[("key1", "k1")]));
     let upstream = echo_upstream();
     let navigation: [(&str, &str); 3] = [

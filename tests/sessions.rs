@@ -116,9 +116,10 @@ fn gateway_with(
     ];
     edit(&mut config, &mut clusters);
     let mut boot = bootstrap_with_clusters(&config, clusters);
-    boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-        ["http_filters"][0]["typed_config"]["config"]["vm_config"]["environment_variables"] =
-        json!({ "key_values": { "CEA_CLIENT_SECRET": SECRET, "CEA_COOKIE_KEY": COOKIE_KEY } });
+    set_filter_env(
+        &mut boot,
+        json!({ "CEA_CLIENT_SECRET": SECRET, "CEA_COOKIE_KEY": COOKIE_KEY }),
+    );
     let envoy = Envoy::start_with(&boot, concurrency);
     envoy.wait_for_stat("wasmcustom.cognito_edge_auth.jwks.cognito.keys", 1);
     Gateway {
@@ -203,9 +204,6 @@ fn xhr(port: u16, path: &str, cookie: &str) -> Reply {
 
 #[test]
 fn a_logout_ends_every_copy_of_the_session_on_every_worker() {
-    if wasm_only("browser sign-in (login) is not in the native module yet") {
-        return;
-    }
     let upstream = echo_upstream();
     let g = gateway(upstream.port, json!({}), 2);
     let session = g.sign_in();
@@ -240,9 +238,6 @@ fn a_logout_ends_every_copy_of_the_session_on_every_worker() {
 
 #[test]
 fn a_cross_site_logout_asks_first_and_a_same_origin_one_signs_out() {
-    if wasm_only("browser sign-in (login) is not in the native module yet") {
-        return;
-    }
     let upstream = echo_upstream();
     let g = gateway(upstream.port, json!({}), 1);
     let session = g.sign_in();
@@ -280,9 +275,6 @@ fn a_cross_site_logout_asks_first_and_a_same_origin_one_signs_out() {
 
 #[test]
 fn a_refresh_that_names_another_user_ends_the_session() {
-    if wasm_only("browser sign-in (login) is not in the native module yet") {
-        return;
-    }
     let upstream = echo_upstream();
     let g = gateway(upstream.port, json!({}), 1);
     // An ID token already inside the refresh window (60 s), with a refresh token.
@@ -328,9 +320,6 @@ fn a_refresh_that_names_another_user_ends_the_session() {
 
 #[test]
 fn a_short_lived_token_is_not_renewed_on_every_request() {
-    if wasm_only("browser sign-in (login) is not in the native module yet") {
-        return;
-    }
     let upstream = echo_upstream();
     // A window of an hour against ID tokens of five minutes: clamped to half their life.
     let g = gateway(upstream.port, json!({ "refresh_before_seconds": 3600 }), 1);
@@ -376,9 +365,6 @@ fn raw_upstream() -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
 
 #[test]
 fn the_filters_cookies_never_reach_the_upstream_and_others_arrive_byte_for_byte() {
-    if wasm_only("browser sign-in (login) is not in the native module yet") {
-        return;
-    }
     let (port, seen) = raw_upstream();
     let g = gateway(port, json!({}), 1);
     let session = g.sign_in();
@@ -443,9 +429,6 @@ fn until_refused(g: &Gateway, path: &str, session: &str) {
 
 #[test]
 fn a_cognito_sign_out_ends_a_browser_session_on_routes_that_need_a_live_token() {
-    if wasm_only("browser sign-in (login) is not in the native module yet") {
-        return;
-    }
     let cognito = cognito::Cognito::start();
     let upstream = echo_upstream();
     let g = checked_gateway(upstream.port, &cognito, false);
@@ -471,9 +454,6 @@ fn a_cognito_sign_out_ends_a_browser_session_on_routes_that_need_a_live_token() 
 
 #[test]
 fn under_every_request_a_cognito_sign_out_or_a_disabled_user_ends_the_browser_session() {
-    if wasm_only("browser sign-in (login) is not in the native module yet") {
-        return;
-    }
     let cognito = cognito::Cognito::start();
     let upstream = echo_upstream();
     let g = checked_gateway(upstream.port, &cognito, true);
@@ -494,9 +474,6 @@ fn under_every_request_a_cognito_sign_out_or_a_disabled_user_ends_the_browser_se
 
 #[test]
 fn parallel_requests_of_one_session_on_two_workers_renew_it_once_and_all_go_on() {
-    if wasm_only("browser sign-in (login) is not in the native module yet") {
-        return;
-    }
     let upstream = echo_upstream();
     let g = gateway(upstream.port, json!({}), 2);
     // An ID token inside the refresh window at once; Cognito rotates refresh tokens.

@@ -5,18 +5,22 @@
 
 use super::millis;
 use super::online;
+use super::online::WasmHost;
 use super::root::{Shared, Waiter};
-use super::sessions;
-use super::token_calls;
+use super::sessions::{self, SharedSessions};
 use crate::config::KeySource;
-use crate::decision::{decide_with, Allowed, Decision, Denied, Lists, Reported, Request};
+use crate::decision::{decide_with, Allowed, Decision, Denied, Lists, Request};
 use crate::online::TokenKey;
 use crate::refresh::Refetch;
-use crate::response::{self, Response};
+use crate::response::Response;
+use crate::runtime::online::{Started, WhenBusy};
+use crate::runtime::signin::{self, Known, LogoutStep, TokenAnswer};
+use crate::runtime::token_calls;
+use crate::runtime::Host;
 use crate::session::renewal::{Found, Renewal};
-use crate::session::{self, Failure, Random};
+use crate::session::{self, Random};
 use crate::verify::VerifyError;
-use log::{debug, info};
+use log::debug;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, MapType};
@@ -59,9 +63,7 @@ impl Http {
     /// full, and the request has been answered 503.
     fn take_token_call(&mut self) -> bool {
         if !self.reserve_token_call() {
-            self.shared.metrics.borrow_mut().denied("login_busy");
-            log::warn!("cognito-edge-auth: denied 503 reason=login_busy (token endpoint calls)");
-            send(&token_calls::busy());
+            send(&signin::busy(&WasmHost(&self.shared)));
         }
         self.token_call.is_some()
     }
@@ -69,12 +71,7 @@ impl Http {
     /// Takes a place for this request's token-endpoint call, answering nothing; `false` when
     /// the worker's bound is full.
     fn reserve_token_call(&mut self) -> bool {
-        let max = self
-            .shared
-            .config
-            .login
-            .as_ref()
-            .map_or(0, |l| l.token.max_in_flight);
+        let max = token_calls::max_in_flight(&self.shared.config);
         self.token_call = self.shared.token_calls.take(max);
         self.token_call.is_some()
     }
@@ -91,57 +88,25 @@ impl Http {
         self.dispatch_http_call(&call.cluster, headers, Some(&call.body), vec![], timeout)
     }
 
-    /// A request to `logout_path`: the confirmation page, or the session ended in the process
-    /// (every worker refuses a copy of its cookie from now on), its refresh token revoked, then
-    /// the logout's answer (also when the revocation fails: the browser's session ends either
-    /// way).
+    /// A request to `logout_path`: the confirmation page, or the session ended in the process,
+    /// its refresh token revoked, then the logout's answer (also when the revocation fails: the
+    /// browser's session ends either way).
     fn logout(&mut self, logout: session::Logout) -> Action {
-        let (response, revoke, ended) = match logout {
-            session::Logout::Confirm(page) => {
-                self.shared.metrics.borrow_mut().event("logout.confirm");
-                send(&page);
-                return Action::Pause;
-            }
-            session::Logout::Out {
-                response,
-                revoke,
-                ended,
-            } => (response, revoke, ended),
-        };
-        let revoke_wanted = revoke.is_some();
-        self.shared.metrics.borrow_mut().event("logout");
-        if let Some(ended) = ended {
-            let now = millis(self.get_current_time()) / 1000;
-            if !sessions::end(&ended.sid, ended.until, now) {
-                log::warn!("cognito-edge-auth: logout could not end the session in shared data");
-                self.shared.metrics.borrow_mut().event("logout.end_failed");
-            }
-        }
-        // The session is ended either way: with the bound on token-endpoint calls full, the
-        // logout goes on without revoking (counted as a failed revocation).
-        let Some(call) = revoke.filter(|_| self.reserve_token_call()) else {
-            if revoke_wanted {
-                self.shared
-                    .metrics
-                    .borrow_mut()
-                    .event("logout.revoke_failed");
-            }
-            send(&response);
-            return Action::Pause;
-        };
-        match self.dispatch(&call) {
-            Ok(token) => self.revoking = Some((token, response)),
-            Err(status) => {
-                log::warn!(
-                    "cognito-edge-auth: revocation failed (cannot call cluster {}: {status:?})",
-                    call.cluster
-                );
-                self.shared
-                    .metrics
-                    .borrow_mut()
-                    .event("logout.revoke_failed");
-                send(&response);
-            }
+        let now = millis(self.get_current_time()) / 1000;
+        let shared = Rc::clone(&self.shared);
+        let host = WasmHost(&shared);
+        let step = signin::logout(&host, &SharedSessions, logout, now, || {
+            self.reserve_token_call()
+        });
+        match step {
+            LogoutStep::Send(response) => send(&response),
+            LogoutStep::Revoke(call, response) => match self.dispatch(&call) {
+                Ok(token) => self.revoking = Some((token, response)),
+                Err(status) => {
+                    signin::revoke_not_made(&host, &call.cluster, &format!("{status:?}"));
+                    send(&response);
+                }
+            },
         }
         Action::Pause
     }
@@ -166,7 +131,7 @@ impl Http {
         let key = TokenKey::of(&pending.refresh);
         let deadline = now
             .saturating_add(call.timeout_ms)
-            .saturating_add(REFRESH_GRACE_MS);
+            .saturating_add(signin::REFRESH_GRACE_MS);
         match sessions::claim_renewal(&key, deadline, now) {
             Found::Ask => {}
             Found::Join(until) => {
@@ -186,7 +151,7 @@ impl Http {
             }
             found => {
                 self.token_call = None;
-                self.shared.metrics.borrow_mut().event("refresh.shared");
+                WasmHost(&self.shared).count("refresh.shared", 1);
                 let known = Known::from(found);
                 release(&self.shared, now, waiting, known.clone());
                 let _ = hostcalls::set_effective_context(self.context_id);
@@ -209,11 +174,11 @@ impl Http {
                 Action::Pause
             }
             Err(status) => {
-                log::warn!(
-                    "cognito-edge-auth: refresh failed (cannot call cluster {}: {status:?})",
-                    call.cluster
+                signin::refresh_not_made(
+                    &WasmHost(&self.shared),
+                    &call.cluster,
+                    &format!("{status:?}"),
                 );
-                self.shared.metrics.borrow_mut().event("refresh.failed");
                 self.shared.refreshes.borrow_mut().remove(&pending.refresh);
                 self.shared
                     .renewals
@@ -233,37 +198,16 @@ impl Http {
     fn refreshed(&mut self, pending: session::RefreshPending, body_size: usize) {
         let shared = Rc::clone(&self.shared);
         let now_ms = millis(self.get_current_time());
-        let (status, result) = self.answered(body_size, now_ms / 1000, |a| {
-            session::refreshed(a, &pending)
+        let r = self.answered(body_size, |a| {
+            signin::refreshed(
+                &shared.config,
+                &WasmHost(&shared),
+                &SharedSessions,
+                a,
+                &pending,
+                now_ms,
+            )
         });
-        let mut ending = Vec::new();
-        let cookies = match result {
-            Ok(cookies) => {
-                shared.metrics.borrow_mut().event("refresh.completed");
-                debug!("cognito-edge-auth: session refreshed");
-                Some(cookies)
-            }
-            Err(f) => {
-                shared.metrics.borrow_mut().event("refresh.failed");
-                log::warn!(
-                    "cognito-edge-auth: refresh failed reason={}{}",
-                    f.reason(),
-                    match status {
-                        Some(s) if s != 200 => format!(" (token endpoint answered {s})"),
-                        None => " (no answer from the token endpoint)".into(),
-                        _ => String::new(),
-                    }
-                );
-                // Another user's tokens: the session ends here and in every worker.
-                if let (Failure::SessionChanged, Some(login)) = (f, shared.config.login.as_ref()) {
-                    let now = now_ms / 1000;
-                    let until = now.saturating_add(session::ENDED_REFRESHABLE_SECONDS);
-                    sessions::end(pending.sid(), until, now);
-                    ending = session::ended_by_refresh(login, &pending);
-                }
-                None
-            }
-        };
         let waiting = shared
             .refreshes
             .borrow_mut()
@@ -273,44 +217,33 @@ impl Http {
         // For the requests of this session on other workers, and those that come within the
         // grace window with the session it renewed.
         let key = TokenKey::of(&pending.refresh);
-        let (settled, known) = match &cookies {
-            Some(c) => {
-                let grace = shared
-                    .config
-                    .login
-                    .as_ref()
-                    .map_or(0, |l| l.refresh_grace_seconds);
-                (
-                    Renewal::renewed(&key, c.clone(), now_ms, grace),
-                    Known::Renewed(c.clone()),
-                )
+        let known = match shared.config.login.as_ref() {
+            Some(login) => {
+                let (settled, known) = Known::settled(login, &key, r.cookies.as_deref(), now_ms);
+                shared.renewals.settle(&key, &settled);
+                known
             }
-            None => (Renewal::failed(&key, now_ms), Known::Failed),
+            None => Known::Failed,
         };
-        shared.renewals.settle(&key, &settled);
         if let Outcome::Forward = redecide(&shared, now_ms, known.clone()) {
             let _ = hostcalls::resume_http_request();
         }
         release(&shared, now_ms, waiting, known);
         let _ = hostcalls::set_effective_context(self.context_id);
-        // A failed refresh leaves the old cookie (the next sign-in replaces it), but for one
-        // that named another user, which is cleared.
-        self.set_cookies = cookies.unwrap_or(ending);
+        self.set_cookies = r.set_cookies;
     }
 
     /// Makes the callback's token request; the answer arrives in `on_http_call_response`.
     fn exchange(&mut self, call: &session::Call, pending: session::Pending) -> Action {
         match self.dispatch(call) {
             Ok(token) => self.exchange = Some((token, pending)),
-            Err(status) => {
-                log::warn!(
-                    "cognito-edge-auth: login failed reason={} (cannot call cluster {}: {status:?})",
-                    Failure::Exchange.reason(),
-                    call.cluster
-                );
-                let page = self.failed_page(Failure::Exchange, &pending);
-                login_failed(&self.shared, Failure::Exchange, &page);
-            }
+            Err(status) => send(&signin::exchange_not_made(
+                &self.shared.config,
+                &WasmHost(&self.shared),
+                &pending,
+                &call.cluster,
+                &format!("{status:?}"),
+            )),
         }
         Action::Pause
     }
@@ -347,19 +280,10 @@ impl Context for Http {
         self.token_call = None;
         if let Some((expected, response)) = self.revoking.take() {
             if token == expected {
-                let status = self.get_http_call_response_header(":status");
-                if status.as_deref() == Some("200") {
-                    self.shared.metrics.borrow_mut().event("logout.revoked");
-                } else {
-                    self.shared
-                        .metrics
-                        .borrow_mut()
-                        .event("logout.revoke_failed");
-                    log::warn!(
-                        "cognito-edge-auth: revocation failed (token endpoint answered {})",
-                        status.as_deref().unwrap_or("nothing")
-                    );
-                }
+                let status = self
+                    .get_http_call_response_header(":status")
+                    .and_then(|s| s.parse::<u32>().ok());
+                signin::revoked(&WasmHost(&self.shared), status);
                 send(&response);
                 return;
             }
@@ -383,97 +307,36 @@ impl Context for Http {
 }
 
 impl Http {
-    /// The token endpoint's answer to a call of this request, handed to `step` (a sign-in step
-    /// of the core) with this worker's keys and fresh randomness; also the answer's status. A
-    /// body larger than any token response is read as empty, which the core refuses.
-    fn answered<T>(
-        &self,
-        body_size: usize,
-        now: u64,
-        step: impl FnOnce(&session::Answered) -> Result<T, Failure>,
-    ) -> (Option<u32>, Result<T, Failure>) {
+    /// The token endpoint's answer to a call of this request, with this worker's keys and
+    /// fresh randomness, handed to `step` (a sign-in step of the runtime).
+    fn answered<T>(&self, body_size: usize, step: impl FnOnce(&TokenAnswer) -> T) -> T {
         let status = self
             .get_http_call_response_header(":status")
             .and_then(|s| s.parse::<u32>().ok());
-        let body = if body_size <= MAX_TOKEN_RESPONSE_BYTES {
+        let body = if body_size <= signin::MAX_TOKEN_RESPONSE_BYTES {
             self.get_http_call_response_body(0, body_size)
                 .unwrap_or_default()
         } else {
             Vec::new()
         };
-        let shared = &self.shared;
-        let (Some(login), Some(random)) = (shared.config.login.as_ref(), random()) else {
-            return (status, Err(Failure::Exchange));
-        };
-        let keys = shared.keys.borrow();
-        let result = step(&session::Answered {
-            config: &shared.config,
-            login,
+        let keys = self.shared.keys.borrow();
+        step(&TokenAnswer {
             status,
             body: &body,
             keys: &keys,
-            signatures: shared.verifier.as_ref(),
-            now,
-            random: &random,
-        });
-        (status, result)
-    }
-
-    /// The page of a sign-in that failed after its callback, clearing the attempt's cookie.
-    fn failed_page(&self, f: Failure, pending: &session::Pending) -> Response {
-        match self.shared.config.login.as_ref() {
-            Some(login) => f.page_clearing(login, Some(pending.attempt())),
-            None => f.page(),
-        }
+            signatures: self.shared.verifier.as_ref(),
+            random: random(),
+        })
     }
 
     /// The callback's code exchange answered: set the session, or show why not.
     fn exchanged(&mut self, pending: session::Pending, body_size: usize) {
         let shared = Rc::clone(&self.shared);
         let now = millis(self.get_current_time()) / 1000;
-        let (status, result) = self.answered(body_size, now, |a| session::finish(a, &pending));
-        match result {
-            Ok(response) => {
-                shared.metrics.borrow_mut().event("login.completed");
-                debug!("cognito-edge-auth: login completed");
-                send(&response);
-            }
-            Err(f) => {
-                log::warn!(
-                    "cognito-edge-auth: login failed reason={}{}",
-                    f.reason(),
-                    match (f, status) {
-                        (Failure::IdToken(e), _) => format!(" ({})", e.description()),
-                        (Failure::Exchange, Some(s)) => format!(" (token endpoint answered {s})"),
-                        (Failure::Exchange, None) => " (no answer from the token endpoint)".into(),
-                        _ => String::new(),
-                    }
-                );
-                login_failed(&shared, f, &self.failed_page(f, &pending));
-            }
-        }
-    }
-}
-
-/// What a request whose session was due knows of its refresh.
-#[derive(Clone)]
-pub enum Known {
-    /// Renewed: these cookies hold the new session.
-    Renewed(Vec<String>),
-    /// The refresh failed: go on without the session.
-    Failed,
-    /// Nothing (its call never answered, or its record gave way to another session's): go on
-    /// with the session as it is, which passes while its ID token is valid.
-    AsItIs,
-}
-
-impl From<Found> for Known {
-    fn from(found: Found) -> Known {
-        match found {
-            Found::Renewed(cookies) => Known::Renewed(cookies),
-            Found::Failed => Known::Failed,
-            Found::Ask | Found::Join(_) => Known::AsItIs,
-        }
+        let response = self.answered(body_size, |a| {
+            signin::exchanged(&shared.config, &WasmHost(&shared), a, &pending, now)
+        });
+        send(&response);
     }
 }
 
@@ -496,14 +359,10 @@ fn redecide(shared: &Shared, now_ms: u64, known: Known) -> Outcome {
         return Outcome::Answered;
     };
     let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
-    let headers = match &known {
-        Known::Renewed(cookies) => session::with_session(login, &headers, Some(cookies)),
-        Known::Failed => session::with_session(login, &headers, None),
-        Known::AsItIs => headers,
-    };
+    let headers = known.headers(login, headers);
     match process_headers(shared, now_ms, false, &headers, true) {
         Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Logout(_) => {
-            login_failed(shared, Failure::Exchange, &Failure::Exchange.page());
+            send(&signin::not_again(&WasmHost(shared)));
             Outcome::Answered
         }
         other => other,
@@ -522,42 +381,16 @@ pub fn resume(shared: &Shared, now_ms: u64, may_wait: bool) -> Outcome {
         }
         // Code exchanges and logouts are decided before any wait.
         Outcome::Call(_) | Outcome::Logout(_) => {
-            let f = Failure::Exchange;
-            login_failed(shared, f, &f.page());
+            send(&signin::not_again(&WasmHost(shared)));
             Outcome::Answered
         }
         other => other,
     }
 }
 
-/// A refresh whose answer is this late past its timeout is taken over by the next request.
-const REFRESH_GRACE_MS: u64 = 2_000;
-
-/// A token endpoint answer larger than this is refused (Cognito's are a few KB).
-const MAX_TOKEN_RESPONSE_BYTES: usize = 256 * 1024;
-
-/// Counts a failed sign-in and sends its error page.
-pub fn login_failed(shared: &Shared, f: Failure, page: &Response) {
-    let mut metrics = shared.metrics.borrow_mut();
-    metrics.event("login.failed");
-    metrics.denied(f.reason());
-    drop(metrics);
-    send(page);
-}
-
 /// The random bytes of one sign-in step, from the host (WASI `random_get`).
 fn random() -> Option<Random> {
-    let mut r = Random {
-        state: [0; 16],
-        verifier: [0; 32],
-        nonce: [0; 16],
-        seal: [0; session::crypto::NONCE_BYTES],
-    };
-    getrandom::getrandom(&mut r.state).ok()?;
-    getrandom::getrandom(&mut r.verifier).ok()?;
-    getrandom::getrandom(&mut r.nonce).ok()?;
-    getrandom::getrandom(&mut r.seal).ok()?;
-    Some(r)
+    signin::random(|bytes| getrandom::getrandom(bytes).is_ok())
 }
 
 impl HttpContext for Http {
@@ -640,47 +473,33 @@ fn process_headers(
     if let Decision::Check(check) = &decision {
         if may_wait {
             match online::start(shared, check, now_ms) {
-                online::Started::Wait(waiter) => return Outcome::Wait(waiter),
-                online::Started::Busy => {
-                    let denied = Denied {
-                        response: response::unavailable(
-                            crate::online::RETRY_AFTER_SECONDS,
-                            "too many token checks are under way",
-                        ),
-                        reason: "online_busy",
-                        error: None,
-                        provider: None,
-                        principal: None,
-                        login: None,
-                        sign_in: false,
-                    };
-                    // Report-only (the core forwards this request when Cognito cannot be
-                    // asked): report the 503 it would have had, and forward.
+                Started::Wait { deadline_ms } => {
+                    return Outcome::Wait(online::waiter(check, deadline_ms))
+                }
+                Started::Busy => {
                     let unreachable = decide_now(shared, &request, now_ms, Some(&check.key));
-                    if let Decision::Allow(allowed) = &unreachable {
-                        if allowed.reported.is_some() {
-                            let reported = Reported {
-                                status: denied.response.status,
-                                reason: denied.reason,
-                                provider: None,
-                                principal: None,
-                                error: None,
-                            };
+                    match crate::runtime::online::when_busy(&unreachable) {
+                        WhenBusy::Report(reported) => {
                             let level = shared.config.denial_log_level;
                             crate::runtime::log::reported(level, &reported, &request);
                             let mut metrics = shared.metrics.borrow_mut();
                             metrics.reported(reported.reason);
                             metrics.allowed();
-                            forward(allowed);
+                            if let Decision::Allow(allowed) = &unreachable {
+                                forward(allowed);
+                            }
                             return Outcome::Forward;
                         }
+                        WhenBusy::Answer(denied) => {
+                            shared.metrics.borrow_mut().denied(denied.reason);
+                            let level = shared.config.denial_log_level;
+                            crate::runtime::log::denial(level, &denied, &request);
+                            answer(&denied);
+                            return Outcome::Answered;
+                        }
                     }
-                    shared.metrics.borrow_mut().denied(denied.reason);
-                    crate::runtime::log::denial(shared.config.denial_log_level, &denied, &request);
-                    answer(&denied);
-                    return Outcome::Answered;
                 }
-                online::Started::Failed | online::Started::BackedOff => {}
+                Started::Failed | Started::BackedOff => {}
             }
         }
         // No answer, and none to wait for: decide as if Cognito could not be reached.
@@ -712,20 +531,13 @@ fn process_headers(
             {
                 return Outcome::Wait(waiter);
             }
-            match denied.login {
-                // Not a failure: the page comes back with the same code once the keys are in.
-                Some(Failure::KeysNotLoaded) => {
-                    info!("cognito-edge-auth: a sign-in callback came before the keys; its page tries again");
-                }
-                // A callback that failed: counted and logged as every failed sign-in is.
-                Some(f) => {
-                    log::warn!("cognito-edge-auth: login failed reason={}", f.reason());
-                    login_failed(shared, f, &denied.response);
-                    return Outcome::Answered;
-                }
-                None => {
-                    crate::runtime::log::denial(shared.config.denial_log_level, &denied, &request)
-                }
+            // A callback that failed: counted and logged as every failed sign-in is.
+            if signin::denied_callback(&WasmHost(shared), &denied) {
+                answer(&denied);
+                return Outcome::Answered;
+            }
+            if denied.login.is_none() {
+                crate::runtime::log::denial(shared.config.denial_log_level, &denied, &request);
             }
             shared.metrics.borrow_mut().denied(denied.reason);
             answer(&denied);
@@ -737,16 +549,12 @@ fn process_headers(
             Outcome::Answered
         }
         Decision::Redirect(redirected) => {
-            shared.metrics.borrow_mut().event(match redirected.reason {
-                "login" => "login.started",
-                other => other,
-            });
-            debug!("cognito-edge-auth: redirected ({})", redirected.reason);
+            signin::redirected(&WasmHost(shared), &redirected);
             send(&redirected.response);
             Outcome::Answered
         }
         Decision::Call(call) => {
-            shared.metrics.borrow_mut().event("login.callbacks");
+            WasmHost(shared).count("login.callbacks", 1);
             Outcome::Call(call)
         }
         Decision::Refresh(refresh) => Outcome::Refresh(refresh),

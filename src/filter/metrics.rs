@@ -21,11 +21,12 @@ pub struct Metrics {
     denied: HashMap<&'static str, u32>,
     /// `report.denied.<reason>` by reason.
     reported: HashMap<&'static str, u32>,
-    /// Sign-in events (`login.started`, `login.completed`, `logout`), defined when first seen.
-    events: HashMap<&'static str, u32>,
     cache_hits: Option<u32>,
     cache_misses: Option<u32>,
     providers: Vec<ProviderMetrics>,
+    /// Counters by name: the online check's (`online.<provider>.<kind>`, defined up front) and
+    /// the other counts of the runtime.
+    named: HashMap<String, u32>,
     /// Counts not yet sent to Envoy, by metric id.
     pending: HashMap<u32, u64>,
 }
@@ -39,18 +40,6 @@ struct ProviderMetrics {
     list_success: Option<u32>,
     list_failure: Option<u32>,
     list_entries: Option<u32>,
-    /// Defined only for a provider with an online check: answers by kind.
-    online_active: Option<u32>,
-    online_revoked: Option<u32>,
-    online_unreachable: Option<u32>,
-    /// Cognito said the token lacks the scope `GetUser` needs.
-    online_not_checkable: Option<u32>,
-    /// Cognito throttled (`TooManyRequestsException`).
-    online_throttled: Option<u32>,
-    /// Checks not made while the provider backs off after throttling.
-    online_backed_off: Option<u32>,
-    /// Access tokens without the admin scope, passed or refused without a check.
-    online_unchecked: Option<u32>,
 }
 
 impl Metrics {
@@ -80,9 +69,17 @@ impl Metrics {
                 fetch_success: counter(&format!("jwks.{}.fetch_success", p.name)),
                 fetch_failure: counter(&format!("jwks.{}.fetch_failure", p.name)),
                 keys: define(MetricType::Gauge, &format!("jwks.{}.keys", p.name)),
-                ..online_metrics(p, revocation_metrics(p))
+                ..revocation_metrics(p)
             })
             .collect();
+        for p in config.providers.iter().filter(|p| p.online_check.is_some()) {
+            for kind in crate::runtime::metrics::ONLINE_KINDS {
+                let name = crate::runtime::metrics::online(&p.name, kind);
+                if let Some(id) = counter(&name) {
+                    m.named.insert(name, id);
+                }
+            }
+        }
         m
     }
 
@@ -106,16 +103,6 @@ impl Metrics {
             Some(&id) => Some(id),
             None => counter(&crate::runtime::metrics::reported(reason)).inspect(|&id| {
                 self.reported.insert(reason, id);
-            }),
-        };
-        self.count(id, 1);
-    }
-
-    pub fn event(&mut self, name: &'static str) {
-        let id = match self.events.get(name) {
-            Some(&id) => Some(id),
-            None => counter(name).inspect(|&id| {
-                self.events.insert(name, id);
             }),
         };
         self.count(id, 1);
@@ -158,65 +145,21 @@ impl Metrics {
         }
     }
 
-    /// One answer of an online check.
-    pub fn online_answer(&self, provider: usize, answer: crate::online::Answer) {
-        use crate::online::Answer;
-        if let Some(p) = self.providers.get(provider) {
-            add(
-                match answer {
-                    Answer::Active => p.online_active,
-                    Answer::Revoked => p.online_revoked,
-                    Answer::NotCheckable => p.online_not_checkable,
-                    Answer::Throttled => p.online_throttled,
-                    Answer::Unreachable => p.online_unreachable,
-                    Answer::Pending => None,
-                },
-                1,
-            );
-        }
-    }
-
-    /// A check not made: the provider backs off after throttling.
-    pub fn online_backed_off(&self, provider: usize) {
-        add(
-            self.providers
-                .get(provider)
-                .and_then(|p| p.online_backed_off),
-            1,
-        );
-    }
-
-    /// An access token that `GetUser` cannot judge, not checked.
-    pub fn online_unchecked(&self, provider: usize) {
-        add(
-            self.providers
-                .get(provider)
-                .and_then(|p| p.online_unchecked),
-            1,
-        );
+    /// A counter by name (the runtime's counts), defined when first seen.
+    pub fn count_named(&mut self, name: &str, by: u64) {
+        let id = match self.named.get(name) {
+            Some(&id) => Some(id),
+            None => counter(name).inspect(|&id| {
+                self.named.insert(name.to_string(), id);
+            }),
+        };
+        self.count(id, by);
     }
 
     pub fn keys_loaded(&self, provider: usize, count: usize) {
         if let Some(id) = self.providers.get(provider).and_then(|p| p.keys) {
             let _ = hostcalls::record_metric(id, count as u64);
         }
-    }
-}
-
-fn online_metrics(p: &crate::config::Provider, base: ProviderMetrics) -> ProviderMetrics {
-    if p.online_check.is_none() {
-        return base;
-    }
-    let name = |what: &str| format!("online.{}.{what}", p.name);
-    ProviderMetrics {
-        online_active: counter(&name("active")),
-        online_revoked: counter(&name("revoked")),
-        online_unreachable: counter(&name("unreachable")),
-        online_not_checkable: counter(&name("not_checkable")),
-        online_throttled: counter(&name("throttled")),
-        online_backed_off: counter(&name("backed_off")),
-        online_unchecked: counter(&name("unchecked")),
-        ..base
     }
 }
 

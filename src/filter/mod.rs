@@ -9,7 +9,6 @@ mod revocation;
 pub mod root;
 mod sessions;
 mod shared_data;
-mod token_calls;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -4,52 +4,27 @@
 use super::http::{self, Outcome};
 use super::root::{Shared, Waiter};
 use super::shared_data;
-use crate::decision::{Check, Decision, NOT_CHECKABLE_SCOPE_REASON};
-use crate::online::{self, Answer, Answers, Backoff, Claim, Record, TokenKey};
-use log::{debug, warn};
+use crate::decision::{Check, Decision};
+use crate::online::{self, Answers, Backoff, Claim, Record, TokenKey};
+use crate::runtime::{self, online::InFlight, online::Kept, online::Started, Host};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-/// A waiting request gives up this long after its call's timeout (the call's own timeout
-/// answers first; this is for a call whose answer never arrives).
-const WAIT_GRACE_MS: u64 = 2_000;
-/// `GetUser` answers are small; more than this is not read.
-const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// Answers this worker wrote, kept locally too (in case shared data refuses a write).
 const MAX_LOCAL_ANSWERS: usize = 4_096;
 
 /// This worker's online-check state.
 #[derive(Default)]
 pub struct State {
-    /// Calls under way: `dispatch_http_call` token → the check.
-    calls: RefCell<HashMap<u32, Call>>,
+    /// Calls under way, by `dispatch_http_call` token.
+    calls: RefCell<InFlight>,
     /// Answers this worker got, by token hash.
     local: RefCell<HashMap<String, Record>>,
     /// Providers whose unchecked tokens this worker has explained in the log.
     noted: RefCell<HashSet<usize>>,
-}
-
-struct Call {
-    provider: usize,
-    key: TokenKey,
-    deadline_ms: u64,
-    /// Whose check it is (`sub`), for the fair share.
-    principal: String,
-}
-
-/// What became of a check the core asked for.
-pub enum Started {
-    /// Pause the request until the answer (the caller fills in the context id).
-    Wait(Waiter),
-    /// Too many checks under way on this worker, or for this principal: answer 503.
-    Busy,
-    /// The call could not be made: decide as if Cognito were unreachable.
-    Failed,
-    /// Cognito throttled the provider a moment ago: no call, decide as if unreachable.
-    BackedOff,
 }
 
 /// The kept answers: this worker's own, then shared data.
@@ -73,21 +48,100 @@ impl Answers for SharedAnswers<'_> {
     }
 }
 
-/// Starts the check, or joins one under way for the same token on this worker or another
-/// (the slot's pending marker): one call per token per process.
+impl Kept for SharedAnswers<'_> {
+    fn claim(&self, provider: usize, key: &TokenKey, until_ms: u64, now_ms: u64) -> Claim {
+        match slot_key(self.0, provider, key) {
+            Some(name) => mark_pending(&name, key, until_ms, now_ms),
+            None => Claim::Ask,
+        }
+    }
+
+    fn keep(&self, provider: usize, key: &TokenKey, record: &Record) {
+        if let Some(name) = slot_key(self.0, provider, key) {
+            let _ = hostcalls::set_shared_data(&name, Some(&record.encode()), None);
+        }
+        let now_ms = hostcalls::get_current_time().map_or(0, super::millis);
+        let mut local = self.0.online.local.borrow_mut();
+        local.retain(|_, r| now_ms < r.until_ms);
+        if local.len() >= MAX_LOCAL_ANSWERS {
+            local.clear();
+        }
+        local.insert(record.key.clone(), record.clone());
+    }
+
+    fn backoff(&self, provider: usize) -> Option<Backoff> {
+        match hostcalls::get_shared_data(&backoff_key(self.0, provider)?) {
+            Ok((Some(bytes), _)) => Backoff::decode(&bytes),
+            _ => None,
+        }
+    }
+
+    fn set_backoff(&self, provider: usize, backoff: Backoff) {
+        if let Some(name) = backoff_key(self.0, provider) {
+            let _ = hostcalls::set_shared_data(&name, Some(&backoff.encode()), None);
+        }
+    }
+
+    /// Once per worker, and once per process as far as shared data can tell.
+    fn first_note(&self, provider: usize) -> bool {
+        if !self.0.online.noted.borrow_mut().insert(provider) {
+            return false;
+        }
+        let Some(issuer) = self
+            .0
+            .config
+            .providers
+            .get(provider)
+            .and_then(|p| p.issuers.first())
+        else {
+            return false;
+        };
+        let name = format!("cognito-edge-auth/v1/online/{issuer}/unchecked-noted");
+        hostcalls::set_shared_data(&name, Some(b"1"), Some(shared_data::CREATE_ONLY)).is_ok()
+    }
+}
+
+/// The host seam for the runtime: calls with `dispatch_http_call`, counts by name.
+pub struct WasmHost<'a>(pub &'a Shared);
+
+impl Host for WasmHost<'_> {
+    fn call(&self, call: &crate::runtime::Call<'_>) -> Result<u64, String> {
+        let timeout = Duration::from_millis(call.timeout_ms);
+        hostcalls::dispatch_http_call(
+            call.cluster,
+            call.headers.clone(),
+            Some(call.body),
+            vec![],
+            timeout,
+        )
+        .map(u64::from)
+        .map_err(|status| format!("{status:?}"))
+    }
+
+    fn count(&self, name: &str, by: u64) {
+        self.0.metrics.borrow_mut().count_named(name, by);
+    }
+
+    fn gauge(&self, _name: &str, _value: u64) {}
+}
+
+/// Starts the check, or joins one under way for the same token on this worker or another:
+/// one call per token per process (see [`runtime::online::start`]).
 pub fn start(shared: &Shared, check: &Check, now_ms: u64) -> Started {
-    let Some(config) = shared
-        .config
-        .providers
-        .get(check.provider)
-        .and_then(|p| p.online_check.as_ref())
-    else {
-        return Started::Failed;
-    };
-    let deadline_ms = now_ms
-        .saturating_add(config.timeout_ms)
-        .saturating_add(WAIT_GRACE_MS);
-    let waiter = Waiter {
+    let mut calls = shared.online.calls.borrow_mut();
+    runtime::online::start(
+        &shared.config,
+        &SharedAnswers(shared),
+        &mut calls,
+        &WasmHost(shared),
+        check,
+        now_ms,
+    )
+}
+
+/// The waiter of a request paused by [`Started::Wait`] (the caller fills in the context id).
+pub fn waiter(check: &Check, deadline_ms: u64) -> Waiter {
+    Waiter {
         context_id: 0,
         provider: check.provider,
         attempts: 0,
@@ -95,66 +149,6 @@ pub fn start(shared: &Shared, check: &Check, now_ms: u64) -> Started {
         deadline_ms,
         online: Some(check.key.clone()),
         renewal: None,
-    };
-    let mut calls = shared.online.calls.borrow_mut();
-    calls.retain(|_, c| now_ms < c.deadline_ms);
-    if calls.values().any(|c| c.key == check.key) {
-        return Started::Wait(waiter);
-    }
-    if backoff(shared, check.provider).is_some_and(|b| b.holds(now_ms)) {
-        shared.metrics.borrow().online_backed_off(check.provider);
-        return Started::BackedOff;
-    }
-    let principal_calls = calls
-        .values()
-        .filter(|c| c.principal == check.principal)
-        .count();
-    if calls.len() >= config.max_in_flight || principal_calls >= config.max_in_flight_per_principal
-    {
-        return Started::Busy;
-    }
-    let slot = slot_key(shared, check.provider, &check.key);
-    if let Some(name) = &slot {
-        if mark_pending(name, &check.key, deadline_ms, now_ms) == Claim::Join {
-            debug!("cognito-edge-auth: online check: joined the call of another worker");
-            return Started::Wait(waiter);
-        }
-    }
-    let headers = vec![
-        (":method", "POST"),
-        (":path", "/"),
-        (":authority", config.authority.as_str()),
-        ("content-type", online::CONTENT_TYPE),
-        ("x-amz-target", online::GET_USER_TARGET),
-    ];
-    let body = online::get_user_body(&check.token);
-    let timeout = Duration::from_millis(config.timeout_ms);
-    match hostcalls::dispatch_http_call(&config.cluster, headers, Some(&body), vec![], timeout) {
-        Ok(token) => {
-            calls.insert(
-                token,
-                Call {
-                    provider: check.provider,
-                    key: check.key.clone(),
-                    deadline_ms,
-                    principal: check.principal.clone(),
-                },
-            );
-            Started::Wait(waiter)
-        }
-        Err(status) => {
-            debug!(
-                "cognito-edge-auth: online check: cannot call cluster {}: {status:?}",
-                config.cluster
-            );
-            // Requests of other workers that joined this call are answered at once.
-            if let Some(name) = &slot {
-                let cache_ms = config.cache_seconds.saturating_mul(1000);
-                let record = online::record(&check.key, Answer::Unreachable, now_ms, cache_ms);
-                let _ = hostcalls::set_shared_data(name, Some(&record.encode()), None);
-            }
-            Started::Failed
-        }
     }
 }
 
@@ -177,61 +171,14 @@ pub fn answered(shared: &Shared, provider: usize, key: &TokenKey, now_ms: u64) -
     online::lookup(&SharedAnswers(shared), provider, key, now_ms).is_some()
 }
 
-/// Counts and explains a decision on an access token that `GetUser` cannot judge (passed
-/// unchecked, or refused on an `active` route).
+/// Counts and explains a decision on an access token that `GetUser` cannot judge.
 pub fn note_unchecked(shared: &Shared, decision: &Decision) {
-    let provider = match decision {
-        Decision::Allow(a) => a.unchecked,
-        Decision::Deny(d) if d.reason == NOT_CHECKABLE_SCOPE_REASON => {
-            let name = d.provider.as_deref();
-            shared
-                .config
-                .providers
-                .iter()
-                .position(|p| Some(p.name.as_str()) == name)
-        }
-        _ => None,
-    };
-    if let Some(provider) = provider {
-        unchecked(shared, provider);
-    }
-}
-
-/// An access token of `provider` that `GetUser` cannot judge passed or was refused without a
-/// check: counted, and explained in the log once per provider (per process, as far as shared
-/// data can tell).
-fn unchecked(shared: &Shared, provider: usize) {
-    shared.metrics.borrow().online_unchecked(provider);
-    if !shared.online.noted.borrow_mut().insert(provider) {
-        return;
-    }
-    let Some(p) = shared.config.providers.get(provider) else {
-        return;
-    };
-    let Some(issuer) = p.issuers.first() else {
-        return;
-    };
-    let name = format!("cognito-edge-auth/v1/online/{issuer}/unchecked-noted");
-    if hostcalls::set_shared_data(&name, Some(b"1"), Some(shared_data::CREATE_ONLY)).is_err() {
-        return; // another worker has explained it
-    }
-    warn!(
-        "cognito-edge-auth: provider {}: access tokens without the scope {} are not checked online: \
-         Cognito's GetUser refuses them. They are refused on routes with \"active\": true and pass \
-         unchecked under every_request. Tokens from the SDK's InitiateAuth carry the scope; for \
-         hosted-UI sign-ins, allow it in the app client (AllowedOAuthScopes) and ask for it in the \
-         authorize request's scope; client-credentials tokens never carry it",
-        p.name,
-        online::ADMIN_SCOPE
+    runtime::online::note_unchecked(
+        &shared.config,
+        &SharedAnswers(shared),
+        &WasmHost(shared),
+        decision,
     );
-}
-
-/// The provider's current back-off after throttling, if any.
-fn backoff(shared: &Shared, provider: usize) -> Option<Backoff> {
-    match hostcalls::get_shared_data(&backoff_key(shared, provider)?) {
-        Ok((Some(bytes), _)) => Backoff::decode(&bytes),
-        _ => None,
-    }
 }
 
 fn backoff_key(shared: &Shared, provider: usize) -> Option<String> {
@@ -241,12 +188,12 @@ fn backoff_key(shared: &Shared, provider: usize) -> Option<String> {
 
 /// Whether `token` is one of this worker's online-check calls.
 pub fn is_call(shared: &Shared, token: u32) -> bool {
-    shared.online.calls.borrow().contains_key(&token)
+    shared.online.calls.borrow().contains(u64::from(token))
 }
 
 /// The answer to call `token` arrived (or it timed out): keep it, resume its requests.
 pub fn finished(shared: &Shared, token: u32, body_size: usize, now_ms: u64) {
-    let Some(call) = shared.online.calls.borrow_mut().remove(&token) else {
+    let Some(call) = shared.online.calls.borrow_mut().take(u64::from(token)) else {
         return;
     };
     let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
@@ -257,7 +204,7 @@ pub fn finished(shared: &Shared, token: u32, body_size: usize, now_ms: u64) {
     let body = hostcalls::get_buffer(
         BufferType::HttpCallResponseBody,
         0,
-        body_size.min(MAX_ANSWER_BYTES),
+        body_size.min(runtime::online::MAX_ANSWER_BYTES),
     )
     .ok()
     .flatten()
@@ -266,49 +213,16 @@ pub fn finished(shared: &Shared, token: u32, body_size: usize, now_ms: u64) {
         hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, "x-amzn-errortype")
             .ok()
             .flatten();
-    let answer = online::answer_of(status, error_type.as_deref(), &body);
-    let provider = shared.config.providers.get(call.provider);
-    let cache_ms = provider
-        .and_then(|p| p.online_check.as_ref())
-        .map_or(0, |c| c.cache_seconds.saturating_mul(1000));
-    debug!(
-        "cognito-edge-auth: provider {}: online check: {answer:?} (HTTP {})",
-        provider.map_or("-", |p| p.name.as_str()),
-        status.map_or_else(|| "none".to_string(), |s| s.to_string())
+    runtime::online::finished(
+        &shared.config,
+        &SharedAnswers(shared),
+        &WasmHost(shared),
+        &call,
+        status,
+        error_type.as_deref(),
+        &body,
+        now_ms,
     );
-    shared.metrics.borrow().online_answer(call.provider, answer);
-    match answer {
-        Answer::Throttled => {
-            if let Some(name) = backoff_key(shared, call.provider) {
-                let next = Backoff::after_throttling(backoff(shared, call.provider), now_ms);
-                let _ = hostcalls::set_shared_data(&name, Some(&next.encode()), None);
-                warn!(
-                    "cognito-edge-auth: provider {}: Cognito throttles GetUser; no online check for {} ms",
-                    provider.map_or("-", |p| p.name.as_str()),
-                    next.step_ms
-                );
-            }
-        }
-        Answer::NotCheckable => warn!(
-            "cognito-edge-auth: provider {}: Cognito says an access token with the scope {} \
-             does not have the scopes GetUser requires; it is treated as not checkable",
-            provider.map_or("-", |p| p.name.as_str()),
-            online::ADMIN_SCOPE
-        ),
-        _ => {}
-    }
-    let record = online::record(&call.key, answer, now_ms, cache_ms);
-    if let Some(name) = slot_key(shared, call.provider, &call.key) {
-        let _ = hostcalls::set_shared_data(&name, Some(&record.encode()), None);
-    }
-    {
-        let mut local = shared.online.local.borrow_mut();
-        local.retain(|_, r| now_ms < r.until_ms);
-        if local.len() >= MAX_LOCAL_ANSWERS {
-            local.clear();
-        }
-        local.insert(call.key.hex.clone(), record);
-    }
     resume(shared, &call.key, now_ms);
 }
 

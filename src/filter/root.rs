@@ -54,7 +54,7 @@ pub struct Shared {
     /// Online checks under way, and the answers this worker got.
     pub online: online::State,
     /// Sign-in calls to the token endpoint in flight on this worker.
-    pub token_calls: super::token_calls::Bound,
+    pub token_calls: crate::runtime::token_calls::Bound,
 }
 
 #[derive(Default, Clone, Copy)]

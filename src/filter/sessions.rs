@@ -25,6 +25,15 @@ impl EndedSessions for SharedEnded {
     }
 }
 
+/// Ends sessions in shared data, for the runtime's sign-in steps.
+pub struct SharedSessions;
+
+impl crate::runtime::signin::EndSessions for SharedSessions {
+    fn end(&self, sid: &str, until: u64, now: u64) -> bool {
+        end(sid, until, now)
+    }
+}
+
 /// Ends session `sid` in the process until `until`; `false` if it could not be written.
 pub fn end(sid: &str, until: u64, now: u64) -> bool {
     shared_data::update(&key(sid), |current| {

@@ -9,6 +9,9 @@
 pub mod fetch;
 pub mod log;
 pub mod metrics;
+pub mod online;
+pub mod signin;
+pub mod token_calls;
 pub mod wait;
 
 /// A call to an Envoy cluster.

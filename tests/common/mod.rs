@@ -822,6 +822,8 @@ impl Envoy {
     ) -> (Child, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("envoy.json");
+        let mut bootstrap = bootstrap.clone();
+        let filter_env = take_filter_env(&mut bootstrap);
         std::fs::write(&cfg, bootstrap.to_string()).unwrap();
         let log = std::fs::File::create(dir.path().join("envoy.log")).unwrap();
         let child = Command::new(envoy_bin())
@@ -839,6 +841,7 @@ impl Envoy {
                 "wasm:debug,dynamic_modules:debug",
             ])
             .envs(native_env())
+            .envs(filter_env)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -958,6 +961,37 @@ impl Envoy {
                 .and_then(|(_, v)| v.trim().parse().ok())
         })
     }
+}
+
+/// Where [`set_filter_env`] records the native module's variables in a bootstrap (removed
+/// before Envoy reads it).
+const FILTER_ENV: &str = "__cognito_edge_auth_filter_env";
+
+/// Gives the filter of `bootstrap` (made by [`bootstrap_with_clusters`]) the environment
+/// variables `vars` (`{ "NAME": "value" }`: the secrets its `login.*_env` names), as the build
+/// under test reads them: the .wasm from its VM's `vm_config.environment_variables.key_values`,
+/// the native module from Envoy's own environment (set by `Envoy::start…`).
+pub fn set_filter_env(bootstrap: &mut Value, vars: Value) {
+    match build() {
+        Build::Wasm => {
+            bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+                ["typed_config"]["http_filters"][0]["typed_config"]["config"]["vm_config"]
+                ["environment_variables"] = json!({ "key_values": vars });
+        }
+        Build::Native => bootstrap[FILTER_ENV] = vars,
+    }
+}
+
+/// The variables [`set_filter_env`] recorded for the native module, taken out of `bootstrap`.
+fn take_filter_env(bootstrap: &mut Value) -> Vec<(String, String)> {
+    let Some(vars) = bootstrap.as_object_mut().and_then(|b| b.remove(FILTER_ENV)) else {
+        return Vec::new();
+    };
+    vars.as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect()
 }
 
 /// What Envoy's environment needs for the build under test: where the .so is.

@@ -60,9 +60,6 @@ fn token(sub: &str, jti: &str) -> String {
 
 #[test]
 fn tokens_get_user_cannot_judge_are_never_sent_to_cognito_nor_called_revoked() {
-    if wasm_only("the online check (online_check) is not in the native module yet") {
-        return;
-    }
     let s = stand(json!({ "every_request": true }), 1);
     let port = s.envoy.port;
     // A hosted-UI token without the admin scope, and a machine's client-credentials token.
@@ -105,9 +102,6 @@ fn tokens_get_user_cannot_judge_are_never_sent_to_cognito_nor_called_revoked() {
 
 #[test]
 fn cognito_answers_are_read_by_kind() {
-    if wasm_only("the online check (online_check) is not in the native module yet") {
-        return;
-    }
     let s = stand(json!({ "every_request": true }), 1);
     let port = s.envoy.port;
     for (sub, user) in [
@@ -166,9 +160,6 @@ fn cognito_answers_are_read_by_kind() {
 
 #[test]
 fn one_user_flooding_with_fresh_tokens_cannot_starve_another() {
-    if wasm_only("the online check (online_check) is not in the native module yet") {
-        return;
-    }
     // Four checks per worker, one per principal (the default quarter).
     let s = stand(json!({ "every_request": true, "max_in_flight": 4 }), 1);
     let port = s.envoy.port;
@@ -203,9 +194,6 @@ fn one_user_flooding_with_fresh_tokens_cannot_starve_another() {
 
 #[test]
 fn workers_racing_for_one_token_make_one_call() {
-    if wasm_only("the online check (online_check) is not in the native module yet") {
-        return;
-    }
     let s = stand(json!({ "every_request": true }), 2);
     let port = s.envoy.port;
     s.cognito.hold("bob");
@@ -233,9 +221,6 @@ fn workers_racing_for_one_token_make_one_call() {
 
 #[test]
 fn throttling_backs_off_per_provider() {
-    if wasm_only("the online check (online_check) is not in the native module yet") {
-        return;
-    }
     let s = stand(json!({ "every_request": true }), 1);
     let port = s.envoy.port;
     s.cognito.set_service(Service::Throttling);
@@ -273,9 +258,6 @@ fn throttling_backs_off_per_provider() {
 
 #[test]
 fn token_endpoint_calls_are_bounded_per_worker() {
-    if wasm_only("the online check (online_check) is not in the native module yet") {
-        return;
-    }
     const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
     // A slow token endpoint: every answer waits until the test opens the gate.
     let gate: Arc<(Mutex<bool>, Condvar)> = Arc::default();
@@ -313,9 +295,7 @@ fn token_endpoint_calls_are_bounded_per_worker() {
             cluster("token", token_endpoint.port),
         ],
     );
-    let wasm = &mut boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-        ["typed_config"]["http_filters"][0]["typed_config"]["config"];
-    wasm["vm_config"]["environment_variables"] = json!({ "key_values": { "CEA_COOKIE_KEY": KEY } });
+    set_filter_env(&mut boot, json!({ "CEA_COOKIE_KEY": KEY }));
     let envoy = Envoy::start(&boot);
     envoy.wait_for_keys(&sign("key1", "k1", &id_claims(now())));
 

@@ -69,6 +69,7 @@ pub struct Header {
 }
 
 const REQUEST_HEADERS: u32 = 0; // envoy_dynamic_module_type_http_header_type_RequestHeader
+const RESPONSE_HEADERS: u32 = 2; // envoy_dynamic_module_type_http_header_type_ResponseHeader
 const CONTINUE: u32 = 0; // …_status_Continue of every filter hook
 const STOP_ITERATION: u32 = 1; // …_request_headers_status_StopIteration
 const CALLOUT_SUCCESS: u32 = 0; // envoy_dynamic_module_type_http_callout_result_Success
@@ -109,6 +110,15 @@ extern "C" {
         details: Buffer,
     );
     fn envoy_dynamic_module_callback_http_filter_continue_decoding(filter: Ptr);
+    fn envoy_dynamic_module_callback_http_filter_http_callout(
+        filter: Ptr,
+        id_out: *mut u64,
+        cluster: Buffer,
+        headers: *const Header,
+        count: usize,
+        body: Buffer,
+        timeout_ms: u64,
+    ) -> u32;
 
     fn envoy_dynamic_module_callback_http_filter_scheduler_new(filter: Ptr) -> Ptr;
     fn envoy_dynamic_module_callback_http_filter_scheduler_commit(scheduler: Ptr, event: u64);
@@ -252,33 +262,14 @@ impl EnvoyConfig {
         body: &[u8],
         timeout_ms: u64,
     ) -> Result<u64, u32> {
-        let headers: Vec<Header> = headers
-            .iter()
-            .map(|(k, v)| Header {
-                key: Buffer::of(k.as_bytes()),
-                value: Buffer::of(v.as_bytes()),
-            })
-            .collect();
-        let mut id = 0u64;
-        // SAFETY: a live config pointer; the header array, its strings, the cluster name and
-        // the body outlive the call (Envoy copies them into its request); `id` is a valid out
-        // pointer.
-        let r = unsafe {
-            envoy_dynamic_module_callback_http_filter_config_http_callout(
-                self.0,
-                &mut id,
-                Buffer::of(cluster.as_bytes()),
-                headers.as_ptr(),
-                headers.len(),
-                Buffer::of(body),
-                timeout_ms,
-            )
-        };
-        if r == 0 {
-            Ok(id)
-        } else {
-            Err(r)
-        }
+        start_call(
+            envoy_dynamic_module_callback_http_filter_config_http_callout,
+            self.0,
+            cluster,
+            headers,
+            body,
+            timeout_ms,
+        )
     }
 
     /// A scheduler that posts `config_scheduled` to the main thread, from any thread.
@@ -390,11 +381,22 @@ impl EnvoyFilter {
     }
 
     pub fn add_request_header(&self, name: &str, value: &str) {
-        // SAFETY: as in set_request_header.
+        self.add_header(REQUEST_HEADERS, name, value);
+    }
+
+    /// Adds a header to the response (during the response-headers hook).
+    pub fn add_response_header(&self, name: &str, value: &str) {
+        self.add_header(RESPONSE_HEADERS, name, value);
+    }
+
+    /// Adds a header to the request's (`REQUEST_HEADERS`) or its response's headers.
+    fn add_header(&self, kind: u32, name: &str, value: &str) {
+        // SAFETY: the filter pointer of the running hook, and a header type of abi.h; both
+        // buffers outlive the call (Envoy copies them).
         unsafe {
             envoy_dynamic_module_callback_http_add_header(
                 self.0,
-                REQUEST_HEADERS,
+                kind,
                 Buffer::of(name.as_bytes()),
                 Buffer::of(value.as_bytes()),
             );
@@ -404,13 +406,7 @@ impl EnvoyFilter {
     /// Answers the request locally. Envoy may run this module's response hooks before it
     /// returns.
     pub fn send_response(&self, status: u32, headers: &[(&str, &str)], body: &[u8]) {
-        let headers: Vec<Header> = headers
-            .iter()
-            .map(|(k, v)| Header {
-                key: Buffer::of(k.as_bytes()),
-                value: Buffer::of(v.as_bytes()),
-            })
-            .collect();
+        let headers = header_views(headers);
         // SAFETY: the filter pointer of the running hook; the header array and strings, the
         // body and the details outlive the call (Envoy copies them).
         unsafe {
@@ -423,6 +419,26 @@ impl EnvoyFilter {
                 Buffer::of(b"cognito_edge_auth"),
             );
         }
+    }
+
+    /// Starts a call to `cluster` for this request; its answer comes to `http_callout_done`
+    /// with the returned id, on this request's worker. Envoy may answer it before this
+    /// returns (a call that fails at once).
+    pub fn callout(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        timeout_ms: u64,
+    ) -> Result<u64, u32> {
+        start_call(
+            envoy_dynamic_module_callback_http_filter_http_callout,
+            self.0,
+            cluster,
+            headers,
+            body,
+            timeout_ms,
+        )
     }
 
     /// Lets a paused request go on to the next filter.
@@ -450,6 +466,55 @@ impl EnvoyFilter {
             );
         }
     }
+}
+
+/// Envoy's two ways to start a call (a configuration's, a stream's): the same shape.
+type StartCall =
+    unsafe extern "C" fn(Ptr, *mut u64, Buffer, *const Header, usize, Buffer, u64) -> u32;
+
+/// Starts a call with `start` for `owner` (the configuration or the stream pointer that
+/// `start` takes, live for the running hook); the call's id, or Envoy's reason for refusing
+/// it.
+fn start_call(
+    start: StartCall,
+    owner: Ptr,
+    cluster: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout_ms: u64,
+) -> Result<u64, u32> {
+    let headers = header_views(headers);
+    let mut id = 0u64;
+    // SAFETY: `owner` is the live pointer `start` takes; the header array, its strings, the
+    // cluster name and the body outlive the call (Envoy copies them into its request); `id`
+    // is a valid out pointer.
+    let r = unsafe {
+        start(
+            owner,
+            &mut id,
+            Buffer::of(cluster.as_bytes()),
+            headers.as_ptr(),
+            headers.len(),
+            Buffer::of(body),
+            timeout_ms,
+        )
+    };
+    if r == 0 {
+        Ok(id)
+    } else {
+        Err(r)
+    }
+}
+
+/// Views of `headers` for Envoy (valid while `headers` is).
+fn header_views(headers: &[(&str, &str)]) -> Vec<Header> {
+    headers
+        .iter()
+        .map(|(k, v)| Header {
+            key: Buffer::of(k.as_bytes()),
+            value: Buffer::of(v.as_bytes()),
+        })
+        .collect()
 }
 
 /// Envoy's log levels (`envoy_dynamic_module_type_log_level`).
@@ -566,21 +631,45 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
 ) {
     guard("config_http_callout_done", (), || {
         let Some(native) = native(config) else { return };
-        let (status, body) = answer(result, headers, header_count, chunks, chunk_count);
-        native.on_answer(id, status, &body);
+        let answer = answer(result, headers, header_count, chunks, chunk_count);
+        native.on_answer(id, answer.status, &answer.body);
     })
 }
 
-/// The `:status` and the body of a call's answer (`None`: no answer).
+/// A call's answer, copied out of Envoy's buffers.
+pub struct CalloutAnswer {
+    /// `None`: no answer (a reset, a timeout, too large).
+    pub status: Option<u32>,
+    /// Its headers (names as Envoy keeps them, lowercase).
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+impl CalloutAnswer {
+    /// The first value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name.as_bytes())
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+/// The `:status`, the headers and the body of a call's answer.
 fn answer(
     result: u32,
     headers: *const Header,
     header_count: usize,
     chunks: *const Buffer,
     chunk_count: usize,
-) -> (Option<u32>, Vec<u8>) {
+) -> CalloutAnswer {
+    let none = CalloutAnswer {
+        status: None,
+        headers: Vec::new(),
+        body: Vec::new(),
+    };
     if result != CALLOUT_SUCCESS {
-        return (None, Vec::new());
+        return none;
     }
     let headers: &[Header] = if headers.is_null() {
         &[]
@@ -588,10 +677,14 @@ fn answer(
         // SAFETY: Envoy passes `header_count` headers, valid until the hook returns.
         unsafe { std::slice::from_raw_parts(headers, header_count) }
     };
+    let headers: Vec<(Vec<u8>, Vec<u8>)> = headers
+        .iter()
+        .map(|h| (h.key.to_vec(), h.value.to_vec()))
+        .collect();
     let status = headers
         .iter()
-        .find(|h| h.key.to_vec() == b":status")
-        .and_then(|h| String::from_utf8(h.value.to_vec()).ok())
+        .find(|(k, _)| k == b":status")
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
         .and_then(|s| s.parse().ok());
     let chunks: &[Buffer] = if chunks.is_null() {
         &[]
@@ -606,7 +699,11 @@ fn answer(
         }
         body.extend(chunk.to_vec());
     }
-    (status, body)
+    CalloutAnswer {
+        status,
+        headers,
+        body,
+    }
 }
 
 #[no_mangle]
@@ -715,10 +812,15 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
 
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
-    _envoy: Ptr,
-    _filter: *const c_void,
+    envoy: Ptr,
+    filter_ptr: *const c_void,
     _end_of_stream: bool,
 ) -> u32 {
+    let envoy = EnvoyFilter(envoy);
+    if let Some(f) = filter(filter_ptr) {
+        // A panic here leaves the response as it is: it is under way already.
+        guard("response_headers", (), || f.on_response_headers(envoy));
+    }
     CONTINUE
 }
 
@@ -739,20 +841,29 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
     CONTINUE
 }
 
-/// No per-request calls are made yet (the online check and browser sign-in are not in the
-/// native build): nothing to do with an answer.
+/// The answer to a call this request made (its online check, its sign-in step's call).
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
-    _envoy: Ptr,
-    _filter: *const c_void,
-    _id: u64,
-    _result: u32,
-    _headers: *const Header,
-    _header_count: usize,
-    _chunks: *const Buffer,
-    _chunk_count: usize,
+    envoy: Ptr,
+    filter_ptr: *const c_void,
+    id: u64,
+    result: u32,
+    headers: *const Header,
+    header_count: usize,
+    chunks: *const Buffer,
+    chunk_count: usize,
 ) {
+    let envoy = EnvoyFilter(envoy);
+    let Some(f) = filter(filter_ptr) else { return };
+    let done = guard("http_callout_done", false, || {
+        let answer = answer(result, headers, header_count, chunks, chunk_count);
+        f.on_callout_done(envoy, id, &answer);
+        true
+    });
+    if !done {
+        guard("http_callout_done", (), || f.panicked(envoy));
+    }
 }
 
 #[no_mangle]

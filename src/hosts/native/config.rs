@@ -14,8 +14,11 @@ use super::abi::{ConfigScheduler, EnvoyConfig, FilterScheduler};
 use super::crypto::AwsLc;
 use super::metrics::Metrics;
 use super::now_ms;
+use super::online::OnlineState;
+use super::sessions::{Ended, Renewals};
 use crate::config::{Config, KeySource};
 use crate::jwks::KeySet;
+use crate::online::TokenKey;
 use crate::revocation::RevocationList;
 use crate::runtime::fetch::Fetcher;
 use crate::runtime::wait::{Wait, MAX_WAITERS};
@@ -44,6 +47,12 @@ pub struct Native {
     pub lists: ArcSwap<Vec<Option<RevocationList>>>,
     pub verifier: Box<dyn SignatureVerifier + Send + Sync>,
     pub metrics: Metrics,
+    /// The online check's answers, back-offs and calls under way, for every worker.
+    pub online: OnlineState,
+    /// The browser sessions ended at logout, for every worker.
+    pub ended: Ended,
+    /// The session refreshes under way or just done, for every worker.
+    pub renewals: Renewals,
     envoy: EnvoyConfig,
     fetcher: Mutex<Fetcher>,
     waiters: Mutex<Waiters>,
@@ -51,26 +60,45 @@ pub struct Native {
     ticker: Mutex<Option<Ticker>>,
 }
 
-/// Requests waiting for keys, each with the scheduler that resumes it on its worker.
+/// Paused requests, each with the scheduler that resumes it on its worker.
 #[derive(Default)]
 struct Waiters {
     next_id: u64,
-    waiting: Vec<(u64, Wait, FilterScheduler)>,
+    waiting: Vec<(u64, Waiting, FilterScheduler)>,
+}
+
+/// What a paused request waits for.
+pub enum Waiting {
+    Keys(Wait),
+    /// The online check's answer about `key` (this worker's call or another's), until
+    /// `deadline_ms` at the latest.
+    Online {
+        provider: usize,
+        key: TokenKey,
+        deadline_ms: u64,
+    },
+    /// Another request's refresh of its session (keyed by the refresh token's hash), until
+    /// `deadline_ms` at the latest.
+    Renewal {
+        key: TokenKey,
+        deadline_ms: u64,
+    },
 }
 
 impl Native {
     /// Parses and checks the configuration; `None` (after logging why, naming the field)
     /// refuses it, and Envoy refuses to start.
     pub fn new(envoy: EnvoyConfig, name: &[u8], json: &[u8]) -> Option<Arc<Native>> {
-        let config = match Config::parse_with_env(json, &|name| std::env::var(name).ok())
-            .and_then(native_support)
-        {
+        let config = match Config::parse_with_env(json, &|name| std::env::var(name).ok()) {
             Ok(config) => config,
             Err(e) => {
                 error!("cognito-edge-auth: {e}");
                 return None;
             }
         };
+        for warning in config.login.iter().flat_map(|l| &l.warnings) {
+            warn!("cognito-edge-auth: {warning}");
+        }
         let n = config.providers.len();
         let mut keys = vec![None; n];
         for (slot, provider) in keys.iter_mut().zip(&config.providers) {
@@ -107,6 +135,9 @@ impl Native {
             lists: ArcSwap::from_pointee(vec![None; n]),
             verifier,
             metrics,
+            online: OnlineState::default(),
+            ended: Ended::default(),
+            renewals: Renewals::default(),
             envoy,
             waiters: Mutex::new(Waiters::default()),
             ticker: Mutex::new(None),
@@ -179,7 +210,7 @@ impl Native {
 
     /// Parks a request until `wait` is over; its scheduler resumes it on its worker. The id
     /// to [`Native::forget`] it by, or `None` when too many wait already.
-    pub fn park(&self, wait: Wait, scheduler: FilterScheduler) -> Option<u64> {
+    pub fn park(&self, wait: Waiting, scheduler: FilterScheduler) -> Option<u64> {
         let mut w = lock(&self.waiters);
         if w.waiting.len() >= MAX_WAITERS {
             return None;
@@ -196,13 +227,31 @@ impl Native {
         lock(&self.waiters).waiting.retain(|(i, _, _)| *i != id);
     }
 
-    fn wake(&self, now: u64) {
+    /// Wakes the paused requests that may go on: their keys came, a fetch finished, their
+    /// online answer came, or their wait ran out. From any thread.
+    pub fn wake(&self, now: u64) {
         let keys = self.keys.load();
         let fetcher = lock(&self.fetcher);
         let mut w = lock(&self.waiters);
-        w.waiting.retain(|(_, wait, scheduler)| {
-            let has_keys = keys.get(wait.provider).is_some_and(Option::is_some);
-            if wait.ready(has_keys, fetcher.attempts(wait.provider), now) {
+        w.waiting.retain(|(_, waiting, scheduler)| {
+            let ready = match waiting {
+                Waiting::Keys(wait) => {
+                    let has_keys = keys.get(wait.provider).is_some_and(Option::is_some);
+                    wait.ready(has_keys, fetcher.attempts(wait.provider), now)
+                }
+                Waiting::Online {
+                    provider,
+                    key,
+                    deadline_ms,
+                } => {
+                    now >= *deadline_ms
+                        || crate::online::lookup(&self.online, *provider, key, now).is_some()
+                }
+                Waiting::Renewal { key, deadline_ms } => {
+                    now >= *deadline_ms || self.renewals.settled(key, now)
+                }
+            };
+            if ready {
                 scheduler.commit(EVENT_WAKE);
                 false
             } else {
@@ -216,13 +265,7 @@ impl Host for Native {
     fn call(&self, call: &Call<'_>) -> Result<u64, String> {
         self.envoy
             .call(call.cluster, &call.headers, call.body, call.timeout_ms)
-            .map_err(|code| match code {
-                1 => "missing required headers".to_string(),
-                2 => "cluster not found".to_string(),
-                3 => "duplicate call id".to_string(),
-                4 => "cannot create the request (no healthy host?)".to_string(),
-                other => format!("error {other}"),
-            })
+            .map_err(call_error)
     }
 
     fn count(&self, name: &str, by: u64) {
@@ -234,25 +277,15 @@ impl Host for Native {
     }
 }
 
-/// Refuses what the native build does not do yet, naming the field: a request must never
-/// pass because a check the configuration asks for is missing.
-fn native_support(config: Config) -> Result<Config, crate::config::ConfigError> {
-    let refuse = |field: String, what: &str| crate::config::ConfigError {
-        field,
-        message: format!("{what} is not supported by the native module yet; use the .wasm"),
-    };
-    if config.login.is_some() {
-        return Err(refuse("login".into(), "browser sign-in"));
+/// Why Envoy refused to start a call (`envoy_dynamic_module_type_http_callout_init_result`).
+pub fn call_error(code: u32) -> String {
+    match code {
+        1 => "missing required headers".to_string(),
+        2 => "cluster not found".to_string(),
+        3 => "duplicate call id".to_string(),
+        4 => "cannot create the request (no healthy host?)".to_string(),
+        other => format!("error {other}"),
     }
-    for (i, p) in config.providers.iter().enumerate() {
-        if p.online_check.is_some() {
-            return Err(refuse(
-                format!("providers[{i}].online_check"),
-                "the online check",
-            ));
-        }
-    }
-    Ok(config)
 }
 
 /// `current` with provider `index`'s entry replaced by `new`.

@@ -63,9 +63,29 @@ impl Metrics {
                 }
                 gauges.push(names::list_entries(&p.name));
             }
+            if p.online_check.is_some() {
+                for kind in names::ONLINE_KINDS {
+                    let name = names::online(&p.name, kind);
+                    if let Some(id) = counter(&name) {
+                        m.counters.insert(name, id);
+                    }
+                }
+            }
             for name in gauges {
                 if let Some(id) = envoy.define_gauge(&format!("{PREFIX}.{name}")) {
                     m.gauges.insert(name, id);
+                }
+            }
+        }
+        if config.login.is_some() {
+            for reason in names::LOGIN_DENY_REASONS {
+                if let Some(id) = counter(&names::denied(reason)) {
+                    m.denied.insert(reason, id);
+                }
+            }
+            for name in names::LOGIN_EVENTS {
+                if let Some(id) = counter(name) {
+                    m.counters.insert(name.to_string(), id);
                 }
             }
         }
@@ -98,9 +118,13 @@ impl Metrics {
         }
     }
 
-    /// A counter by name, from the main thread.
+    /// A counter by name (any thread: Envoy's counters are atomic).
     pub fn count(&self, name: &str, by: u64) {
-        if let Some(&id) = self.counters.get(name) {
+        let id = self.counters.get(name).or_else(|| {
+            name.strip_prefix("denied.")
+                .and_then(|reason| self.denied.get(reason))
+        });
+        if let Some(&id) = id {
             self.envoy.increment(id, by);
         }
     }

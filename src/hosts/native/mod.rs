@@ -7,12 +7,18 @@
 //! - `filter`: one request: headers → the core's decision → headers rewritten or an answer.
 //! - `crypto`: signatures verified natively with `ring`.
 //! - `metrics`: Envoy counters and gauges, named as in the .wasm build.
+//! - `online`, `sessions`: what every worker shares — the online check's answers, the sessions
+//!   ended at logout.
+//! - `signin`: browser sign-in's calls to the token endpoint for one request.
 
 mod abi;
 mod config;
 mod crypto;
 mod filter;
 mod metrics;
+mod online;
+mod sessions;
+mod signin;
 
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,14 +1,17 @@
 //! The bound on sign-in calls to the token endpoint in flight per worker (code exchanges,
 //! refreshes, revocations: each costs a call with the client secret). Junk callbacks against
-//! a slow token endpoint fill this bound, answered 503 with `Retry-After`, rather than the
-//! cluster's circuit breaker, which every sign-in of the process shares.
+//! a slow token endpoint fill this bound, answered 503 with `Retry-After`
+//! ([`super::signin::busy`]), rather than the cluster's circuit breaker, which every sign-in
+//! of the process shares. One per worker in both hosts (a worker's requests take and give back
+//! places on its own thread).
 
-use crate::response::{self, Response};
 use std::cell::Cell;
 use std::rc::Rc;
 
-/// How long a client is told to wait when the bound is full.
-const RETRY_AFTER_SECONDS: u64 = 1;
+/// The bound a configuration sets (`login.token_max_in_flight`; 0 without `login`).
+pub fn max_in_flight(config: &crate::config::Config) -> usize {
+    config.login.as_ref().map_or(0, |l| l.token.max_in_flight)
+}
 
 /// This worker's calls in flight.
 #[derive(Default)]
@@ -35,9 +38,4 @@ impl Drop for Slot {
     fn drop(&mut self) {
         self.0.set(self.0.get().saturating_sub(1));
     }
-}
-
-/// The answer to a request whose call does not fit.
-pub fn busy() -> Response {
-    response::unavailable(RETRY_AFTER_SECONDS, "too many sign-in calls are under way")
 }
