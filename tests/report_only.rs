@@ -174,6 +174,8 @@ fn a_request_before_the_keys_waits_then_is_forwarded_and_reported() {
     );
     let envoy = Envoy::start(&bootstrap(&c, upstream.port, jwks.port()));
     envoy.wait_for_stat(&format!("{P}.jwks.cognito.fetch_failure"), 1);
+    // The next fetch hangs, so no finished fetch ends the wait before its deadline.
+    jwks.hold();
     let started = std::time::Instant::now();
     let r = call(envoy.port, "/", Some(&alice), &[]);
     assert!(
@@ -209,11 +211,11 @@ fn report_only_never_sends_a_browser_to_sign_in() {
                 "logout_path": "/logout" },
         });
         let mut boot = bootstrap(&c, upstream.port, jwks.port());
-        boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-            ["typed_config"]["http_filters"][0]["typed_config"]["config"]["vm_config"]
-            ["environment_variables"] = json!({ "key_values": {
-                "CEA_CLIENT_SECRET": "s3cret",
-                "CEA_COOKIE_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" } });
+        set_filter_env(
+            &mut boot,
+            json!({ "CEA_CLIENT_SECRET": "s3cret",
+                "CEA_COOKIE_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" }),
+        );
         let envoy = Envoy::start(&boot);
         envoy.wait_for_stat(&format!("{P}.jwks.cognito.keys"), 1);
         envoy
