@@ -67,7 +67,8 @@ lint: .target-installed
 
 ## run: the demo — moto as Cognito, a local OpenID provider as its hosted UI (browser
 ## sign-in), an upstream, Envoy with the filter (Ctrl-C stops all). Chromium is optional: with
-## it, DEMO_SELFTEST=1 also signs in with a real browser.
+## it, DEMO_SELFTEST=1 also signs in with a real browser. DEMO_BUILD=native runs the .so
+## instead of the .wasm.
 run: build $(ENVOY) .node-deps
 	./scripts/demo.sh
 

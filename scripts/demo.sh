@@ -21,7 +21,9 @@
 #   DEMO_USER, DEMO_PASSWORD, DEMO_EMAIL   the demo user (in moto)
 #   DEMO_SELFTEST=1   run the self-check, print it and exit (non-zero if it failed);
 #                     default ports are then any free ports, so runs can overlap
-#   VENV, CEA_WASM    where the tools (envoy, moto_server, aws) and the built filter are
+#   DEMO_BUILD=wasm   which build of the filter runs: wasm (the .wasm in V8) or native (the
+#                     .so as an Envoy dynamic module, from the same envoy/demo.yaml)
+#   VENV, CEA_WASM, CEA_SO   where the tools (envoy, moto_server, aws) and the built filter are
 #   DEMO_RUN_DIR=.run   generated config and logs (give each concurrent run its own)
 # A port given explicitly must be free; a default port that is busy is replaced by a free one.
 set -euo pipefail
@@ -29,6 +31,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${VENV:-$ROOT/.venv}
 WASM=${CEA_WASM:-$ROOT/target/wasm32-wasip1/release/cognito_edge_auth.wasm}
+SO=${CEA_SO:-$ROOT/target/release/libcognito_edge_auth.so}
+BUILD=${DEMO_BUILD:-wasm}
 RUN=${DEMO_RUN_DIR:-$ROOT/.run}
 LOGS=${RUN#"$ROOT"/}  # for messages
 REGION=us-east-1
@@ -46,7 +50,13 @@ die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 for tool in envoy moto_server aws python; do
   [[ -x $VENV/bin/$tool ]] || die "$VENV/bin/$tool not found; run 'make run' (it installs the tools)"
 done
-[[ -f $WASM ]] || die "$WASM not found; run 'make build'"
+case $BUILD in
+  wasm) [[ -f $WASM ]] || die "$WASM not found; run 'make build'"
+    STATS=wasmcustom LOG_COMPONENT=wasm ;;
+  native) [[ -f $SO ]] || die "$SO not found; run 'make build'"
+    STATS=dynamicmodulescustom LOG_COMPONENT=dynamic_modules ;;
+  *) die "DEMO_BUILD must be wasm or native, not $BUILD" ;;
+esac
 command -v curl >/dev/null || die "curl is required"
 command -v python3 >/dev/null || die "python3 is required"
 BROWSER=$ROOT/tests/browser
@@ -173,15 +183,32 @@ env LISTEN_PORT="$DEMO_PORT" ADMIN_PORT="$DEMO_ADMIN_PORT" UPSTREAM_PORT="$DEMO_
   python3 -c 'import os, string, sys
 sys.stdout.write(string.Template(open(sys.argv[1]).read()).substitute(os.environ))' \
   "$ROOT/envoy/demo.yaml" >"$RUN/envoy-demo.yaml"
+ENVOY_CONFIG=$RUN/envoy-demo.yaml
+if [[ $BUILD == native ]]; then
+  # The same file with the filter as a dynamic module: its JSON configuration moves from the
+  # wasm filter's `configuration` to `filter_config`; the secrets come from Envoy's own
+  # environment, as they do for the VM.
+  ENVOY_CONFIG=$RUN/envoy-demo-native.json
+  "$VENV/bin/python" -c 'import json, sys, yaml
+boot = yaml.safe_load(open(sys.argv[1]))
+hcm = boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+wasm = hcm["http_filters"][0]["typed_config"]["config"]
+hcm["http_filters"][0] = {"name": "envoy.filters.http.dynamic_modules", "typed_config": {
+  "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+  "dynamic_module_config": {"name": "cognito_edge_auth"}, "filter_name": "cognito_edge_auth",
+  "filter_config": wasm["configuration"]}}
+json.dump(boot, open(sys.argv[2], "w"), indent=1)' "$RUN/envoy-demo.yaml" "$ENVOY_CONFIG"
+fi
+ENVOY_DYNAMIC_MODULES_SEARCH_PATH=$(dirname "$SO") \
 CEA_CLIENT_SECRET=$OP_CLIENT_SECRET CEA_COOKIE_KEY=$COOKIE_KEY \
-  start envoy "$VENV/bin/envoy" -c "$RUN/envoy-demo.yaml" --use-dynamic-base-id --concurrency 2 \
-  -l warning --component-log-level wasm:info
+  start envoy "$VENV/bin/envoy" -c "$ENVOY_CONFIG" --use-dynamic-base-id --concurrency 2 \
+  -l warning --component-log-level "$LOG_COMPONENT:info"
 ready() { [[ $(curl -s --max-time 2 "http://127.0.0.1:$DEMO_ADMIN_PORT/ready" || true) == LIVE* ]]; }
 wait_for envoy "Envoy to be ready" ready
 wait_for envoy "Envoy to answer 401 without a token" is 401 "$URL/hello"
 # keys PROVIDER: whether the filter holds that provider's signing keys.
 keys() {
-  local stat=wasmcustom.cognito_edge_auth.jwks.$1.keys
+  local stat=$STATS.cognito_edge_auth.jwks.$1.keys
   [[ $(curl -s --max-time 2 "http://127.0.0.1:$DEMO_ADMIN_PORT/stats?filter=$stat" || true) =~ (^|$'\n')$stat:\ [1-9] ]]
 }
 wait_for envoy "the OpenID provider's keys in the filter" keys local_op
@@ -282,7 +309,8 @@ cognito-edge-auth demo is running
   moto     $MOTO_URL   user pool $POOL_ID, app client $CLIENT_ID
   user     $DEMO_USER / $DEMO_PASSWORD ($DEMO_EMAIL)
   sign-in  $OP_URL   local OpenID provider (tests/browser/provider.mjs), app client $OP_CLIENT_ID
-  config   $LOGS/envoy-demo.yaml   logs $LOGS/{envoy,moto,upstream,provider}.log
+  filter   the $BUILD build (DEMO_BUILD=wasm|native)
+  config   ${ENVOY_CONFIG#"$ROOT"/}   logs $LOGS/{envoy,moto,upstream,provider}.log
 
 Sign in with a browser (the local provider stands in for Cognito's hosted UI):
   open     $SITE/

@@ -104,6 +104,15 @@ impl Demo {
             .env("DEMO_RUN_DIR", run_dir)
             .env("VENV", venv)
             .env("CEA_WASM", wasm_path())
+            .env("CEA_SO", so_path())
+            // The build under test: `make run` can start the demo on either.
+            .env(
+                "DEMO_BUILD",
+                match build() {
+                    Build::Wasm => "wasm",
+                    Build::Native => "native",
+                },
+            )
             .current_dir(root)
             .process_group(0)
             .stdin(Stdio::null())

@@ -8,7 +8,6 @@ use super::online;
 use super::online::WasmHost;
 use super::root::{Shared, Waiter};
 use super::sessions::{self, SharedSessions};
-use crate::config::KeySource;
 use crate::decision::{decide_with, Allowed, Decision, Denied, Lists, Request};
 use crate::online::TokenKey;
 use crate::refresh::Refetch;
@@ -16,6 +15,7 @@ use crate::response::Response;
 use crate::runtime::online::{Started, WhenBusy};
 use crate::runtime::signin::{self, Known, LogoutStep, TokenAnswer};
 use crate::runtime::token_calls;
+use crate::runtime::wait::MAX_WAITERS;
 use crate::runtime::Host;
 use crate::session::renewal::{Found, Renewal};
 use crate::session::{self, Random};
@@ -25,11 +25,6 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, MapType};
 use std::rc::Rc;
-
-/// Paused requests per worker beyond which new ones are answered at once.
-const MAX_WAITERS: usize = 4096;
-/// A request waiting on an unknown-kid refetch waits this long past the fetch timeout.
-const REFETCH_GRACE_MS: u64 = 2_000;
 
 pub struct Http {
     shared: Rc<Shared>,
@@ -629,48 +624,37 @@ fn send(r: &Response) {
 }
 
 /// Whether a denied request should rather wait: for a provider's first keys (up to
-/// `startup_wait_ms`), or for a refetch after an unknown `kid` (rate-limited).
+/// `startup_wait_ms`), or for a refetch after an unknown `kid` (rate-limited), as
+/// [`crate::runtime::wait::for_denial`] says for both hosts.
 fn wait_for_keys(shared: &Shared, error: Option<VerifyError>, now_ms: u64) -> Option<Waiter> {
     if shared.waiters.borrow().len() >= MAX_WAITERS {
         return None;
     }
     let attempts = |p: usize| shared.seen.borrow().get(p).map_or(0, |s| s.attempts);
-    match error? {
-        VerifyError::NoKeys { provider } if shared.config.startup_wait_ms > 0 => Some(Waiter {
-            context_id: 0,
-            provider,
-            attempts: attempts(provider),
-            first_keys: true,
-            deadline_ms: now_ms.saturating_add(shared.config.startup_wait_ms),
-            online: None,
-            renewal: None,
-        }),
-        VerifyError::UnknownKid { provider } => {
-            let store = shared.stores.get(provider)?.as_ref()?;
-            let KeySource::Remote(jwks) = &shared.config.providers.get(provider)?.keys else {
-                return None;
-            };
-            let mut pending = false;
-            let scheduled = store.update(|s| match s.request_refetch(now_ms) {
-                Refetch::Scheduled(next) => Some(next),
-                Refetch::Pending => {
-                    pending = true;
-                    None
-                }
-                Refetch::RateLimited => None,
-            });
-            (scheduled.is_some() || pending).then(|| Waiter {
-                context_id: 0,
-                provider,
-                attempts: attempts(provider),
-                first_keys: false,
-                deadline_ms: now_ms
-                    .saturating_add(jwks.timeout_ms)
-                    .saturating_add(REFETCH_GRACE_MS),
-                online: None,
-                renewal: None,
-            })
-        }
-        _ => None,
-    }
+    // An early fetch of the provider's JWKS: whether one is now due or under way.
+    let refetch = |p: usize| {
+        let Some(store) = shared.stores.get(p).and_then(Option::as_ref) else {
+            return false;
+        };
+        let mut pending = false;
+        let scheduled = store.update(|s| match s.request_refetch(now_ms) {
+            Refetch::Scheduled(next) => Some(next),
+            Refetch::Pending => {
+                pending = true;
+                None
+            }
+            Refetch::RateLimited => None,
+        });
+        scheduled.is_some() || pending
+    };
+    let wait = crate::runtime::wait::for_denial(&shared.config, error, now_ms, attempts, refetch)?;
+    Some(Waiter {
+        context_id: 0,
+        provider: wait.provider,
+        attempts: wait.attempts,
+        first_keys: wait.first_keys,
+        deadline_ms: wait.deadline_ms,
+        online: None,
+        renewal: None,
+    })
 }
