@@ -74,7 +74,7 @@ run: build $(ENVOY) .node-deps
 
 ## fuzz: each libFuzzer target for FUZZ_SECONDS (default 60) on the seed corpus in fuzz/corpus
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := verify jwks config request route_path login
+FUZZ_TARGETS ?= verify native_verify jwks config request route_path login
 fuzz:
 	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
 	@set -o pipefail; for t in $(FUZZ_TARGETS); do \

@@ -105,8 +105,9 @@ def watch(envoy, total, warmup):
     def finish():
         sampler.join(timeout=10)
         after = [kib for t, kib in samples if t >= warmup]
+        end = rss_kib(envoy.proc.pid)
         return {"after_warmup_kib": after[0] if after else 0,
-                "end_kib": rss_kib(envoy.proc.pid), "max_kib": max(after or [0])}
+                "end_kib": end, "max_kib": max(after + [end])}
     return finish
 
 

@@ -30,6 +30,13 @@ mod filter;
 #[cfg(not(target_arch = "wasm32"))]
 mod hosts;
 
+/// The native build's signature verifier (`aws-lc-rs`), for the fuzz targets' differential
+/// check against [`signature::PureRust`].
+#[cfg(not(target_arch = "wasm32"))]
+pub fn native_verifier() -> impl signature::SignatureVerifier {
+    hosts::native::AwsLc
+}
+
 #[cfg(target_arch = "wasm32")]
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Trace);

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 /// A time at which the seed tokens are valid.
 pub const NOW: u64 = 1_800_000_100;
 
+#[allow(dead_code)] // the login target has a configuration of its own
 pub fn config() -> &'static Config {
     static CONFIG: OnceLock<Config> = OnceLock::new();
     CONFIG.get_or_init(|| Config::parse(include_bytes!("../config.json")).expect("fuzz/config.json"))
@@ -20,10 +21,14 @@ pub fn keys() -> &'static [Option<KeySet>] {
     })
 }
 
+/// A request's method, path and headers (name, raw value).
+#[allow(dead_code)] // the verify targets need no request
+pub type Parts<'a> = (&'a [u8], &'a [u8], Vec<(String, Vec<u8>)>);
+
 /// A request as the fuzz targets spell it: "METHOD PATH" on the first line, then
 /// "name: value" header lines, as raw bytes (names lowercased, as Envoy hands them over).
-#[allow(dead_code)] // the verify target needs no request
-pub fn request_parts(data: &[u8]) -> (&[u8], &[u8], Vec<(String, Vec<u8>)>) {
+#[allow(dead_code)] // the verify targets need no request
+pub fn request_parts(data: &[u8]) -> Parts<'_> {
     let mut lines = data.split(|&b| b == b'\n');
     let first = lines.next().unwrap_or_default();
     let mut parts = first.splitn(2, |&b| b == b' ');

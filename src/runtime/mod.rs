@@ -4,7 +4,10 @@
 //!
 //! Nothing here knows proxy-wasm or Envoy's dynamic-module ABI: a host makes calls to a
 //! cluster and counts through the small [`Host`] interface, and logs through the `log` facade.
-//! The native host (src/hosts/native) runs on it; the wasm glue (src/filter) can adopt it.
+//! The native host (src/hosts/native) runs on all of it. The wasm glue (src/filter) uses the
+//! waits, the online check's and sign-in's bookkeeping and the metric names; it schedules its
+//! JWKS fetches itself, through the lease in shared data ([`crate::refresh`]), because each of
+//! its workers is a VM of its own and one of them must fetch for the process.
 
 pub mod fetch;
 pub mod log;

@@ -5,7 +5,8 @@
 //! - `config`: the configuration shared by every worker thread, the JWKS fetches (on the main
 //!   thread, once per process) and the requests waiting for keys.
 //! - `filter`: one request: headers → the core's decision → headers rewritten or an answer.
-//! - `crypto`: signatures verified natively with `ring`.
+//! - `crypto`: signatures verified natively with `aws-lc-rs` (chosen by measurement,
+//!   docs/benchmarks.md).
 //! - `metrics`: Envoy counters and gauges, named as in the .wasm build.
 //! - `online`, `sessions`: what every worker shares — the online check's answers, the sessions
 //!   ended at logout.
@@ -19,6 +20,8 @@ mod metrics;
 mod online;
 mod sessions;
 mod signin;
+
+pub use crypto::AwsLc;
 
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
