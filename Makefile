@@ -40,13 +40,18 @@ unit:
 	cargo test --lib
 
 ## e2e: the end-to-end tests under cargo-nextest (.config/nextest.toml), once per build: the
-## .wasm (CEA_BUILD=wasm) then the .so (CEA_BUILD=native; tests of what the native module does
-## not do yet say SKIPPED and why). A PASS/FAIL line per test with its time, SLOW lines naming
+## .wasm (CEA_BUILD=wasm) then the .so (CEA_BUILD=native; a test for one build only says
+## SKIPPED on the other and why). A PASS/FAIL line per test with its time, SLOW lines naming
 ## a test still running, a stuck test terminated after 120 s, no retries. Without nextest (and
 ## no way to install it): cargo test, without the times. E2E_BUILDS="native" runs one build.
 E2E_BUILDS ?= wasm native
-E2E_ENV := CEA_WASM=$(abspath $(WASM)) CEA_SO=$(abspath $(SO)) ENVOY_BIN=$(abspath $(ENVOY)) MOTO_SERVER=$(abspath $(VENV))/bin/moto_server
+# The .so with the test-only feature panic-probe (tests/native_panics.rs), in a target dir of
+# its own so that it can never be mistaken for the shipped target/release one.
+SO_PROBE := target/panic-probe/release/libcognito_edge_auth.so
+E2E_ENV := CEA_WASM=$(abspath $(WASM)) CEA_SO=$(abspath $(SO)) CEA_SO_PANIC_PROBE=$(abspath $(SO_PROBE)) ENVOY_BIN=$(abspath $(ENVOY)) MOTO_SERVER=$(abspath $(VENV))/bin/moto_server
 e2e: build $(ENVOY) .e2e-tools
+	@case " $(E2E_BUILDS) " in *" native "*) \
+		cargo build --release --lib --features panic-probe --target-dir target/panic-probe;; esac
 	@cargo nextest --version >/dev/null 2>&1 || ./scripts/install-nextest.sh || true
 	@failed=; for b in $(E2E_BUILDS); do \
 		echo "== end-to-end tests, $$b build"; \
@@ -64,6 +69,7 @@ lint: .target-installed
 	cargo fmt --check
 	cargo clippy --release --target $(WASM_TARGET) --lib -- -D warnings
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy --lib --features panic-probe -- -D warnings
 
 ## run: the demo — moto as Cognito, a local OpenID provider as its hosted UI (browser
 ## sign-in), an upstream, Envoy with the filter (Ctrl-C stops all). Chromium is optional: with

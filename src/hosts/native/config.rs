@@ -13,9 +13,9 @@
 use super::abi::{ConfigScheduler, EnvoyConfig, FilterScheduler};
 use super::crypto::AwsLc;
 use super::metrics::Metrics;
-use super::now_ms;
 use super::online::OnlineState;
 use super::sessions::{Ended, Renewals};
+use super::{lock, now_ms};
 use crate::config::{Config, KeySource};
 use crate::jwks::KeySet;
 use crate::online::TokenKey;
@@ -27,7 +27,7 @@ use crate::signature::{PureRust, SignatureVerifier};
 use arc_swap::ArcSwap;
 use log::{error, info, warn};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -295,11 +295,6 @@ fn replaced<T: Clone>(current: &[Option<T>], index: usize, new: T) -> Vec<Option
         *slot = Some(new);
     }
     next
-}
-
-/// A lock that survives a panic of its last holder (the state is only ever replaced whole).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn next_id() -> u64 {

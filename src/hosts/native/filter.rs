@@ -75,6 +75,8 @@ impl Filter {
     /// Whether the request goes on now (else it is answered or waits).
     pub fn on_request_headers(&self, envoy: EnvoyFilter) -> bool {
         let headers = envoy.request_headers();
+        #[cfg(feature = "panic-probe")]
+        super::probe::on_request_headers(&headers);
         let now = now_ms();
         match self.process(envoy, &headers, now, true, false) {
             Outcome::Call(call) => {

@@ -11,6 +11,7 @@
 //! - `online`, `sessions`: what every worker shares — the online check's answers, the sessions
 //!   ended at logout.
 //! - `signin`: browser sign-in's calls to the token endpoint for one request.
+//! - `probe` (feature `panic-probe`, tests only): a request header that makes a hook panic.
 
 mod abi;
 mod config;
@@ -18,6 +19,8 @@ mod crypto;
 mod filter;
 mod metrics;
 mod online;
+#[cfg(feature = "panic-probe")]
+mod probe;
 mod sessions;
 mod signin;
 
@@ -25,6 +28,7 @@ pub use crypto::AwsLc;
 
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Once per process (`on_program_init`): logs go to Envoy's log (component `dynamic_modules`),
@@ -50,6 +54,12 @@ fn panicked(hook: &str, payload: &Box<dyn Any + Send>) {
             "cognito-edge-auth: panic in {hook} ({what}); the request failed closed (further panics are counted in cognito_edge_auth.panics, not logged)"
         );
     }
+}
+
+/// A lock that survives a panic of its last holder: every value behind the module's locks is
+/// replaced whole, so what a panicking holder left is whole too.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Milliseconds since the epoch; 0 if the clock is before it.

@@ -6,6 +6,7 @@
 //! Answers sit in shards, each a small mutex-guarded map, chosen by the token's slot: a request
 //! whose answer is kept locks one shard for a lookup; nothing else is locked on its way.
 
+use super::lock;
 use crate::online::{self, Answers, Backoff, Claim, Record, TokenKey};
 use crate::runtime::online::{InFlight, Kept};
 use std::collections::{HashMap, HashSet};
@@ -99,11 +100,6 @@ fn bound(shard: &mut HashMap<(usize, u32), Record>, now_ms: u64) {
     if shard.len() >= PER_SHARD {
         shard.clear();
     }
-}
-
-/// A lock that survives a panic of its last holder (every value is replaced whole).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

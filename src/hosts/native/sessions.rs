@@ -30,12 +30,7 @@ impl Ended {
         let slot = ended::slot(sid);
         let index = usize::try_from(slot).ok()? % SHARDS;
         let shard = self.shards.get(index)?;
-        Some((
-            shard
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-            slot,
-        ))
+        Some((super::lock(shard), slot))
     }
 }
 
@@ -69,9 +64,7 @@ pub struct Renewals(Mutex<HashMap<String, Renewal>>);
 
 impl Renewals {
     fn locked(&self) -> MutexGuard<'_, HashMap<String, Renewal>> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        super::lock(&self.0)
     }
 
     /// What the refresh of `key` finds; with [`Found::Ask`] it is marked pending until
