@@ -67,6 +67,7 @@ e2e: build $(ENVOY) .e2e-tools
 
 lint: .target-installed
 	cargo fmt --check
+	python3 scripts/module-graph.py
 	cargo clippy --release --target $(WASM_TARGET) --lib -- -D warnings
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --lib --features panic-probe -- -D warnings

@@ -114,7 +114,7 @@ fn stage_hit_route(f: &Fixture, n: usize) {
 #[inline(never)]
 fn stage_hit_extract(f: &Fixture, n: usize) {
     for _ in 0..n {
-        black_box(token::extract(&f.headers, f.config.token_sources()).unwrap());
+        black_box(token::extract(&f.headers, token::Sources::of(&f.config)).unwrap());
     }
 }
 

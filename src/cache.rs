@@ -7,16 +7,17 @@
 //! policy's outcome (identity headers rendered, or the refusal) per route rule: it depends
 //! only on the claims, the rule and the configuration, all fixed for the entry's life.
 
-use crate::decision::Outcome;
 use crate::jwks::KeySet;
+use crate::policy::Outcome;
 use crate::verify::Claims;
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::rc::Rc;
 
-/// The default bound on what the cached entries cost, per worker.
-pub const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// The default bound on what the cached entries cost, per worker (the configuration's
+/// default for `token_cache.max_bytes`).
+pub use crate::config::DEFAULT_TOKEN_CACHE_BYTES as DEFAULT_MAX_BYTES;
 /// What an entry costs beyond its token's length (the hash map slot, the claims' maps).
 const ENTRY_OVERHEAD_BYTES: usize = 512;
 

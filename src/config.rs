@@ -11,7 +11,7 @@ mod online;
 mod provider;
 mod revocation;
 mod rules;
-mod values;
+pub mod values;
 pub use identity_headers::{same_header_name, ClaimToHeader, IdentityHeaders};
 pub use online::{OnlineCheck, WhenUnreachable};
 use provider::*;
@@ -34,6 +34,8 @@ const DEFAULT_STARTUP_WAIT_MS: u64 = 5_000;
 const DEFAULT_TOKEN_CACHE_ENTRIES: usize = 4096;
 const MAX_TOKEN_CACHE_ENTRIES: usize = 1_000_000;
 const MAX_TOKEN_CACHE_BYTES: usize = 1 << 30;
+/// The default bound on what a worker's token cache may cost (`token_cache.max_bytes`).
+pub const DEFAULT_TOKEN_CACHE_BYTES: usize = 16 * 1024 * 1024;
 /// `preferred_username` is not among them: users set it themselves.
 const DEFAULT_PRINCIPAL_CLAIMS: [&str; 4] = ["email", "cognito:username", "username", "sub"];
 /// A configuration error: the field path and what is wrong with it.
@@ -306,7 +308,7 @@ impl RawConfig {
             .token_cache
             .as_ref()
             .and_then(|c| c.max_bytes)
-            .unwrap_or(crate::cache::DEFAULT_MAX_BYTES);
+            .unwrap_or(DEFAULT_TOKEN_CACHE_BYTES);
         if !(4096..=MAX_TOKEN_CACHE_BYTES).contains(&token_cache_bytes) {
             return Err(err(
                 "token_cache.max_bytes",
@@ -418,15 +420,6 @@ impl Config {
     /// Whether report-only mode is on anywhere: for the whole filter or for a rule.
     pub fn reports_anywhere(&self) -> bool {
         self.report_only || self.policy.rules.iter().any(|r| r.report_only)
-    }
-
-    /// Where requests may carry their token.
-    pub fn token_sources(&self) -> crate::token::Sources<'_> {
-        crate::token::Sources {
-            headers: &self.from_headers,
-            cookies: &self.from_cookies,
-            max_bytes: self.max_token_bytes,
-        }
     }
 }
 

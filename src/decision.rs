@@ -5,7 +5,7 @@ use crate::cache::{Slot, TokenCache};
 use crate::config::{Access, Config, HeaderSource};
 use crate::jwks::KeySet;
 use crate::online::{self, Answers, Step, TokenKey};
-use crate::policy::{self, Refusal};
+use crate::policy::{self, Outcome, Refusal};
 use crate::response::{self, Response};
 use crate::revocation::RevocationList;
 use crate::session::ended::EndedSessions;
@@ -165,33 +165,6 @@ impl Denied {
     }
 }
 
-/// The policy's answer for one verified token under one route rule: all a decision needs
-/// beyond the request's own headers. It depends only on the claims, the rule and the
-/// configuration, so the token cache keeps it with the claims.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Allowed {
-        set: Rc<[(String, String)]>,
-        reason: &'static str,
-    },
-    Refused(Refusal),
-}
-
-impl Outcome {
-    /// What remembering it costs, for the cache's byte bound: its strings plus a little each.
-    pub fn cost(&self) -> usize {
-        const OVERHEAD: usize = 64;
-        match self {
-            Outcome::Allowed { set, .. } => set.iter().fold(OVERHEAD, |sum, (n, v)| {
-                sum.saturating_add(n.len() + v.len() + OVERHEAD)
-            }),
-            Outcome::Refused(Refusal::NoPrincipal(s) | Refusal::Forbidden(_, s)) => {
-                OVERHEAD.saturating_add(s.len())
-            }
-        }
-    }
-}
-
 impl Decision {
     /// Names the provider of a verified token in a denial, for the log.
     fn naming_provider(self, config: &Config, provider: usize) -> Decision {
@@ -281,15 +254,6 @@ pub fn decide_with(
             request, config, login, keys, lists, signatures, cache, now, random,
         ),
     }
-}
-
-/// The value of request header `name` (lowercase, as Envoy hands headers over): the first
-/// one, if the request has several.
-pub fn header<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> Option<&'h [u8]> {
-    headers
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_slice())
 }
 
 /// The request's token (a token header, a token cookie, or the session) through verify, the
@@ -416,7 +380,7 @@ fn enforced(
     let public = matches!(route.access, Access::Public);
 
     // On a public route a token is optional, but one that is sent must be valid.
-    let extracted = token::extract(request.headers, config.token_sources());
+    let extracted = token::extract(request.headers, token::Sources::of(config));
     // A session ended at logout is no session, wherever its copy comes from.
     let session = match (&extracted, config.login.as_ref()) {
         (Ok(None), Some(login)) => match session::session(login, request.headers) {

@@ -176,7 +176,7 @@ fn usable_key(value: serde_json::Value) -> Result<Key, &'static str> {
             &std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default(),
             (&n, &e),
         ),
-        spki_der: crate::signature::rsa_spki_der(&n, &e),
+        spki_der: rsa_spki_der(&n, &e),
     })
 }
 
@@ -191,6 +191,53 @@ fn significant_bits(be: &[u8]) -> usize {
         None => 0,
         Some(&top) => (be.len() - 1) * 8 + (8 - top.leading_zeros() as usize),
     }
+}
+
+/// The DER `SubjectPublicKeyInfo` of an RSA key, built once per key when the JWKS loads.
+pub fn rsa_spki_der(n: &[u8], e: &[u8]) -> Vec<u8> {
+    // AlgorithmIdentifier { rsaEncryption (1.2.840.113549.1.1.1), NULL }
+    const RSA_ALGORITHM: [u8; 15] = [
+        0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+    ];
+    let mut rsa_key = der_integer(n);
+    rsa_key.extend(der_integer(e));
+    let rsa_key = der(0x30, &rsa_key);
+    let mut bits = vec![0u8]; // no unused bits
+    bits.extend(rsa_key);
+    let mut spki = RSA_ALGORITHM.to_vec();
+    spki.extend(der(0x03, &bits));
+    der(0x30, &spki)
+}
+
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|&&b| b == 0).count();
+        let significant = bytes.get(skip..).unwrap_or_default();
+        out.push(0x80 | significant.len() as u8);
+        out.extend_from_slice(significant);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// A positive DER INTEGER from big-endian bytes.
+fn der_integer(be: &[u8]) -> Vec<u8> {
+    let start = be
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(be.len().saturating_sub(1));
+    let trimmed = be.get(start..).unwrap_or_default();
+    let mut content = Vec::with_capacity(trimmed.len() + 1);
+    if trimmed.first().is_none_or(|&b| b & 0x80 != 0) {
+        content.push(0);
+    }
+    content.extend_from_slice(trimmed);
+    der(0x02, &content)
 }
 
 #[cfg(test)]
@@ -304,5 +351,13 @@ pub(crate) mod tests {
         let (a, b) = (a.get(t::OM_KID).unwrap(), b.get(t::OM_KID).unwrap());
         assert_eq!(a.fingerprint, b.fingerprint, "the same key material");
         assert_eq!(a.spki_der, b.spki_der);
+    }
+
+    #[test]
+    fn der_lengths_and_integers() {
+        assert_eq!(der_integer(&[0x00, 0x7f]), vec![0x02, 1, 0x7f]);
+        assert_eq!(der_integer(&[0x80]), vec![0x02, 2, 0x00, 0x80]);
+        assert_eq!(der_integer(&[]), vec![0x02, 1, 0x00]);
+        assert_eq!(&der(0x04, &[0; 300])[..4], &[0x04, 0x82, 0x01, 0x2c]);
     }
 }

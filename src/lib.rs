@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod config;
 pub mod decision;
+pub mod headers;
 pub mod jwks;
 pub mod online;
 pub mod policy;

@@ -7,12 +7,14 @@
 
 mod identity;
 
-pub use identity::{is_name, is_safe_value, Email, Identity};
+pub use crate::config::values::{is_name, is_safe_value};
+pub use identity::{Email, Identity};
 
 use crate::config::{Access, PathMatch, Policy, Requirement, Rule};
 use crate::verify::Claims;
 use identity::DomainFailure;
 use serde_json::{Map, Value};
+use std::rc::Rc;
 
 pub mod path;
 
@@ -246,6 +248,33 @@ fn met(
         return Err(Forbidden::ScopesAll);
     }
     Ok(())
+}
+
+/// The policy's answer for one verified token under one route rule: all a decision needs
+/// beyond the request's own headers. It depends only on the claims, the rule and the
+/// configuration, so the token cache keeps it with the claims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Allowed {
+        set: Rc<[(String, String)]>,
+        reason: &'static str,
+    },
+    Refused(Refusal),
+}
+
+impl Outcome {
+    /// What remembering it costs, for the cache's byte bound: its strings plus a little each.
+    pub fn cost(&self) -> usize {
+        const OVERHEAD: usize = 64;
+        match self {
+            Outcome::Allowed { set, .. } => set.iter().fold(OVERHEAD, |sum, (n, v)| {
+                sum.saturating_add(n.len() + v.len() + OVERHEAD)
+            }),
+            Outcome::Refused(Refusal::NoPrincipal(s) | Refusal::Forbidden(_, s)) => {
+                OVERHEAD.saturating_add(s.len())
+            }
+        }
+    }
 }
 
 #[cfg(test)]

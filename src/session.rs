@@ -263,7 +263,7 @@ pub fn is_navigation(method: &[u8], headers: &[(String, Vec<u8>)]) -> bool {
     if method != b"GET" && method != b"HEAD" {
         return false;
     }
-    let value = |name: &str| crate::decision::header(headers, name);
+    let value = |name: &str| crate::headers::header(headers, name);
     if value("sec-fetch-mode").is_some_and(|m| m != b"navigate")
         || value("sec-fetch-dest").is_some_and(|d| d != b"document")
         || value("x-requested-with").is_some()

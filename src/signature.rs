@@ -90,22 +90,6 @@ pub fn decode_result(mut msg: &[u8]) -> Option<bool> {
     Some(result)
 }
 
-/// The DER `SubjectPublicKeyInfo` of an RSA key, built once per key when the JWKS loads.
-pub fn rsa_spki_der(n: &[u8], e: &[u8]) -> Vec<u8> {
-    // AlgorithmIdentifier { rsaEncryption (1.2.840.113549.1.1.1), NULL }
-    const RSA_ALGORITHM: [u8; 15] = [
-        0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
-    ];
-    let mut rsa_key = der_integer(n);
-    rsa_key.extend(der_integer(e));
-    let rsa_key = der(0x30, &rsa_key);
-    let mut bits = vec![0u8]; // no unused bits
-    bits.extend(rsa_key);
-    let mut spki = RSA_ALGORITHM.to_vec();
-    spki.extend(der(0x03, &bits));
-    der(0x30, &spki)
-}
-
 /// A known-good signature, for detecting once at start-up whether the host function works.
 pub struct SelfTest {
     pub spki_der: Vec<u8>,
@@ -161,37 +145,6 @@ fn read_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
     None
 }
 
-fn der(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|&&b| b == 0).count();
-        let significant = bytes.get(skip..).unwrap_or_default();
-        out.push(0x80 | significant.len() as u8);
-        out.extend_from_slice(significant);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
-/// A positive DER INTEGER from big-endian bytes.
-fn der_integer(be: &[u8]) -> Vec<u8> {
-    let start = be
-        .iter()
-        .position(|&b| b != 0)
-        .unwrap_or(be.len().saturating_sub(1));
-    let trimmed = be.get(start..).unwrap_or_default();
-    let mut content = Vec::with_capacity(trimmed.len() + 1);
-    if trimmed.first().is_none_or(|&b| b & 0x80 != 0) {
-        content.push(0);
-    }
-    content.extend_from_slice(trimmed);
-    der(0x02, &content)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,7 +158,7 @@ mod tests {
         let t = self_test();
         let key = rsa::RsaPublicKey::from_public_key_der(&t.spki_der).unwrap();
         use rsa::traits::PublicKeyParts;
-        let rebuilt = rsa_spki_der(&key.n().to_bytes_be(), &key.e().to_bytes_be());
+        let rebuilt = crate::jwks::rsa_spki_der(&key.n().to_bytes_be(), &key.e().to_bytes_be());
         assert_eq!(rebuilt, t.spki_der);
     }
 
@@ -293,13 +246,5 @@ mod tests {
             assert!(!PureRust.verify(alg, &key, b"x", &sig), "{alg:?}");
         }
         assert!(!PureRust.verify(Algorithm::HS256, &key, b"x", &[0; 256]));
-    }
-
-    #[test]
-    fn der_lengths_and_integers() {
-        assert_eq!(der_integer(&[0x00, 0x7f]), vec![0x02, 1, 0x7f]);
-        assert_eq!(der_integer(&[0x80]), vec![0x02, 2, 0x00, 0x80]);
-        assert_eq!(der_integer(&[]), vec![0x02, 1, 0x00]);
-        assert_eq!(&der(0x04, &[0; 300])[..4], &[0x04, 0x82, 0x01, 0x2c]);
     }
 }

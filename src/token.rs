@@ -3,7 +3,7 @@
 //! Headers arrive as raw bytes: a client can send values that are not UTF-8, and such a
 //! value is an invalid token, not a crash.
 
-use crate::config::{same_header_name, HeaderSource};
+use crate::config::{same_header_name, Config, HeaderSource};
 
 /// Where a request may carry its token, and how long it may be.
 #[derive(Debug, Clone, Copy)]
@@ -13,6 +13,17 @@ pub struct Sources<'c> {
     pub cookies: &'c [String],
     /// Longer tokens are refused before any parsing.
     pub max_bytes: usize,
+}
+
+impl Sources<'_> {
+    /// Where the configuration lets requests carry their token.
+    pub fn of(config: &Config) -> Sources<'_> {
+        Sources {
+            headers: &config.from_headers,
+            cookies: &config.from_cookies,
+            max_bytes: config.max_token_bytes,
+        }
+    }
 }
 
 /// Why a request's token could not be taken from it.

@@ -34,7 +34,7 @@ pub(super) fn principal_name(v: &str, at: &str) -> Result<String, ConfigError> {
             "principals are names, the part before '@' (e.g. user1 for user1@example.com)",
         ));
     }
-    if !crate::policy::is_name(v) {
+    if !is_name(v) {
         return Err(err(
             at,
             "must be a name of visible ASCII without quotes, ',', ';' or '\\' (a token's name never matches anything else)",
@@ -46,7 +46,7 @@ pub(super) fn principal_name(v: &str, at: &str) -> Result<String, ConfigError> {
 /// A group name a token's group can equal: tokens' groups with quotes, `,`, `;`, `\`,
 /// control characters or surrounding spaces are dropped, so such a name could never match.
 pub(super) fn group(v: &str, at: &str) -> Result<String, ConfigError> {
-    if !crate::policy::is_safe_value(v) {
+    if !is_safe_value(v) {
         return Err(err(
             at,
             "must be a group name without quotes, ',', ';', '\\', control characters or surrounding spaces",
@@ -102,4 +102,27 @@ pub(super) fn is_header_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A name: 1–256 bytes of visible ASCII without `@` and without characters that upstreams
+/// read as separators or quotes. Configured names must be names too, so a token's value
+/// can only match one byte for byte (or ignoring ASCII case where declared).
+pub fn is_name(v: &str) -> bool {
+    (1..=256).contains(&v.len()) && v.bytes().all(|b| is_name_byte(b) && b != b'@')
+}
+
+/// A byte of a name (and of an address's local part).
+pub(crate) fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_graphic() && !matches!(b, b'"' | b',' | b';' | b'\\')
+}
+
+/// A value that may be compared with configuration and sent in an identity header: not
+/// empty, no surrounding whitespace, no control characters, no `"` `,` `;` `\`. UTF-8
+/// letters are kept (they are compared exactly, never folded).
+pub fn is_safe_value(v: &str) -> bool {
+    !v.is_empty()
+        && v.trim() == v
+        && !v
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '"' | ',' | ';' | '\\'))
 }

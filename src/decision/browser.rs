@@ -1,10 +1,11 @@
 //! The decision for a filter with browser sign-in: the callback, the logout, a browser sent to
 //! sign in, and a request allowed on its session — around [`super::decide_token`].
 
-use super::{deny, header, Decision, Denied, Lists, Redirected, Request};
+use super::{deny, Decision, Denied, Lists, Redirected, Request};
 use crate::cache::TokenCache;
 use crate::config::login::Login;
 use crate::config::Config;
+use crate::headers::header;
 use crate::jwks::KeySet;
 use crate::response::Response;
 use crate::session::{self, Failure, Random, Session};
@@ -48,7 +49,7 @@ pub(super) fn decide(
         };
     }
     let bearer = !matches!(
-        token::extract(request.headers, config.token_sources()),
+        token::extract(request.headers, token::Sources::of(config)),
         Ok(None)
     );
     match super::decide_token(request, config, keys, lists, signatures, cache, now) {

@@ -6,8 +6,8 @@
 use super::millis;
 use super::online;
 use super::online::WasmHost;
-use super::root::{Shared, Waiter};
 use super::sessions::{self, SharedSessions};
+use super::shared::{Shared, Waiter};
 use crate::decision::{decide_with, Allowed, Decision, Denied, Lists, Request};
 use crate::online::TokenKey;
 use crate::refresh::Refetch;
@@ -297,7 +297,9 @@ impl Context for Http {
             self.exchange = Some((expected, pending));
         }
         let now = millis(self.get_current_time());
-        online::finished(&self.shared, token, body_size, now);
+        if let Some(key) = online::finished(&self.shared, token, body_size, now) {
+            resume_online(&self.shared, &key, now);
+        }
     }
 }
 
@@ -361,6 +363,42 @@ fn redecide(shared: &Shared, now_ms: u64, known: Known) -> Outcome {
             Outcome::Answered
         }
         other => other,
+    }
+}
+
+/// Decides again the requests of this worker that wait for the online answer about `key`.
+pub fn resume_online(shared: &Shared, key: &TokenKey, now_ms: u64) {
+    let ready: Vec<Waiter> = {
+        let mut waiters = shared.waiters.borrow_mut();
+        let (ready, waiting) = waiters
+            .drain(..)
+            .partition(|w: &Waiter| w.online.as_ref() == Some(key));
+        *waiters = waiting;
+        ready
+    };
+    wake(shared, ready, now_ms, false);
+}
+
+/// Decides again the paused requests `ready` and acts on each: it goes on, is answered, or
+/// waits again (under its first deadline with `keep_deadline`, else under the new wait's).
+pub fn wake(shared: &Shared, ready: Vec<Waiter>, now_ms: u64, keep_deadline: bool) {
+    for w in ready {
+        if hostcalls::set_effective_context(w.context_id).is_err() {
+            continue; // the request is gone
+        }
+        match resume(shared, now_ms, now_ms < w.deadline_ms) {
+            Outcome::Forward => {
+                let _ = hostcalls::resume_http_request();
+            }
+            Outcome::Answered | Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Logout(_) => {}
+            Outcome::Wait(mut again) => {
+                again.context_id = w.context_id;
+                if keep_deadline {
+                    again.deadline_ms = w.deadline_ms;
+                }
+                shared.waiters.borrow_mut().push(again);
+            }
+        }
     }
 }
 
@@ -458,7 +496,7 @@ fn process_headers(
     headers: &[(String, Vec<u8>)],
     renewed: bool,
 ) -> Outcome {
-    let pseudo = |name: &str| crate::decision::header(headers, name).unwrap_or_default();
+    let pseudo = |name: &str| crate::headers::header(headers, name).unwrap_or_default();
     let request = Request {
         renewed,
         ..Request::new(pseudo(":method"), pseudo(":path"), headers)

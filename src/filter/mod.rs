@@ -8,6 +8,7 @@ mod online;
 mod revocation;
 pub mod root;
 mod sessions;
+mod shared;
 mod shared_data;
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,31 +1,17 @@
 //! Online checks of Cognito access tokens: the `GetUser` call, the answers in shared data
 //! (every worker of the process uses them), and the requests that wait for an answer.
 
-use super::http::{self, Outcome};
-use super::root::{Shared, Waiter};
+use super::shared::{Shared, Waiter};
 use super::shared_data;
 use crate::decision::{Check, Decision};
 use crate::online::{self, Answers, Backoff, Claim, Record, TokenKey};
-use crate::runtime::{self, online::InFlight, online::Kept, online::Started, Host};
+use crate::runtime::{self, online::Kept, online::Started, Host};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
-use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 /// Answers this worker wrote, kept locally too (in case shared data refuses a write).
 const MAX_LOCAL_ANSWERS: usize = 4_096;
-
-/// This worker's online-check state.
-#[derive(Default)]
-pub struct State {
-    /// Calls under way, by `dispatch_http_call` token.
-    calls: RefCell<InFlight>,
-    /// Answers this worker got, by token hash.
-    local: RefCell<HashMap<String, Record>>,
-    /// Providers whose unchecked tokens this worker has explained in the log.
-    noted: RefCell<HashSet<usize>>,
-}
 
 /// The kept answers: this worker's own, then shared data.
 pub struct SharedAnswers<'a>(pub &'a Shared);
@@ -191,11 +177,10 @@ pub fn is_call(shared: &Shared, token: u32) -> bool {
     shared.online.calls.borrow().contains(u64::from(token))
 }
 
-/// The answer to call `token` arrived (or it timed out): keep it, resume its requests.
-pub fn finished(shared: &Shared, token: u32, body_size: usize, now_ms: u64) {
-    let Some(call) = shared.online.calls.borrow_mut().take(u64::from(token)) else {
-        return;
-    };
+/// The answer to call `token` arrived (or it timed out): keeps it, and returns the token
+/// key whose waiting requests may now go on (see [`super::http::resume_online`]).
+pub fn finished(shared: &Shared, token: u32, body_size: usize, now_ms: u64) -> Option<TokenKey> {
+    let call = shared.online.calls.borrow_mut().take(u64::from(token))?;
     let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
         .ok()
         .flatten()
@@ -223,34 +208,7 @@ pub fn finished(shared: &Shared, token: u32, body_size: usize, now_ms: u64) {
         &body,
         now_ms,
     );
-    resume(shared, &call.key, now_ms);
-}
-
-/// Decides again the requests of this worker that wait for the answer about `key`.
-fn resume(shared: &Shared, key: &TokenKey, now_ms: u64) {
-    let ready: Vec<Waiter> = {
-        let mut waiters = shared.waiters.borrow_mut();
-        let (ready, waiting) = waiters
-            .drain(..)
-            .partition(|w: &Waiter| w.online.as_ref() == Some(key));
-        *waiters = waiting;
-        ready
-    };
-    for w in ready {
-        if hostcalls::set_effective_context(w.context_id).is_err() {
-            continue; // the request is gone
-        }
-        match http::resume(shared, now_ms, now_ms < w.deadline_ms) {
-            Outcome::Forward => {
-                let _ = hostcalls::resume_http_request();
-            }
-            Outcome::Answered | Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Logout(_) => {}
-            Outcome::Wait(mut again) => {
-                again.context_id = w.context_id;
-                shared.waiters.borrow_mut().push(again);
-            }
-        }
-    }
+    Some(call.key)
 }
 
 /// The shared-data key of the slot that holds `key`'s answer: per issuer, so two plugins

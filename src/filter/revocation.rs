@@ -1,45 +1,14 @@
 //! Fetched revocation lists: one fetch per process per interval (the shared schedule of
 //! `refresh`, as for a JWKS), the last good list kept on any failure.
 
-use super::root::Shared;
+use super::shared::Shared;
 use super::shared_data;
 use crate::config::RemoteList;
 use crate::revocation::{RevocationList, MAX_LIST_BYTES};
 use log::{debug, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
-use std::cell::RefCell;
 use std::time::Duration;
-
-/// This worker's fetched lists, per provider.
-pub struct Lists {
-    /// `lists[i]`: provider i's last good fetched list.
-    pub lists: RefCell<Vec<Option<RevocationList>>>,
-    /// The shared-data keys of each provider's list (`None` without `revocation_list`).
-    stores: Vec<Option<shared_data::Keys>>,
-    /// The list version this worker has installed, per provider.
-    seen: RefCell<Vec<u64>>,
-}
-
-impl Lists {
-    pub fn new(config: &crate::config::Config) -> Lists {
-        let n = config.providers.len();
-        Lists {
-            lists: RefCell::new(vec![None; n]),
-            stores: config
-                .providers
-                .iter()
-                .map(|p| {
-                    p.revocation
-                        .remote
-                        .as_ref()
-                        .map(shared_data::Keys::for_revocation_list)
-                })
-                .collect(),
-            seen: RefCell::new(vec![0; n]),
-        }
-    }
-}
 
 /// On each tick: installs newer lists from shared data, and starts the fetches that are due
 /// and whose lease this worker won. Returns the started calls (token, provider).

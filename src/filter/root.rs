@@ -6,13 +6,14 @@
 use super::host_crypto;
 use super::metrics::Metrics;
 
-use super::http::{self, Outcome};
+use super::http;
 use crate::cache::TokenCache;
-use crate::signature::{PureRust, SignatureVerifier};
+use crate::signature::PureRust;
 
 use super::millis;
 use super::online;
 use super::revocation;
+use super::shared::{OnlineState, RevocationLists, Seen, Shared, Waiter};
 use super::shared_data;
 use crate::config::{Config, KeySource, Provider, RemoteJwks};
 use crate::jwks::{KeySet, Parsed, MAX_JWKS_BYTES};
@@ -27,59 +28,6 @@ use std::rc::Rc;
 use std::time::Duration;
 
 const TICK: Duration = Duration::from_millis(200);
-
-/// What the root context shares with every HTTP context of this worker.
-pub struct Shared {
-    pub config: Config,
-    /// `keys[i]` is provider i's current key set.
-    pub keys: RefCell<Vec<Option<KeySet>>>,
-    /// Per provider: what this worker has seen of the shared schedule.
-    pub seen: RefCell<Vec<Seen>>,
-    /// Paused requests waiting for keys.
-    pub waiters: RefCell<Vec<Waiter>>,
-    /// The shared-data keys of each remote provider (`None` for `local_jwks`).
-    pub stores: Vec<Option<shared_data::Keys>>,
-    /// Native through the host where it can, else pure Rust.
-    pub verifier: Box<dyn SignatureVerifier>,
-    /// Verified tokens of this worker.
-    pub cache: RefCell<TokenCache>,
-    /// Session refreshes in flight on this worker: refresh token → (when its answer is
-    /// overdue, ms since the epoch; the requests waiting for it).
-    pub refreshes: RefCell<HashMap<String, (u64, Vec<u32>)>>,
-    /// The refreshes this worker settled in shared data, emptied when over.
-    pub renewals: super::sessions::Written,
-    pub metrics: RefCell<Metrics>,
-    /// The fetched revocation lists of this worker.
-    pub revocation: revocation::Lists,
-    /// Online checks under way, and the answers this worker got.
-    pub online: online::State,
-    /// Sign-in calls to the token endpoint in flight on this worker.
-    pub token_calls: crate::runtime::token_calls::Bound,
-}
-
-#[derive(Default, Clone, Copy)]
-pub struct Seen {
-    pub version: u64,
-    pub attempts: u64,
-}
-
-/// A paused request, and what it waits for.
-pub struct Waiter {
-    pub context_id: u32,
-    pub provider: usize,
-    /// Resume when `attempts` for the provider passes this (a fetch finished)…
-    pub attempts: u64,
-    /// …or when keys exist, if it waits for the first keys…
-    pub first_keys: bool,
-    /// …or at this time at the latest (ms since the epoch).
-    pub deadline_ms: u64,
-    /// Waits for the online check of this token instead (then only the deadline and the
-    /// check's answer, this worker's or another's, wake it).
-    pub online: Option<crate::online::TokenKey>,
-    /// Waits for another worker's refresh of its session instead (keyed by the refresh
-    /// token's hash): its record settling or the deadline wakes it.
-    pub renewal: Option<crate::online::TokenKey>,
-}
 
 #[derive(Default)]
 pub struct Root {
@@ -120,7 +68,9 @@ impl Context for Root {
             None => {
                 if let Some(shared) = self.shared.as_ref().filter(|s| online::is_call(s, token)) {
                     let now = millis(self.get_current_time());
-                    online::finished(shared, token, body_size, now);
+                    if let Some(key) = online::finished(shared, token, body_size, now) {
+                        http::resume_online(shared, &key, now);
+                    }
                 }
             }
         }
@@ -164,7 +114,7 @@ impl RootContext for Root {
         );
         self.worker = random_id();
         let metrics = Metrics::define(&config);
-        let lists = revocation::Lists::new(&config);
+        let lists = RevocationLists::new(&config);
         self.shared = Some(Rc::new(Shared {
             config,
             keys: RefCell::new(keys),
@@ -179,10 +129,10 @@ impl RootContext for Root {
             },
             cache: RefCell::new(TokenCache::with_limits(cache_entries, cache_bytes)),
             refreshes: RefCell::new(HashMap::new()),
-            renewals: super::sessions::Written::default(),
+            renewals: Default::default(),
             metrics: RefCell::new(metrics),
             revocation: lists,
-            online: online::State::default(),
+            online: OnlineState::default(),
             token_calls: Default::default(),
         }));
         if let Some(shared) = &self.shared {
@@ -428,25 +378,8 @@ impl Root {
             *waiters = waiting;
             ready
         };
-        for w in ready {
-            if hostcalls::set_effective_context(w.context_id).is_err() {
-                continue; // the request is gone
-            }
-            // A fetch finished but brought no keys yet: wait on until the deadline.
-            let may_wait = now < w.deadline_ms;
-            match http::resume(shared, now, may_wait) {
-                Outcome::Forward => {
-                    let _ = hostcalls::resume_http_request();
-                }
-                Outcome::Answered | Outcome::Call(_) | Outcome::Refresh(_) | Outcome::Logout(_) => {
-                }
-                Outcome::Wait(mut again) => {
-                    again.context_id = w.context_id;
-                    again.deadline_ms = w.deadline_ms;
-                    shared.waiters.borrow_mut().push(again);
-                }
-            }
-        }
+        // A fetch finished but brought no keys yet: wait on until the first deadline.
+        http::wake(shared, ready, now, true);
     }
 }
 

@@ -12,6 +12,7 @@
 //!   becomes a name; such a group never matches and never reaches a header.
 
 use super::Refusal;
+use crate::config::values::{is_name, is_name_byte, is_safe_value};
 use crate::config::{Policy, PrincipalSource, TokenUse, Trust};
 use crate::verify::Claims;
 use serde_json::{Map, Value};
@@ -209,13 +210,6 @@ fn name_value(value: Option<&Value>) -> Option<String> {
     value?.as_str().filter(|v| is_name(v)).map(str::to_string)
 }
 
-/// A name: 1–256 bytes of visible ASCII without `@` and without characters that upstreams
-/// read as separators or quotes. Configured names must be names too, so a token's value
-/// can only match one byte for byte (or ignoring ASCII case where declared).
-pub fn is_name(v: &str) -> bool {
-    (1..=256).contains(&v.len()) && v.bytes().all(|b| is_name_byte(b) && b != b'@')
-}
-
 /// The address in `claim`: one `@` with a usable local part and a domain of letters,
 /// digits, `-` and `.`; verified only as the `email` claim with `email_verified` true, or
 /// when the provider vouches for every address.
@@ -257,21 +251,6 @@ fn groups(all: &Map<String, Value>) -> Vec<String> {
             .collect(),
         _ => Vec::new(),
     }
-}
-
-fn is_name_byte(b: u8) -> bool {
-    b.is_ascii_graphic() && !matches!(b, b'"' | b',' | b';' | b'\\')
-}
-
-/// A value that may be compared with configuration and sent in an identity header: not
-/// empty, no surrounding whitespace, no control characters, no `"` `,` `;` `\`. UTF-8
-/// letters are kept (they are compared exactly, never folded).
-pub fn is_safe_value(v: &str) -> bool {
-    !v.is_empty()
-        && v.trim() == v
-        && !v
-            .chars()
-            .any(|c| c.is_control() || matches!(c, '"' | ',' | ';' | '\\'))
 }
 
 #[cfg(test)]

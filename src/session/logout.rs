@@ -84,11 +84,11 @@ pub fn logout(
 /// typed URL and the confirmation page's form are not; a client that sends neither Fetch
 /// Metadata nor `Origin` (not a browser, or an old one) is taken at its word.
 fn is_cross_site(login: &Login, method: &[u8], host: &str, headers: &[(String, Vec<u8>)]) -> bool {
-    match crate::decision::header(headers, "sec-fetch-site") {
+    match crate::headers::header(headers, "sec-fetch-site") {
         Some(site) => !matches!(site, b"same-origin" | b"same-site" | b"none"),
         None if method != b"GET" && method != b"HEAD" => {
             let origin = format!("{}://{host}", login.external_scheme);
-            crate::decision::header(headers, "origin").is_some_and(|o| o != origin.as_bytes())
+            crate::headers::header(headers, "origin").is_some_and(|o| o != origin.as_bytes())
         }
         None => false,
     }

@@ -5,6 +5,8 @@
 use super::abi::{CalloutAnswer, EnvoyFilter};
 use super::config::{call_error, Native, Waiting, EVENT_WAKE};
 use super::now_ms;
+
+mod token_endpoint;
 use crate::cache::TokenCache;
 use crate::decision::{decide_with, Allowed, Decision, Lists, Request};
 use crate::online::{AsUnreachable, TokenKey};
@@ -32,7 +34,7 @@ pub struct Filter {
     /// The online check this request asked for: Envoy's callout id and the flight's id.
     online_call: Cell<Option<(u64, u64)>>,
     /// Its sign-in step's call to the token endpoint under way: Envoy's callout id, the step.
-    pub(super) step: RefCell<Option<(u64, super::signin::Step)>>,
+    pub(super) step: RefCell<Option<(u64, token_endpoint::Step)>>,
     /// Its place in this worker's bound on token-endpoint calls, while it has one.
     pub(super) token_call: RefCell<Option<crate::runtime::token_calls::Slot>>,
     /// `Set-Cookie`s for the response (a renewed session).
@@ -241,7 +243,7 @@ impl Filter {
         renewed: bool,
     ) -> Outcome {
         let native = &self.native;
-        let pseudo = |name: &str| crate::decision::header(headers, name).unwrap_or_default();
+        let pseudo = |name: &str| crate::headers::header(headers, name).unwrap_or_default();
         let request = Request {
             renewed,
             ..Request::new(pseudo(":method"), pseudo(":path"), headers)
@@ -464,7 +466,7 @@ fn decide(
             native.verifier.as_ref(),
             &mut worker.cache,
             now_ms / 1000,
-            &super::signin::random,
+            &token_endpoint::random,
         );
         native.metrics.cache(envoy, worker.cache.take_counts());
         d

@@ -1,7 +1,8 @@
 //! The native host: the same filter as an Envoy dynamic module (`libcognito_edge_auth.so`,
 //! `envoy.filters.http.dynamic_modules`), for Envoy 1.40.
 //!
-//! - `abi`: the binding to Envoy's C ABI and the exported hooks; all `unsafe` is there.
+//! - `abi`: the binding to Envoy's C ABI, and (`abi::hooks`) the hooks it exports; all `unsafe`
+//!   is there.
 //! - `config`: the configuration shared by every worker thread, the JWKS fetches (on the main
 //!   thread, once per process) and the requests waiting for keys.
 //! - `filter`: one request: headers → the core's decision → headers rewritten or an answer.
@@ -10,7 +11,7 @@
 //! - `metrics`: Envoy counters and gauges, named as in the .wasm build.
 //! - `online`, `sessions`: what every worker shares — the online check's answers, the sessions
 //!   ended at logout.
-//! - `signin`: browser sign-in's calls to the token endpoint for one request.
+//! - `filter::token_endpoint`: browser sign-in's calls to the token endpoint for one request.
 //! - `probe` (feature `panic-probe`, tests only): a request header that makes a hook panic.
 
 mod abi;
@@ -22,7 +23,6 @@ mod online;
 #[cfg(feature = "panic-probe")]
 mod probe;
 mod sessions;
-mod signin;
 
 pub use crypto::AwsLc;
 
@@ -34,7 +34,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Once per process (`on_program_init`): logs go to Envoy's log (component `dynamic_modules`),
 /// and a panic's default report to stderr is replaced by one log line from the hook that
 /// caught it.
-fn init() {
+pub(super) fn init() {
     let _ = log::set_logger(&EnvoyLog);
     log::set_max_level(log::LevelFilter::Trace);
     std::panic::set_hook(Box::new(|_| {}));
@@ -42,7 +42,7 @@ fn init() {
 
 /// A hook caught a panic: logged once per process (the count is in the `panics` counter…
 /// of the configuration, when the hook has one).
-fn panicked(hook: &str, payload: &Box<dyn Any + Send>) {
+pub(super) fn panicked(hook: &str, payload: &Box<dyn Any + Send>) {
     static LOGGED: AtomicBool = AtomicBool::new(false);
     if !LOGGED.swap(true, Ordering::Relaxed) {
         let what = payload

@@ -1,6 +1,6 @@
 //! Our narrow binding to Envoy 1.40's dynamic-module ABI (`abi.h`, ABI version v0.2.0): the
-//! hooks this module exports and the callbacks of Envoy's it calls. Every `unsafe` of the
-//! crate is in this file.
+//! hooks this module exports (`hooks`) and the callbacks of Envoy's it calls (here). Every
+//! `unsafe` of the crate is in this module.
 //!
 //! Each symbol's shape was read in Envoy's `abi.h` and each callback checked against the
 //! binary (`readelf --dyn-syms -W …/envoy | grep envoy_dynamic_module`); a Rust cdylib is
@@ -13,13 +13,11 @@
 //! `&mut` may be live across a callback.
 //!
 //! A panic never crosses the ABI: each hook runs its body under `catch_unwind`, and a caught
-//! panic fails closed (see [`guard`]).
+//! panic fails closed (see `hooks::guard`).
 
-use super::config::Native;
-use super::filter::{self, Filter};
 use std::ffi::{c_char, c_void};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+
+mod hooks;
 
 /// The ABI version Envoy 1.40 logs as matched (`Dynamic module ABI version v0.2.0 matched.`).
 const ABI_VERSION: &[u8] = b"v0.2.0\0";
@@ -538,104 +536,6 @@ fn envoy_level(level: log::Level) -> u32 {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// Panics
-
-/// Runs a hook's body; a panic is caught, logged once, counted, and answered with `failed`
-/// (the hook's fail-closed result).
-fn guard<T>(hook: &str, failed: T, body: impl FnOnce() -> T) -> T {
-    match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(v) => v,
-        Err(payload) => {
-            super::panicked(hook, &payload);
-            failed
-        }
-    }
-}
-
-/// The module config behind a hook's pointer.
-fn native<'a>(ptr: *const c_void) -> Option<&'a Native> {
-    // SAFETY: a non-null `ptr` is what config_new returned (`Arc::into_raw`), and Envoy calls
-    // no hook with it after config_destroy, which is where the Arc is taken back.
-    unsafe { ptr.cast::<Native>().as_ref() }
-}
-
-/// The filter behind a hook's pointer.
-fn filter<'a>(ptr: *const c_void) -> Option<&'a Filter> {
-    // SAFETY: a non-null `ptr` is what `new` returned (`Box::into_raw`), and Envoy calls no
-    // hook with it after `destroy`, which frees it. Only shared references are made.
-    unsafe { ptr.cast::<Filter>().as_ref() }
-}
-
-// ---------------------------------------------------------------------------------------
-// Hooks (abi.h: envoy_dynamic_module_on_*)
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const c_char {
-    guard("program_init", std::ptr::null(), || {
-        super::init();
-        ABI_VERSION.as_ptr().cast()
-    })
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
-    envoy: Ptr,
-    name: Buffer,
-    config: Buffer,
-) -> *const c_void {
-    guard("config_new", std::ptr::null(), || {
-        match Native::new(EnvoyConfig(envoy), &name.to_vec(), &config.to_vec()) {
-            Some(native) => Arc::into_raw(native).cast(),
-            None => std::ptr::null(),
-        }
-    })
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: *const c_void) {
-    guard("config_destroy", (), || {
-        if config.is_null() {
-            return;
-        }
-        // SAFETY: `config` came from Arc::into_raw in config_new, and Envoy destroys it once.
-        let native = unsafe { Arc::from_raw(config.cast::<Native>()) };
-        native.shut_down();
-    })
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
-    _envoy: Ptr,
-    config: *const c_void,
-    event: u64,
-) {
-    guard("config_scheduled", (), || {
-        if let Some(native) = native(config) {
-            native.on_scheduled(event);
-        }
-    })
-}
-
-#[no_mangle]
-#[allow(clippy::too_many_arguments)]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
-    _envoy: Ptr,
-    config: *const c_void,
-    id: u64,
-    result: u32,
-    headers: *const Header,
-    header_count: usize,
-    chunks: *const Buffer,
-    chunk_count: usize,
-) {
-    guard("config_http_callout_done", (), || {
-        let Some(native) = native(config) else { return };
-        let answer = answer(result, headers, header_count, chunks, chunk_count);
-        native.on_answer(id, answer.status, &answer.body);
-    })
-}
-
 /// A call's answer, copied out of Envoy's buffers.
 pub struct CalloutAnswer {
     /// `None`: no answer (a reset, a timeout, too large).
@@ -656,7 +556,7 @@ impl CalloutAnswer {
 }
 
 /// The `:status`, the headers and the body of a call's answer.
-fn answer(
+pub(super) fn answer(
     result: u32,
     headers: *const Header,
     header_count: usize,
@@ -704,227 +604,4 @@ fn answer(
         headers,
         body,
     }
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_new(
-    config: *const c_void,
-    envoy: Ptr,
-) -> *const c_void {
-    guard("new", std::ptr::null(), || {
-        if native(config).is_none() {
-            return std::ptr::null();
-        }
-        // SAFETY: `config` came from Arc::into_raw and is alive (Envoy destroys the config
-        // only after its filters): count one more owner for the filter.
-        let native = unsafe {
-            Arc::increment_strong_count(config.cast::<Native>());
-            Arc::from_raw(config.cast::<Native>())
-        };
-        let _ = envoy; // each hook passes it again
-        Box::into_raw(Box::new(Filter::new(native)))
-            .cast_const()
-            .cast()
-    })
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_destroy(filter_ptr: *const c_void) {
-    guard("destroy", (), || {
-        if filter_ptr.is_null() {
-            return;
-        }
-        // SAFETY: `filter_ptr` came from Box::into_raw in `new`; Envoy destroys it once and
-        // calls no hook with it afterwards.
-        let f = unsafe { Box::from_raw(filter_ptr.cast::<Filter>().cast_mut()) };
-        f.destroy();
-    })
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
-    envoy: Ptr,
-    filter_ptr: *const c_void,
-    _end_of_stream: bool,
-) -> u32 {
-    let envoy = EnvoyFilter(envoy);
-    let Some(f) = filter(filter_ptr) else {
-        guard("request_headers", (), || filter::fail_closed(envoy));
-        return STOP_ITERATION;
-    };
-    match guard("request_headers", None, || {
-        Some(f.on_request_headers(envoy))
-    }) {
-        Some(true) => CONTINUE,
-        Some(false) => STOP_ITERATION,
-        None => {
-            guard("request_headers", (), || f.panicked(envoy));
-            STOP_ITERATION
-        }
-    }
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
-    envoy: Ptr,
-    filter_ptr: *const c_void,
-    event: u64,
-) {
-    let envoy = EnvoyFilter(envoy);
-    let Some(f) = filter(filter_ptr) else { return };
-    let done = guard("scheduled", false, || {
-        f.on_scheduled(envoy, event);
-        true
-    });
-    if !done {
-        guard("scheduled", (), || f.panicked(envoy));
-    }
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
-    _envoy: Ptr,
-    filter_ptr: *const c_void,
-) {
-    guard("stream_complete", (), || {
-        if let Some(f) = filter(filter_ptr) {
-            f.complete();
-        }
-    })
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
-    _envoy: Ptr,
-    _filter: *const c_void,
-    _end_of_stream: bool,
-) -> u32 {
-    CONTINUE
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
-    _envoy: Ptr,
-    _filter: *const c_void,
-) -> u32 {
-    CONTINUE
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
-    envoy: Ptr,
-    filter_ptr: *const c_void,
-    _end_of_stream: bool,
-) -> u32 {
-    let envoy = EnvoyFilter(envoy);
-    if let Some(f) = filter(filter_ptr) {
-        // A panic here leaves the response as it is: it is under way already.
-        guard("response_headers", (), || f.on_response_headers(envoy));
-    }
-    CONTINUE
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
-    _envoy: Ptr,
-    _filter: *const c_void,
-    _end_of_stream: bool,
-) -> u32 {
-    CONTINUE
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
-    _envoy: Ptr,
-    _filter: *const c_void,
-) -> u32 {
-    CONTINUE
-}
-
-/// The answer to a call this request made (its online check, its sign-in step's call).
-#[no_mangle]
-#[allow(clippy::too_many_arguments)]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
-    envoy: Ptr,
-    filter_ptr: *const c_void,
-    id: u64,
-    result: u32,
-    headers: *const Header,
-    header_count: usize,
-    chunks: *const Buffer,
-    chunk_count: usize,
-) {
-    let envoy = EnvoyFilter(envoy);
-    let Some(f) = filter(filter_ptr) else { return };
-    let done = guard("http_callout_done", false, || {
-        let answer = answer(result, headers, header_count, chunks, chunk_count);
-        f.on_callout_done(envoy, id, &answer);
-        true
-    });
-    if !done {
-        guard("http_callout_done", (), || f.panicked(envoy));
-    }
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_headers(
-    _envoy: Ptr,
-    _filter: *const c_void,
-    _stream: u64,
-    _headers: *const Header,
-    _header_count: usize,
-    _end_of_stream: bool,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_data(
-    _envoy: Ptr,
-    _filter: *const c_void,
-    _stream: u64,
-    _chunks: *const Buffer,
-    _chunk_count: usize,
-    _end_of_stream: bool,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_trailers(
-    _envoy: Ptr,
-    _filter: *const c_void,
-    _stream: u64,
-    _trailers: *const Header,
-    _trailer_count: usize,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(
-    _envoy: Ptr,
-    _filter: *const c_void,
-    _stream: u64,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
-    _envoy: Ptr,
-    _filter: *const c_void,
-    _stream: u64,
-    _reason: u32,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(
-    _envoy: Ptr,
-    _filter: *const c_void,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(
-    _envoy: Ptr,
-    _filter: *const c_void,
-) {
 }

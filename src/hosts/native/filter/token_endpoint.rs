@@ -4,10 +4,10 @@
 //! each step's answer means, counts and logs is the runtime's ([`crate::runtime::signin`]),
 //! as for the .wasm.
 
-use super::abi::{CalloutAnswer, EnvoyFilter};
-use super::config::{call_error, Waiting};
-use super::filter::{str_pairs, with_worker, Filter, Outcome};
-use super::now_ms;
+use super::{str_pairs, with_worker, Filter, Outcome};
+use crate::hosts::native::abi::{CalloutAnswer, EnvoyFilter};
+use crate::hosts::native::config::{call_error, Waiting};
+use crate::hosts::native::now_ms;
 use crate::online::TokenKey;
 use crate::response::Response;
 use crate::runtime::signin::{self, Known, LogoutStep, TokenAnswer};
