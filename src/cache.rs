@@ -7,6 +7,7 @@
 //! policy's outcome (identity headers rendered, or the refusal) per route rule: it depends
 //! only on the claims, the rule and the configuration, all fixed for the entry's life.
 
+use crate::config::DEFAULT_TOKEN_CACHE_BYTES;
 use crate::jwks::KeySet;
 use crate::policy::Outcome;
 use crate::verify::Claims;
@@ -15,9 +16,6 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::rc::Rc;
 
-/// The default bound on what the cached entries cost, per worker (the configuration's
-/// default for `token_cache.max_bytes`).
-pub use crate::config::DEFAULT_TOKEN_CACHE_BYTES as DEFAULT_MAX_BYTES;
 /// What an entry costs beyond its token's length (the hash map slot, the claims' maps).
 const ENTRY_OVERHEAD_BYTES: usize = 512;
 
@@ -59,9 +57,10 @@ pub struct Slot {
 }
 
 impl TokenCache {
-    /// A cache of at most `max_entries` tokens and [`DEFAULT_MAX_BYTES`]; 0 turns it off.
+    /// A cache of at most `max_entries` tokens and the default byte bound
+    /// ([`DEFAULT_TOKEN_CACHE_BYTES`]); 0 turns it off.
     pub fn new(max_entries: usize) -> TokenCache {
-        TokenCache::with_limits(max_entries, DEFAULT_MAX_BYTES)
+        TokenCache::with_limits(max_entries, DEFAULT_TOKEN_CACHE_BYTES)
     }
 
     /// A cache of at most `max_entries` tokens costing at most `max_bytes` in all.

@@ -7,7 +7,6 @@
 
 mod identity;
 
-pub use crate::config::values::{is_name, is_safe_value};
 pub use identity::{Email, Identity};
 
 use crate::config::{Access, PathMatch, Policy, Requirement, Rule};

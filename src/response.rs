@@ -5,8 +5,9 @@
 //! (claim names), never from the request, so they need no escaping inside the
 //! `WWW-Authenticate` quoted string.
 
+use crate::config::values::is_safe_value;
 use crate::config::IdentityHeaders;
-use crate::policy::{is_safe_value, Identity};
+use crate::policy::Identity;
 use crate::verify::Claims;
 use serde_json::{json, Value};
 

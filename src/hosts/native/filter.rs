@@ -5,8 +5,6 @@
 use super::abi::{CalloutAnswer, EnvoyFilter};
 use super::config::{call_error, Native, Waiting, EVENT_WAKE};
 use super::now_ms;
-
-mod token_endpoint;
 use crate::cache::TokenCache;
 use crate::decision::{decide_with, Allowed, Decision, Lists, Request};
 use crate::online::{AsUnreachable, TokenKey};
@@ -22,6 +20,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
+
+mod token_endpoint;
 
 /// One request. Envoy may re-enter a hook from inside a callback, so its state is in cells
 /// and no borrow is held across a call into Envoy.

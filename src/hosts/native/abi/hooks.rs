@@ -25,6 +25,21 @@ fn guard<T>(hook: &str, failed: T, body: impl FnOnce() -> T) -> T {
     }
 }
 
+/// Runs the body of a hook of request `f`; on a panic (`None`), the request is failed
+/// closed: answered 500 unless an answer went out, and counted.
+fn guard_request<T>(
+    hook: &str,
+    envoy: EnvoyFilter,
+    f: &Filter,
+    body: impl FnOnce() -> T,
+) -> Option<T> {
+    let done = guard(hook, None, || Some(body()));
+    if done.is_none() {
+        guard(hook, (), || f.panicked(envoy));
+    }
+    done
+}
+
 /// The module config behind a hook's pointer.
 fn native<'a>(ptr: *const c_void) -> Option<&'a Native> {
     // SAFETY: a non-null `ptr` is what config_new returned (`Arc::into_raw`), and Envoy calls
@@ -154,15 +169,9 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
         guard("request_headers", (), || filter::fail_closed(envoy));
         return STOP_ITERATION;
     };
-    match guard("request_headers", None, || {
-        Some(f.on_request_headers(envoy))
-    }) {
+    match guard_request("request_headers", envoy, f, || f.on_request_headers(envoy)) {
         Some(true) => CONTINUE,
-        Some(false) => STOP_ITERATION,
-        None => {
-            guard("request_headers", (), || f.panicked(envoy));
-            STOP_ITERATION
-        }
+        Some(false) | None => STOP_ITERATION,
     }
 }
 
@@ -174,13 +183,7 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
 ) {
     let envoy = EnvoyFilter(envoy);
     let Some(f) = filter(filter_ptr) else { return };
-    let done = guard("scheduled", false, || {
-        f.on_scheduled(envoy, event);
-        true
-    });
-    if !done {
-        guard("scheduled", (), || f.panicked(envoy));
-    }
+    guard_request("scheduled", envoy, f, || f.on_scheduled(envoy, event));
 }
 
 #[no_mangle]
@@ -258,14 +261,10 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
 ) {
     let envoy = EnvoyFilter(envoy);
     let Some(f) = filter(filter_ptr) else { return };
-    let done = guard("http_callout_done", false, || {
+    guard_request("http_callout_done", envoy, f, || {
         let answer = answer(result, headers, header_count, chunks, chunk_count);
         f.on_callout_done(envoy, id, &answer);
-        true
     });
-    if !done {
-        guard("http_callout_done", (), || f.panicked(envoy));
-    }
 }
 
 #[no_mangle]

@@ -1,8 +1,8 @@
 //! Browser sign-in's steps for one request of the native module: the callback's code exchange,
 //! the session's refresh (one per session per process, the others waiting for it, and the
-//! renewed session kept for `refresh_grace_seconds`), and the logout's revocation, each a callout of the request to the token endpoint's cluster. What
-//! each step's answer means, counts and logs is the runtime's ([`crate::runtime::signin`]),
-//! as for the .wasm.
+//! renewed session kept for `refresh_grace_seconds`), and the logout's revocation, each a
+//! callout of the request to the token endpoint's cluster. What each step's answer means,
+//! counts and logs is the runtime's ([`crate::runtime::signin`]), as for the .wasm.
 
 use super::{str_pairs, with_worker, Filter, Outcome};
 use crate::hosts::native::abi::{CalloutAnswer, EnvoyFilter};
